@@ -1,0 +1,233 @@
+"""The ``galaxymorph`` command line: argument parsing only; every command calls the Python API.
+
+A user error (:class:`~galaxymorph.errors.GalaxymorphError`) ends in one line on stderr and exit
+status 2; ``--verbose`` shows the traceback. Ctrl-C exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .config import HELP, Config
+from .errors import GalaxymorphError
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--option`` per Config field, spelled like the field, so every command agrees."""
+    parser.add_argument("--config", metavar="FILE", help="TOML or YAML file of config values")
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        sample = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs: dict = {"dest": f.name, "default": None, "help": HELP.get(f.name)}
+        if isinstance(sample, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif isinstance(sample, list):
+            kwargs.update(nargs="+", type=type(sample[0]), metavar=f.name[:-2].upper() if f.name.endswith("es") else "X")
+        else:
+            kwargs.update(type=type(sample), metavar=f.name.upper())
+        parser.add_argument(flag, **kwargs)
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
+    names = {f.name for f in dataclasses.fields(Config)}
+    return Config.resolve(args.config, {k: v for k, v in vars(args).items() if k in names})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="galaxymorph",
+        description="Train, evaluate and explain CNN classifiers of galaxy morphology (Galaxy10 DECaLS).",
+    )
+    p.add_argument("--version", action="version", version=f"galaxymorph {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # -- data ----------------------------------------------------------------------------
+    data = sub.add_parser("data", help="get, render, import, inspect and split data")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    q = dsub.add_parser("fetch", help="download Galaxy10_DECals.h5 (2.5 GB), verified by SHA-256")
+    q.add_argument("--dest", metavar="DIR", help="folder to put it in (default: $GALAXYMORPH_DATA or the user cache)")
+    q.add_argument("--url", help="download from this URL instead of Zenodo")
+    q.add_argument("--sha256", help="expected SHA-256 of the file (with --url)")
+    q.set_defaults(handler=cmd_data_fetch)
+
+    q = dsub.add_parser("info", help="counts per class, shapes, SHA-256, and a PNG grid of examples")
+    q.add_argument("file", help="Galaxy10-layout HDF5 file")
+    q.add_argument("--grid", metavar="PNG", help="where to write the example grid (default: FILE's name + _grid.png)")
+    q.add_argument("--n", type=int, default=8, help="examples per class in the grid")
+    q.set_defaults(handler=cmd_data_info)
+
+    q = dsub.add_parser("synth", help="render a synthetic Galaxy10-like sky into an HDF5 file")
+    q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
+    q.add_argument("--classes", nargs="+", type=int, default=[2, 5], help=HELP["classes"])
+    q.add_argument("--n-per-class", type=int, default=500, help="images per class")
+    q.add_argument("--seed", type=int, default=0, help="same seed, same images")
+    q.add_argument("--difficulty", type=float, default=0.5, help=HELP["difficulty"])
+    q.set_defaults(handler=cmd_data_synth)
+
+    q = dsub.add_parser("import", help="turn JPG/PNG folders or FITS cutouts into a Galaxy10-layout file")
+    q.add_argument("src", help="folder of images (class from sub-folder name or file-name prefix) or FITS files")
+    q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
+    q.set_defaults(handler=cmd_data_import)
+
+    q = dsub.add_parser("prepare", help="stratified, seeded train/val/test split saved as a JSON manifest")
+    q.add_argument("file", help="Galaxy10-layout HDF5 file")
+    q.add_argument("--out", required=True, metavar="MANIFEST", help="JSON manifest to write")
+    q.add_argument("--classes", nargs="+", type=int, default=[2, 5], help=HELP["classes"])
+    q.add_argument("--fractions", nargs=3, type=float, default=[0.7, 0.15, 0.15], help=HELP["fractions"])
+    q.add_argument("--seed", type=int, default=0, help="random seed of the split")
+    q.set_defaults(handler=cmd_data_prepare)
+
+    # -- model work ----------------------------------------------------------------------
+    q = sub.add_parser("train", help="train a classifier; writes a run folder")
+    _add_config_options(q)
+    q.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default: runs/<date>-<model>)")
+    q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    q.set_defaults(handler=cmd_train)
+
+    q = sub.add_parser("evaluate", help="score a trained run on a held-out split")
+    q.add_argument("run_dir", help="run folder written by 'train'")
+    q.add_argument("--split", default="test", choices=["val", "test"], help="which split to score")
+    q.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help=HELP["tta"])
+    q.set_defaults(handler=cmd_evaluate)
+
+    q = sub.add_parser("explain", help="GradCAM and other heatmaps, galleries and faithfulness checks")
+    q.add_argument("run_dir", help="run folder written by 'train'")
+    q.add_argument("--split", default="test", choices=["val", "test"], help="which split to explain")
+    q.add_argument("--n", type=int, default=16, help="images per gallery")
+    q.add_argument("--method", default="gradcam", help="gradcam, gradcam++ or integrated-gradients")
+    q.set_defaults(handler=cmd_explain)
+
+    q = sub.add_parser("predict", help="classify new images (JPG/PNG, folders, FITS, Galaxy10 HDF5)")
+    q.add_argument("run_dir", help="run folder written by 'train'")
+    q.add_argument("inputs", nargs="+", help="image files, folders, FITS cutouts or an HDF5 file")
+    q.add_argument("--out", required=True, metavar="CSV", help="CSV file to write")
+    q.add_argument("--tta", action=argparse.BooleanOptionalAction, default=False, help=HELP["tta"])
+    q.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    q.set_defaults(handler=cmd_predict)
+
+    q = sub.add_parser("report", help="write RUN_DIR/report.html, one self-contained page")
+    q.add_argument("run_dir", help="run folder written by 'train'")
+    q.set_defaults(handler=cmd_report)
+
+    q = sub.add_parser("run", help="everything: data, split, train, evaluate, explain, report")
+    _add_config_options(q)
+    q.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<date>-<model>)")
+    q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    q.set_defaults(handler=cmd_run)
+    return p
+
+
+# -- handlers: each turns parsed arguments into one API call and prints a short result ------
+def cmd_data_fetch(args) -> None:
+    from .data import download
+
+    kwargs = {"dest": args.dest}
+    if args.url:
+        kwargs["url"] = args.url
+    if args.sha256:
+        kwargs["sha256"] = args.sha256
+    print(download.fetch(**kwargs))
+
+
+def cmd_data_info(args) -> None:
+    from .data.info import describe, format_summary
+
+    grid = args.grid or str(Path(args.file).with_name(Path(args.file).stem + "_grid.png"))
+    print(format_summary(describe(args.file, grid=grid, per_class=args.n)))
+
+
+def cmd_data_synth(args) -> None:
+    from .data.synthetic import synthesize
+
+    path = synthesize(args.out, classes=args.classes, n_per_class=args.n_per_class, seed=args.seed,
+                      difficulty=args.difficulty)
+    print(f"wrote {path}")
+
+
+def cmd_data_import(args) -> None:
+    from .data.importers import import_images
+
+    report = import_images(args.src, args.out)
+    print(report)
+
+
+def cmd_data_prepare(args) -> None:
+    from .data.splits import describe_manifest, prepare
+
+    manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed)
+    print(describe_manifest(manifest))
+    print(f"wrote {args.out}")
+
+
+def cmd_train(args) -> None:
+    from .train import train
+
+    if args.resume:
+        run_dir = train(None, resume=args.resume)
+    else:
+        run_dir = train(_config_from_args(args), out=args.out)
+    print(f"run folder: {run_dir}")
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate, format_metrics
+
+    metrics = evaluate(args.run_dir, split=args.split, tta=args.tta)
+    print(format_metrics(metrics))
+
+
+def cmd_explain(args) -> None:
+    from .explain.run import explain_run
+
+    summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method)
+    print(summary["text"] if isinstance(summary, dict) and "text" in summary else summary)
+
+
+def cmd_predict(args) -> None:
+    from .predict import predict
+
+    print(predict(args.run_dir, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size))
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.run_dir)}")
+
+
+def cmd_run(args) -> None:
+    from .pipeline import run
+
+    if args.resume:
+        run_dir = run(None, resume=args.resume)
+    else:
+        run_dir = run(_config_from_args(args), out=args.out, overwrite=args.overwrite)
+    print(f"report: {Path(run_dir) / 'report.html'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except GalaxymorphError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"galaxymorph: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("galaxymorph: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""One typed configuration object for a run: defaults, presets, a file, CLI overrides.
+
+Precedence, lowest first: the defaults below < a preset (``--preset seed``) < a TOML or YAML
+file (``--config``) < options given on the command line. The resolved object is saved as
+``config.toml`` in every run folder, so a run can be repeated with
+``galaxymorph train --config RUN_DIR/config.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import GalaxymorphError
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass
+class Config:
+    """Everything that decides what a run does. Field names match the CLI's ``--options``."""
+
+    # -- data ------------------------------------------------------------------------
+    data: str = "synthetic"  # "synthetic", "galaxy10" (download), or a Galaxy10-layout file
+    manifest: str = ""  # split manifest; made from data/split/seed when empty
+    classes: list[int] = field(default_factory=lambda: [2, 5])
+    fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test
+    seed: int = 0
+    n_per_class: int = 600  # synthetic sky only: images rendered per class
+    difficulty: float = 0.5  # synthetic sky only: 0 easy .. 1 hard
+
+    # -- model -----------------------------------------------------------------------
+    model: str = "default"  # "seed" (the reference CNN) or "default"
+    weights: str = ""  # optional local checkpoint/state_dict to start from
+
+    # -- training --------------------------------------------------------------------
+    preset: str = ""  # "seed" = the reference notebook's recipe
+    epochs: int = 12
+    batch_size: int = 32
+    optimizer: str = "adamw"  # "adamw" or "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    schedule: str = "onecycle"  # "onecycle", "cosine" or "constant"
+    patience: int = 6  # early stopping on validation loss; 0 = never stop early
+    augment: str = "d4"  # "d4" (all rotations, both flips, zoom, shift), "seed", or "none"
+    zoom: float = 0.1  # +- fractional zoom
+    shift: float = 0.05  # +- fraction of the image size
+    rotation: float = 0.5  # +- turns of rotation ("seed" augmentation uses 0.1)
+    amp: bool = True  # bf16 autocast on CPUs that support it, AMP on CUDA
+    channels_last: bool = True
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    threads: int = 0  # CPU threads for torch; 0 = torch default
+    tta: bool = False  # D4 test-time averaging at evaluation and prediction
+
+    def validate(self) -> "Config":
+        """Raise a one-line error for a value that cannot work; return self."""
+        from .data.galaxy10 import validate_classes
+
+        self.classes = validate_classes(self.classes)
+        if len(self.fractions) != 3 or min(self.fractions) <= 0 or abs(sum(self.fractions) - 1) > 1e-6:
+            raise GalaxymorphError(
+                f"--fractions needs three positive train/val/test fractions adding up to 1, got {self.fractions}")
+        for name in ("epochs", "batch_size", "n_per_class"):
+            if getattr(self, name) < 1:
+                raise GalaxymorphError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        choices = {"optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"),
+                   "augment": ("d4", "seed", "none")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise GalaxymorphError(
+                    f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0 <= self.difficulty <= 1:
+            raise GalaxymorphError(f"--difficulty must be between 0 and 1, got {self.difficulty}")
+        if self.patience < 0:
+            raise GalaxymorphError(f"--patience must be >= 0 (0 = no early stopping), got {self.patience}")
+        if self.lr <= 0:
+            raise GalaxymorphError(f"--lr must be positive, got {self.lr}")
+        return self
+
+    # -- building ----------------------------------------------------------------------
+    @classmethod
+    def resolve(cls, file: str | os.PathLike | None = None,
+                overrides: Mapping[str, Any] | None = None) -> "Config":
+        """Defaults, then the preset, then ``file``, then non-None ``overrides``; validated."""
+        from_file = load_mapping(file) if file else {}
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        preset = given.get("preset", from_file.get("preset")) or ""
+        values: dict[str, Any] = {}
+        if preset:
+            if preset not in PRESETS:
+                raise GalaxymorphError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+            values.update(PRESETS[preset])
+        values.update(from_file)
+        values.update(given)
+        return cls.from_dict(values).validate()
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Config":
+        """A Config from a mapping; unknown keys are an error that names them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise GalaxymorphError(f"unknown config key(s): {', '.join(unknown)}")
+        cfg = cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        """TOML text of every field; reading it back gives an equal Config."""
+        lines = ["# galaxymorph run configuration", ""]
+        for key, value in self.to_dict().items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from .fileio import write_text
+
+        return write_text(path, self.to_toml())
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+HELP: dict[str, str] = {
+    "data": "'synthetic' (rendered offline), 'galaxy10' (downloaded) or a Galaxy10-layout HDF5 file",
+    "manifest": "split manifest from 'data prepare' (made from --data/--fractions/--seed when empty)",
+    "classes": "Galaxy10 class ids to tell apart, in label order (default: 2 5)",
+    "fractions": "train/val/test fractions for a new split (default: 0.7 0.15 0.15)",
+    "seed": "random seed for splits, synthesis, initialisation and batches",
+    "n_per_class": "synthetic sky only: images rendered per class",
+    "difficulty": "synthetic sky only: 0 (easy) .. 1 (hard)",
+    "model": "'seed' (the reference CNN) or 'default' (the stronger galaxy model)",
+    "weights": "local checkpoint or state_dict to initialise the model from",
+    "preset": "'seed' = the reference notebook's recipe (Adam 1e-3, batch 8, 30 epochs)",
+    "epochs": "maximum number of epochs",
+    "batch_size": "images per optimisation step",
+    "optimizer": "'adamw' or 'adam'",
+    "lr": "peak learning rate",
+    "weight_decay": "decoupled weight decay (AdamW)",
+    "schedule": "'onecycle', 'cosine' or 'constant' learning rate",
+    "patience": "stop after this many epochs without a better validation loss (0 = never)",
+    "augment": "'d4' (all rotations and flips, zoom, shift), 'seed' (the reference's) or 'none'",
+    "zoom": "+- fractional zoom of the augmentation",
+    "shift": "+- shift of the augmentation, as a fraction of the image size",
+    "rotation": "+- rotation of the augmentation, in turns",
+    "amp": "mixed precision: bf16 autocast on capable CPUs, AMP on CUDA",
+    "channels_last": "channels-last memory format (faster convolutions)",
+    "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
+    "threads": "CPU threads for torch (0 = torch's default)",
+    "tta": "D4 test-time averaging (8 rotations/flips) at evaluation and prediction",
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The reference Keras notebook: Adam 1e-3, batch 8, 30 epochs, flip/rotate 0.1 turn/zoom 20%.
+    "seed": dict(model="seed", optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant",
+                 batch_size=8, epochs=30, patience=0, augment="seed", rotation=0.1, zoom=0.2,
+                 shift=0.0),
+    "default": {},
+}
+
+
+def _coerce(cls, key: str, value: Any) -> Any:
+    """Turn values read from TOML/YAML/CLI into the field's type, with a clear error."""
+    default = {f.name: f for f in fields(cls)}[key]
+    sample = default.default if default.default is not dataclasses.MISSING else default.default_factory()
+    if value is None:
+        raise GalaxymorphError(f"config key {key!r} needs a value")
+    try:
+        if isinstance(sample, bool):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(sample, list):
+            items = value if isinstance(value, (list, tuple)) else [value]
+            return [type(sample[0])(v) for v in items]
+        return type(sample)(value)
+    except (TypeError, ValueError):
+        raise GalaxymorphError(f"config key {key!r}: cannot read {value!r} as {type(sample).__name__}") from None
+
+
+def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a flat TOML or YAML config file into a dict (YAML by suffix .yaml/.yml)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GalaxymorphError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as exc:  # both parsers raise their own error types
+        raise GalaxymorphError(f"cannot parse config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise GalaxymorphError(f"config file {path} must hold key = value pairs")
+    return data

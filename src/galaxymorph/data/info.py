@@ -1,0 +1,58 @@
+"""``galaxymorph data info``: what is in a Galaxy10-layout file, in words and one picture."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .galaxy10 import CLASS_NAMES, open_galaxy10
+
+
+def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per_class: int = 8,
+             seed: int = 0) -> dict:
+    """Counts per class, shapes, optional columns and SHA-256 of a file; optionally a PNG grid.
+
+    The grid shows up to ``per_class`` randomly chosen images of each class present.
+    """
+    with open_galaxy10(path) as data:
+        counts = data.class_counts()
+        summary = {
+            "path": str(Path(path)),
+            "n_images": len(data),
+            "image_shape": [256, 256, 3],
+            "dtype": "uint8",
+            "sha256": data.sha256,
+            "columns": [k for k in ("ra", "dec", "redshift", "pxscale") if data.column(k) is not None],
+            "class_counts": {str(c): n for c, n in sorted(counts.items())},
+        }
+        if grid is not None:
+            rng = np.random.default_rng(seed)
+            rows, labels = [], []
+            for c in sorted(counts):
+                members = np.flatnonzero(data.labels == c)
+                pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
+                rows.append(list(data.images(pick)))
+                labels.append(f"{c} {CLASS_NAMES[c]}\n(n={counts[c]})")
+            from ..plotting import image_grid
+
+            image_grid(rows, labels, grid, title=f"{Path(path).name}: examples per class")
+            summary["grid"] = str(grid)
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable lines for the terminal."""
+    lines = [
+        f"file      {summary['path']}",
+        f"images    {summary['n_images']} x 256x256x3 uint8",
+        f"sha256    {summary['sha256']}",
+        f"columns   {', '.join(summary['columns']) or '(none)'}",
+        "classes:",
+    ]
+    for c, n in summary["class_counts"].items():
+        lines.append(f"  {int(c):2d} {CLASS_NAMES[int(c)]:<26} {n:6d}")
+    if "grid" in summary:
+        lines.append(f"grid      {summary['grid']}")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""Stratified, seeded train/val/test splits saved as a JSON manifest.
+
+The manifest ties a split to one data file (by SHA-256) and one class subset, so that every
+later stage -- training, model selection, evaluation, explanation -- sees the same images in
+the same role and no test image can reach training or model selection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from ..fileio import sha256_file, write_json
+from .galaxy10 import CLASS_NAMES, DEFAULT_CLASSES, Galaxy10File, open_galaxy10
+
+MANIFEST_FORMAT = "galaxymorph-split/1"
+SPLITS = ("train", "val", "test")
+
+
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Positions 0..n-1 split into len(fractions) parts with the same class mix in each.
+
+    Each class is shuffled with ``seed`` and cut by the fractions (rounded, at least one image
+    per non-empty part when the class has enough images), so the split is repeatable.
+    """
+    rng = np.random.default_rng(seed)
+    fractions = np.asarray(fractions, dtype=float)
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        n = len(members)
+        if n < len(fractions):
+            raise DataError(
+                f"class position {label} has only {n} image(s); need at least {len(fractions)} "
+                "to give every split one"
+            )
+        cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
+        cuts = np.clip(cuts, np.arange(1, len(fractions)), n - np.arange(len(fractions) - 1, 0, -1))
+        for part, chunk in zip(parts, np.split(members, cuts)):
+            part.append(chunk)
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def pixel_hashes(data: Galaxy10File, indices: np.ndarray, batch_size: int = 256) -> list[str]:
+    """A short hash of each image's pixels, for finding exact duplicates."""
+    hashes: list[str] = []
+    for _, block in data.iter_images(indices, batch_size):
+        hashes.extend(hashlib.blake2b(img.tobytes(), digest_size=12).hexdigest() for img in block)
+    return hashes
+
+
+def find_cross_split_duplicates(data: Galaxy10File, splits: dict[str, np.ndarray]) -> list[dict]:
+    """Groups of pixel-identical images that sit in more than one split."""
+    owner: dict[str, list[tuple[str, int]]] = {}
+    for name, idx in splits.items():
+        for i, h in zip(idx, pixel_hashes(data, idx)):
+            owner.setdefault(h, []).append((name, int(i)))
+    groups = []
+    for members in owner.values():
+        if len({name for name, _ in members}) > 1:
+            groups.append({"indices": [i for _, i in members], "splits": [n for n, _ in members]})
+    return groups
+
+
+def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
+            classes: Sequence[int] = DEFAULT_CLASSES, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+            seed: int = 0, check_duplicates: bool = True) -> dict:
+    """Make a stratified split of ``classes`` in a Galaxy10-layout file; save it to ``out``.
+
+    Returns the manifest: the source file's SHA-256, the classes, the seed and fractions, the
+    index lists (positions in the source file) and any exact duplicates across splits.
+    """
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) <= 0:
+        raise DataError(f"split fractions must be three positive numbers adding to 1, got {list(fractions)}")
+    with open_galaxy10(path) as data:
+        sel = data.select(classes)
+        parts = stratified_split(sel.labels, fractions, seed)
+        splits = {name: sel.indices[p] for name, p in zip(SPLITS, parts)}
+        duplicates = find_cross_split_duplicates(data, splits) if check_duplicates else []
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "source": {"path": str(Path(path).resolve()), "sha256": data.sha256, "n_images": len(data)},
+            "classes": list(sel.classes),
+            "class_names": sel.class_names,
+            "seed": int(seed),
+            "fractions": [float(f) for f in fractions],
+            "counts": {name: {str(c): int(np.sum(data.labels[idx] == c)) for c in sel.classes}
+                       for name, idx in splits.items()},
+            "duplicates": duplicates,
+            "splits": {name: [int(i) for i in idx] for name, idx in splits.items()},
+        }
+    if out is not None:
+        write_json(out, manifest)
+    return manifest
+
+
+def load_manifest(path: str | os.PathLike, data_path: str | os.PathLike | None = None) -> dict:
+    """Read a split manifest; with ``data_path``, check that it was made from that very file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"split manifest not found: {path}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not a split manifest (not JSON: {exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise DataError(f"{path} is not a galaxymorph split manifest (format {MANIFEST_FORMAT})")
+    if data_path is not None:
+        check_manifest_matches(manifest, data_path)
+    return manifest
+
+
+def check_manifest_matches(manifest: dict, data_path: str | os.PathLike) -> None:
+    """Raise if ``data_path`` is not the file the manifest was made from (by SHA-256)."""
+    actual = sha256_file(data_path)
+    expected = manifest["source"]["sha256"]
+    if actual != expected:
+        raise DataError(
+            f"split manifest was made from a different file (SHA-256 {expected[:12]}...), "
+            f"but {Path(data_path).name} has SHA-256 {actual[:12]}...; run 'galaxymorph data prepare' again"
+        )
+
+
+def split_indices(manifest: dict, split: str) -> np.ndarray:
+    """Source-file indices of one split (``train``, ``val`` or ``test``) of a manifest."""
+    if split not in manifest["splits"]:
+        raise DataError(f"unknown split {split!r}; the manifest has {', '.join(manifest['splits'])}")
+    return np.asarray(manifest["splits"][split], dtype=np.int64)
+
+
+def describe_manifest(manifest: dict) -> str:
+    """A few lines for the terminal: counts per split and class, duplicates found."""
+    lines = []
+    for name in SPLITS:
+        counts = manifest["counts"][name]
+        per_class = ", ".join(f"{CLASS_NAMES[int(c)]}: {n}" for c, n in counts.items())
+        lines.append(f"{name:>5}: {sum(counts.values()):6d}  ({per_class})")
+    dups = manifest["duplicates"]
+    lines.append(f"exact duplicates across splits: {len(dups)} group(s)" + (
+        " -- listed in the manifest under 'duplicates'" if dups else ""))
+    return "\n".join(lines)

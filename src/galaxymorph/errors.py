@@ -1,0 +1,22 @@
+"""Errors that mean "the user asked for something that cannot be done".
+
+The CLI prints these as one line and exits non-zero; anything else is a bug and keeps its
+traceback. Raise :class:`GalaxymorphError` (or a subclass) with a message that names the
+problem and, where possible, what to do about it.
+"""
+
+
+class GalaxymorphError(Exception):
+    """A problem with the user's input, data or environment, not a bug in galaxymorph."""
+
+
+class DataError(GalaxymorphError):
+    """A data file is missing, malformed, or does not hold what was asked for."""
+
+
+class DownloadError(GalaxymorphError):
+    """A download failed, was cut short, or did not match its published hash."""
+
+
+class NotBuiltYet(GalaxymorphError):
+    """A command that is planned but not implemented yet."""

@@ -1,0 +1,1 @@
+"""Explanations: GradCAM and friends, faithfulness checks, figures."""

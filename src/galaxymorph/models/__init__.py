@@ -1,0 +1,173 @@
+"""Models: a registry of architectures, the classifier wrapper, and checkpoints.
+
+Every trained model is a :class:`Classifier`: a ``torch.nn.Module`` whose ``forward`` takes the
+float tensor made by its own :meth:`Classifier.preprocess` from uint8 images (N, 256, 256, 3) as
+stored, and returns logits: (N, 1) for two classes (positive = the second class), (N, k) for
+more. ``galaxymorph.load_model(run_dir)`` gives one back in eval mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.galaxy10 import CLASS_NAMES
+from ..errors import GalaxymorphError
+from .galaxy import GalaxyResNet
+from .seed import SeedCNN
+
+CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
+
+REGISTRY: dict[str, Callable[..., nn.Module]] = {
+    "seed": SeedCNN,
+    "default": GalaxyResNet,
+}
+
+
+class Classifier(nn.Module):
+    """A network plus what it needs to be used: its classes and its input preprocessing."""
+
+    def __init__(self, name: str, class_ids: Sequence[int], **net_kwargs):
+        super().__init__()
+        if name not in REGISTRY:
+            raise GalaxymorphError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
+        self.name = name
+        self.class_ids = [int(c) for c in class_ids]
+        self.net_kwargs = dict(net_kwargs)
+        self.n_outputs = 1 if len(self.class_ids) == 2 else len(self.class_ids)
+        self.net = REGISTRY[name](n_outputs=self.n_outputs, **net_kwargs)
+        self.input_size = int(self.net.input_size)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [CLASS_NAMES[c] for c in self.class_ids]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    # -- input ------------------------------------------------------------------------
+    def preprocess(self, images) -> torch.Tensor:
+        """uint8 images (N, 256, 256, 3), numpy or torch, -> float NCHW tensor on the model's device."""
+        return self.resize(to_float_nchw(images, self.device))
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale a float NCHW batch to the network's input size (area averaging when shrinking)."""
+        if x.shape[-1] == self.input_size and x.shape[-2] == self.input_size:
+            return x
+        mode = "area" if x.shape[-1] > self.input_size else "bilinear"
+        return F.interpolate(x, size=(self.input_size, self.input_size), mode=mode)
+
+    # -- output -----------------------------------------------------------------------
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, k) from logits, for both the binary and softmax heads."""
+        if self.n_outputs == 1:
+            p = torch.sigmoid(logits.float()[:, 0])
+            return torch.stack([1 - p, p], dim=1)
+        return torch.softmax(logits.float(), dim=1)
+
+    @torch.no_grad()
+    def predict_proba(self, images, batch_size: int = 64, tta: bool = False, progress: bool = False) -> np.ndarray:
+        """Probabilities (N, k) for uint8 images; ``tta`` averages over the 8 D4 symmetries."""
+        from ..progress import progress_bar
+
+        was_training = self.training
+        self.eval()
+        out = []
+        starts = range(0, len(images), batch_size)
+        for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress):
+            x = self.preprocess(images[start : start + batch_size])
+            views = d4_views(x) if tta else [x]
+            out.append(torch.stack([self.probabilities(self(v)) for v in views]).mean(0).cpu())
+        self.train(was_training)
+        k = len(self.class_ids)
+        return torch.cat(out).numpy() if out else np.empty((0, k), dtype=np.float32)
+
+    def gradcam_layer(self) -> nn.Module:
+        """The default layer for GradCAM: the last convolution of the network."""
+        convs = [m for m in self.net.modules() if isinstance(m, nn.Conv2d)]
+        return convs[-1]
+
+
+def to_float_nchw(images, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 NHWC images (numpy or torch) -> float32 NCHW in [0, 1] on ``device``."""
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8:
+            raise GalaxymorphError(f"images must be uint8 as stored, got {images.dtype}")
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise GalaxymorphError(f"images must have shape (N, H, W, 3), got {tuple(images.shape)}")
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def d4_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 symmetries of the square (4 rotations, each with and without a flip)."""
+    views = []
+    for flipped in (x, x.flip(-1)):
+        views.extend(torch.rot90(flipped, k, dims=(-2, -1)) for k in range(4))
+    return views
+
+
+def build_model(name: str, class_ids: Sequence[int], **net_kwargs) -> Classifier:
+    """A fresh, randomly initialised :class:`Classifier`."""
+    return Classifier(name, class_ids, **net_kwargs)
+
+
+def save_checkpoint(path: str | os.PathLike, model: Classifier, **extra) -> Path:
+    """Save model weights and what is needed to rebuild it (plus any training state)."""
+    from ..fileio import atomic_path
+
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "model": model.name,
+        "class_ids": model.class_ids,
+        "net_kwargs": model.net_kwargs,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict, with a clear error for a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise GalaxymorphError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise GalaxymorphError(f"cannot read checkpoint {path}: it is corrupt or not a torch file ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise GalaxymorphError(f"{path} is not a galaxymorph checkpoint ({CHECKPOINT_FORMAT})")
+    return state
+
+
+def model_from_checkpoint(state: dict) -> Classifier:
+    """Rebuild a :class:`Classifier` from a checkpoint dict, checking the weights fit."""
+    model = build_model(state["model"], state["class_ids"], **state.get("net_kwargs", {}))
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as exc:
+        raise GalaxymorphError(f"checkpoint weights do not fit model {state['model']!r}: {exc}") from None
+    return model
+
+
+def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt",
+               device: str | torch.device = "cpu") -> Classifier:
+    """The trained model of a run folder (or a checkpoint file), in eval mode."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / "checkpoints" / checkpoint
+    model = model_from_checkpoint(read_checkpoint(path)).to(device)
+    return model.eval()
