@@ -1,0 +1,47 @@
+"""Shared fixtures: small Galaxy10-layout files and the optional real reference cutouts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("GALAXYMORPH_NO_PROGRESS", "1")
+
+REFERENCE_H5 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "galaxy10_reference.h5"
+
+
+def make_blobs(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Cheap uint8 cutouts a model can tell apart: class position 0 round blobs, 1 elongated."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[-128:128, -128:128].astype(np.float32)
+    out = np.empty((len(labels), 256, 256, 3), dtype=np.uint8)
+    for i, lab in enumerate(labels):
+        theta = rng.uniform(0, np.pi)
+        c, s = np.cos(theta), np.sin(theta)
+        u, v = c * xx + s * yy, -s * xx + c * yy
+        q = 1.0 if lab % 2 == 0 else 0.3
+        r = np.sqrt(u**2 + (v / q) ** 2)
+        img = 200 * np.exp(-r / rng.uniform(10, 20)) + rng.normal(10, 4, size=r.shape)
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)[..., None]
+    return out
+
+
+@pytest.fixture
+def tiny_h5(tmp_path) -> Path:
+    """A 40-image Galaxy10-layout file: 20 of class 2 (round) and 20 of class 5 (elongated)."""
+    from galaxymorph.data.galaxy10 import write_galaxy10
+
+    ans = np.array([2, 5] * 20, dtype=np.uint8)
+    images = make_blobs((ans == 5).astype(int))
+    return write_galaxy10(tmp_path / "tiny.h5", images, ans, pxscale=np.full(len(ans), 0.262))
+
+
+@pytest.fixture
+def reference_h5() -> Path:
+    """The 110 real Galaxy10 DECaLS cutouts in ../shared/data, or a skip when absent."""
+    if not REFERENCE_H5.is_file():
+        pytest.skip(f"real reference cutouts not present at {REFERENCE_H5}")
+    return REFERENCE_H5
