@@ -25,17 +25,19 @@ __all__ = [
     "open_galaxy10", "predict", "prepare", "run", "synthesize", "train", "write_galaxy10", "write_report",
 ]
 
-# Heavier stages are imported on first use, so ``import galaxymorph`` stays quick.
+# ``train``, ``evaluate`` and ``predict`` share their names with their modules: imported here,
+# so that ``galaxymorph.train`` is always the function. Other stages load on first use.
+from .evaluate import evaluate  # noqa: E402
+from .predict import predict  # noqa: E402
+from .train import train  # noqa: E402
+
 _LAZY = {
     "fetch": ("galaxymorph.data.download", "fetch"),
     "describe": ("galaxymorph.data.info", "describe"),
     "synthesize": ("galaxymorph.data.synthetic", "synthesize"),
     "import_images": ("galaxymorph.data.importers", "import_images"),
-    "train": ("galaxymorph.train", "train"),
     "load_model": ("galaxymorph.models", "load_model"),
-    "evaluate": ("galaxymorph.evaluate", "evaluate"),
     "explain_run": ("galaxymorph.explain.run", "explain_run"),
-    "predict": ("galaxymorph.predict", "predict"),
     "write_report": ("galaxymorph.report", "write_report"),
     "run": ("galaxymorph.pipeline", "run"),
 }

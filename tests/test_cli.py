@@ -1,0 +1,63 @@
+"""The command line: one-line errors, --verbose tracebacks, data info and prepare."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from galaxymorph.cli import build_parser, main
+
+
+def test_every_subcommand_is_there():
+    parser = build_parser()
+    for argv in (["data", "fetch"], ["data", "info", "f"], ["data", "synth", "--out", "f"],
+                 ["data", "import", "s", "--out", "f"], ["data", "prepare", "f", "--out", "m"],
+                 ["train"], ["evaluate", "r"], ["explain", "r"], ["predict", "r", "x", "--out", "c"],
+                 ["report", "r"], ["run"]):
+        assert callable(parser.parse_args(argv).handler)
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path, capsys):
+    assert main(["data", "info", str(tmp_path / "missing.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"galaxymorph: error: data file not found: {tmp_path / 'missing.h5'}"
+
+
+def test_verbose_shows_the_traceback(tmp_path, capsys):
+    assert main(["--verbose", "data", "info", str(tmp_path / "missing.h5")]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_bad_option_value_names_it(capsys):
+    assert main(["train", "--classes", "2", "42"]) == 2
+    assert "unknown class id 42" in capsys.readouterr().err
+
+
+def test_data_info_prints_counts_and_writes_a_grid(tiny_h5, tmp_path, capsys):
+    grid = tmp_path / "grid.png"
+    assert main(["data", "info", str(tiny_h5), "--grid", str(grid), "--n", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Round Smooth" in out and "20" in out and "sha256" in out
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_prepare_writes_the_manifest(tiny_h5, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["data", "prepare", str(tiny_h5), "--out", str(out), "--fractions", "0.5", "0.25", "0.25"]) == 0
+    manifest = json.loads(out.read_text())
+    assert manifest["fractions"] == [0.5, 0.25, 0.25]
+    assert sum(len(v) for v in manifest["splits"].values()) == 40
+    assert "train" in capsys.readouterr().out
+
+
+def test_python_dash_m_works():
+    out = subprocess.run([sys.executable, "-m", "galaxymorph", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("galaxymorph ")
+
+
+@pytest.mark.parametrize("name", ["load_model", "train", "evaluate", "synthesize", "fetch"])
+def test_api_mirrors_cli(name):
+    import galaxymorph
+
+    assert callable(getattr(galaxymorph, name))

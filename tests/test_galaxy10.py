@@ -1,0 +1,117 @@
+"""The Galaxy10 layout: validated lazy reading, class subsets, atomic writing."""
+
+import h5py
+import numpy as np
+import pytest
+
+from galaxymorph.data.galaxy10 import (CLASS_NAMES, Galaxy10Writer, open_galaxy10, validate_classes,
+                                       write_galaxy10)
+from galaxymorph.errors import DataError
+
+
+def test_class_names_are_galaxy10s():
+    assert CLASS_NAMES[2] == "Round Smooth" and CLASS_NAMES[5] == "Barred Spiral"
+    assert sorted(CLASS_NAMES) == list(range(10))
+
+
+def test_reads_lazily_and_selects_classes_in_given_order(tiny_h5):
+    with open_galaxy10(tiny_h5) as data:
+        assert len(data) == 40
+        assert data.class_counts() == {2: 20, 5: 20}
+        sel = data.select([5, 2])  # order given -> labels: 5 -> 0, 2 -> 1
+        assert sel.class_names == ["Barred Spiral", "Round Smooth"]
+        assert np.all(sel.labels[data.labels[sel.indices] == 5] == 0)
+        imgs = data.images([3, 1, 3])  # any order, repeats allowed
+        assert imgs.dtype == np.uint8 and imgs.shape == (3, 256, 256, 3)
+        assert np.array_equal(imgs[0], imgs[2])
+        assert np.array_equal(imgs[1], data.images([1])[0])
+        assert data.column("pxscale")[0] == pytest.approx(0.262)
+        assert data.column("redshift") is None
+
+
+def test_sha256_is_of_the_files_bytes(tiny_h5):
+    import hashlib
+
+    with open_galaxy10(tiny_h5) as data:
+        assert data.sha256 == hashlib.sha256(tiny_h5.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("classes, message", [
+    ([2, 11], "unknown class id 11"),
+    ([2], "at least two classes"),
+    ([2, 2], "given twice"),
+    ([2, "x"], "not an integer"),
+])
+def test_bad_class_subsets_are_named(classes, message):
+    with pytest.raises(DataError, match=message):
+        validate_classes(classes)
+
+
+def test_a_class_with_no_images_is_named(tiny_h5):
+    with open_galaxy10(tiny_h5) as data, pytest.raises(DataError, match=r"no images of class 7 \(Unbarred Loose"):
+        data.select([2, 7])
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        open_galaxy10(tmp_path / "nope.h5")
+    with pytest.raises(DataError, match="folder"):
+        open_galaxy10(tmp_path)
+
+
+def test_not_hdf5(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"this is not HDF5")
+    with pytest.raises(DataError, match="not a readable HDF5"):
+        open_galaxy10(bad)
+
+
+def _h5(path, **datasets):
+    with h5py.File(path, "w") as f:
+        for k, v in datasets.items():
+            f[k] = v
+    return path
+
+
+@pytest.mark.parametrize("datasets, message", [
+    (dict(ans=np.zeros(2, np.uint8)), "no 'images' dataset"),
+    (dict(images=np.zeros((2, 256, 256, 3), np.uint8)), "no 'ans' dataset"),
+    (dict(images=np.zeros((2, 64, 64, 3), np.uint8), ans=np.zeros(2, np.uint8)), r"expected \(N, 256, 256, 3\)"),
+    (dict(images=np.zeros((2, 256, 256, 3), np.float32), ans=np.zeros(2, np.uint8)), "expected uint8"),
+    (dict(images=np.zeros((2, 256, 256, 3), np.uint8), ans=np.zeros(3, np.uint8)), "to match 'images'"),
+    (dict(images=np.zeros((2, 256, 256, 3), np.uint8), ans=np.array([1, 12], np.uint8)), "outside Galaxy10"),
+    (dict(images=np.zeros((2, 256, 256, 3), np.uint8), ans=np.zeros(2), ), "expected integer"),
+    (dict(images=np.zeros((2, 256, 256, 3), np.uint8), ans=np.zeros(2, np.uint8), ra=np.zeros(3)), "'ra' has shape"),
+])
+def test_wrong_layouts_say_what_is_wrong(tmp_path, datasets, message):
+    with pytest.raises(DataError, match=message):
+        open_galaxy10(_h5(tmp_path / "wrong.h5", **datasets))
+
+
+def test_writer_is_atomic_and_streams(tmp_path):
+    out = tmp_path / "out.h5"
+    with pytest.raises(RuntimeError):
+        with Galaxy10Writer(out) as w:
+            w.append(np.zeros((2, 256, 256, 3), np.uint8), [2, 5])
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+    with Galaxy10Writer(out) as w:
+        for _ in range(3):
+            w.append(np.full((2, 256, 256, 3), 7, np.uint8), [2, 5], ra=[1.0, 2.0])
+    with open_galaxy10(out) as data:
+        assert len(data) == 6 and data.column("ra").tolist() == [1.0, 2.0] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+def test_writer_rejects_wrong_images(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        write_galaxy10(tmp_path / "x.h5", np.zeros((1, 256, 256, 3), np.float32), [2])
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_reads_the_real_reference_cutouts(reference_h5):
+    with open_galaxy10(reference_h5) as data:
+        assert len(data) == 110
+        assert data.class_counts() == {c: 11 for c in range(10)}
+        sel = data.select([2, 5])
+        assert len(sel.indices) == 22 and data.images(sel.indices[:2]).shape == (2, 256, 256, 3)
