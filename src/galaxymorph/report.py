@@ -1,9 +1,307 @@
-"""The HTML report (placeholder)."""
+"""``galaxymorph report RUN_DIR``: one self-contained ``report.html`` for a run folder.
+
+The page embeds every picture (base64 PNG) and its own CSS, so it opens from disk with no
+server and no internet, and can be mailed or archived as one file. It is built only from the
+files in the run folder; a stage that has not run yet shows the command that would fill it in.
+"""
 
 from __future__ import annotations
 
-from .errors import NotBuiltYet
+import base64
+import csv
+import html
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data.galaxy10 import CLASS_NAMES
+from .errors import GalaxymorphError
+from .fileio import write_text
+
+EXAMPLES_PNG = "data_examples.png"
 
 
-def write_report(run_dir, **kwargs):
-    raise NotBuiltYet("'galaxymorph report' is not built yet")
+# -- reading the run folder ---------------------------------------------------------------
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except json.JSONDecodeError:
+        return None
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _read_toml(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    from .config import load_mapping
+
+    return load_mapping(path)
+
+
+# -- HTML pieces ----------------------------------------------------------------------------
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _img(path: Path, alt: str, caption: str | None = None) -> str:
+    """An embedded PNG figure, or nothing when the file is absent."""
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    cap = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">{cap}</figure>'
+
+
+def _table(header: list[str], rows: list[list], cls: str = "") -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _missing(what: str, command: str) -> str:
+    return f'<p class="missing">{_esc(what)} not produced yet: run <code>{_esc(command)}</code>.</p>'
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return _esc(value)
+
+
+def _metric_cell(entry) -> str:
+    """'0.945 [0.921, 0.966]' from {"value": v, "ci95": [lo, hi]} (or a bare number)."""
+    if isinstance(entry, dict) and "value" in entry:
+        ci = entry.get("ci95")
+        text = _fmt(float(entry["value"]))
+        if ci and None not in ci:
+            text += f' <span class="ci">[{float(ci[0]):.3f}, {float(ci[1]):.3f}]</span>'
+        return text
+    if isinstance(entry, (int, float)):
+        return _fmt(float(entry))
+    return ""
+
+
+def _scalar_metrics(block: dict) -> list[tuple[str, dict]]:
+    return [(k, v) for k, v in block.items()
+            if isinstance(v, (int, float)) or (isinstance(v, dict) and "value" in v)]
+
+
+# -- sections -------------------------------------------------------------------------------
+def _examples_png(run_dir: Path, run: dict, manifest: dict, per_class: int = 6) -> Path | None:
+    """A grid of training images per class (made once, kept in the run folder)."""
+    out = run_dir / EXAMPLES_PNG
+    if out.is_file():
+        return out
+    data_path = Path(run.get("data", ""))
+    if not data_path.is_file():
+        return None
+    from .data.galaxy10 import open_galaxy10
+    from .plotting import image_grid
+
+    rng = np.random.default_rng(0)
+    rows, labels = [], []
+    with open_galaxy10(data_path) as data:
+        train = np.asarray(manifest["splits"]["train"])
+        for c in manifest["classes"]:
+            members = train[data.labels[train] == c]
+            pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
+            rows.append(list(data.images(pick)))
+            labels.append(f"{c} {CLASS_NAMES[c]}")
+    return image_grid(rows, labels, out, title="Training examples per class")
+
+
+def _section_data(run_dir: Path, run: dict, manifest: dict | None) -> str:
+    if manifest is None:
+        return _missing("The split manifest", f"galaxymorph train --out {run_dir}")
+    classes = manifest["classes"]
+    rows = []
+    for split in ("train", "val", "test"):
+        counts = manifest["counts"][split]
+        rows.append([split] + [counts.get(str(c), 0) for c in classes] + [sum(counts.values())])
+    header = ["split"] + [f"{c} {CLASS_NAMES[c]}" for c in classes] + ["total"]
+    src = manifest["source"]
+    dups = manifest.get("duplicates", [])
+    parts = [
+        f"<p>Data file <code>{_esc(run.get('data', src.get('path')))}</code> "
+        f"({_esc(src.get('n_images'))} images, SHA-256 <code>{_esc(src['sha256'][:16])}…</code>). "
+        f"Stratified split, seed {_esc(manifest['seed'])}, fractions {_esc(manifest['fractions'])}; "
+        f"exact duplicates across splits: {len(dups)}.</p>",
+        _table(header, rows),
+    ]
+    try:
+        png = _examples_png(run_dir, run, manifest)
+    except GalaxymorphError:
+        png = None
+    if png is not None:
+        parts.append(_img(png, "example images per class", "Random training images of each class."))
+    return "".join(parts)
+
+
+def _section_config(config: dict | None) -> str:
+    if config is None:
+        return "<p>No config.toml in this run folder.</p>"
+    rows = [[f"<code>{_esc(k)}</code>", f"<code>{_esc(json.dumps(v))}</code>"] for k, v in config.items()]
+    return _table(["key", "value"], rows, cls="config")
+
+
+def _section_training(run_dir: Path, run: dict) -> str:
+    history = _read_csv(run_dir / "history.csv")
+    if not history:
+        return _missing("Training history", f"galaxymorph train --resume {run_dir}")
+    best = min(history, key=lambda r: float(r.get("val_loss", "inf") or "inf"))
+    text = (f"<p>{len(history)} epoch(s); best validation loss {float(best['val_loss']):.4f} at epoch "
+            f"{_esc(best['epoch'])} (validation accuracy {float(best.get('val_acc', 'nan')):.3f}). "
+            "The checkpoint kept is the one with the lowest validation loss; the test split played no part.</p>")
+    return text + _img(run_dir / "curves.png", "training curves", "Loss and accuracy per epoch, train vs validation.")
+
+
+def _section_metrics(run_dir: Path, metrics: dict | None) -> str:
+    if metrics is None:
+        return _missing("Test metrics", f"galaxymorph evaluate {run_dir}")
+    parts = [f"<p>Split <b>{_esc(metrics.get('split', 'test'))}</b>, {_esc(metrics.get('n', '?'))} images never "
+             "seen in training or model selection. Intervals are 95% bootstrap intervals.</p>"]
+    blocks = metrics.get("metrics", metrics)
+    # Binary evaluations report the metrics at 0.5 and at the threshold chosen on validation.
+    if isinstance(blocks, dict) and blocks and all(isinstance(v, dict) and "value" not in v for v in blocks.values()):
+        names = list(blocks)
+        keys: list[str] = []
+        for b in blocks.values():
+            keys += [k for k, _ in _scalar_metrics(b) if k not in keys]
+        rows = [[_esc(k)] + [_metric_cell(blocks[n].get(k)) for n in names] for k in keys]
+        parts.append(_table(["metric"] + [_esc(n) for n in names], rows, cls="metrics"))
+    else:
+        rows = [[_esc(k), _metric_cell(v)] for k, v in _scalar_metrics(blocks)]
+        parts.append(_table(["metric", "value [95% CI]"], rows, cls="metrics"))
+    thr = metrics.get("threshold")
+    if isinstance(thr, dict):
+        parts.append("<p>Decision threshold: " + ", ".join(f"{_esc(k)} = {_fmt(v)}" for k, v in thr.items()) + "</p>")
+    figs = [("confusion.png", "Confusion matrix: true class on rows, predicted on columns, counts and row %."),
+            ("roc.png", "ROC curve from probabilities."), ("pr.png", "Precision-recall curve."),
+            ("reliability.png", "Reliability diagram: predicted probability vs observed frequency."),
+            ("probabilities.png", "Predicted probabilities per true class.")]
+    parts.append('<div class="grid">' + "".join(_img(run_dir / "eval" / f, f, c) for f, c in figs) + "</div>")
+    return "".join(parts)
+
+
+def _section_explain(run_dir: Path, explain: dict | None) -> str:
+    if explain is None:
+        return _missing("Explanations", f"galaxymorph explain {run_dir}")
+    folder = run_dir / "explain"
+    parts = [f"<p>Method <b>{_esc(explain.get('method', 'gradcam'))}</b>"
+             + (f" on layer <code>{_esc(explain['layer'])}</code>" if explain.get("layer") else "")
+             + ". Heatmaps (jet, alpha 0.4) over the input: red is where the evidence for the named class lies.</p>"]
+    galleries = sorted(folder.glob("*.png"))
+    order = {"confident": 0, "misclassified": 1, "random": 2}
+    galleries.sort(key=lambda p: (min((v for k, v in order.items() if k in p.stem), default=9), p.name))
+    for png in galleries:
+        parts.append(_img(png, png.stem, png.stem.replace("_", " ")))
+    checks = explain.get("faithfulness") or {}
+    rows = []
+    for name, check in checks.items():
+        if isinstance(check, dict):
+            verdict = check.get("passed")
+            badge = ('<span class="pass">pass</span>' if verdict else '<span class="fail">FAIL</span>'
+                     if verdict is not None else "")
+            detail = check.get("summary") or ", ".join(
+                f"{k} = {_fmt(v)}" for k, v in check.items() if isinstance(v, (int, float)) and k != "passed")
+            rows.append([_esc(name.replace("_", " ")), badge, _esc(detail)])
+    if rows:
+        parts.append("<h3>Faithfulness and sanity checks</h3>" + _table(["check", "result", "detail"], rows))
+    return "".join(parts)
+
+
+def _section_environment(run_dir: Path, run: dict) -> str:
+    env = _read_json(run_dir / "environment.json") or {}
+    rows = [[_esc(k), f"<code>{_esc(v)}</code>"] for k, v in env.items()]
+    timings = run.get("timings") or {}
+    rows += [[_esc(f"time: {k}"), _esc(f"{float(v):.1f} s" if isinstance(v, (int, float)) else v)]
+             for k, v in timings.items()]
+    return _table(["item", "value"], rows) if rows else "<p>No environment record.</p>"
+
+
+def _headline(metrics: dict | None) -> str:
+    if metrics is None:
+        return ""
+    blocks = metrics.get("metrics", metrics)
+    if isinstance(blocks, dict) and blocks and all(isinstance(v, dict) and "value" not in v for v in blocks.values()):
+        blocks = next(iter(blocks.values()))
+    cards = []
+    for key in ("accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss"):
+        if key in blocks:
+            cards.append(f'<div class="card"><div class="k">{_esc(key.replace("_", " "))}</div>'
+                         f'<div class="v">{_metric_cell(blocks[key])}</div></div>')
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
+main{max-width:1100px;margin:0 auto;padding:1.5rem}
+header{background:#0f1b33;color:#fff;padding:1.5rem}header h1{margin:0 0 .3rem;font-size:1.6rem}
+header p{margin:0;color:#c8d2e8}
+section{background:#fff;border-radius:8px;padding:1rem 1.25rem;margin:1rem 0;box-shadow:0 1px 3px #0002}
+h2{margin-top:0;font-size:1.25rem;border-bottom:1px solid #e3e6ec;padding-bottom:.3rem}
+figure{margin:.5rem 0;max-width:100%}img{max-width:100%;height:auto;display:block}
+figcaption{font-size:.85rem;color:#5a6270}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:.75rem}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}th,td{padding:.3rem .6rem;border-bottom:1px solid #e3e6ec;text-align:left}
+th{background:#f0f2f6}.ci{color:#5a6270;font-size:.8rem}
+code{font-size:.85em;word-break:break-all}
+.cards{display:flex;flex-wrap:wrap;gap:.75rem;margin-top:1rem}
+.card{background:#1d2c4d;border-radius:6px;padding:.5rem .9rem}.card .k{font-size:.75rem;color:#c8d2e8;text-transform:uppercase}
+.card .v{font-size:1.2rem;color:#fff}.card .ci{color:#c8d2e8}
+.missing{color:#8a5a00;background:#fff6e0;padding:.5rem;border-radius:4px}
+.pass{color:#fff;background:#2e7d32;padding:0 .4rem;border-radius:3px}.fail{color:#fff;background:#c62828;padding:0 .4rem;border-radius:3px}
+"""
+
+
+def build_html(run_dir: str | os.PathLike) -> str:
+    """The report page for a run folder, as one HTML string."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GalaxymorphError(f"run folder not found: {run_dir}")
+    run = _read_json(run_dir / "run.json") or {}
+    manifest = _read_json(run_dir / "manifest.json")
+    config = _read_toml(run_dir / "config.toml")
+    if manifest is None and config is None:
+        raise GalaxymorphError(f"{run_dir} is not a galaxymorph run folder (no config.toml or manifest.json)")
+    metrics = _read_json(run_dir / "eval" / "metrics.json")
+    explain = _read_json(run_dir / "explain" / "explain.json")
+    classes = (manifest or {}).get("classes") or (config or {}).get("classes") or []
+    title = " vs ".join(f"{CLASS_NAMES[int(c)]}" for c in classes) or "galaxymorph run"
+    model = (config or {}).get("model", "?")
+    sections = [
+        ("Data", _section_data(run_dir, run, manifest)),
+        ("Training", _section_training(run_dir, run)),
+        ("Test metrics", _section_metrics(run_dir, metrics)),
+        ("What the network looks at", _section_explain(run_dir, explain)),
+        ("Configuration", _section_config(config)),
+        ("Environment and timings", _section_environment(run_dir, run)),
+    ]
+    body = "".join(f'<section id="{_esc(t.lower().replace(" ", "-"))}"><h2>{_esc(t)}</h2>{s}</section>'
+                   for t, s in sections)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>galaxymorph: {_esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{_esc(title)}</h1><p>galaxymorph report · model <b>{_esc(model)}</b> · "
+        f"run folder <code>{_esc(run_dir.resolve().name)}</code> · written {when}</p>{_headline(metrics)}</header>"
+        f"<main>{body}</main></body></html>\n"
+    )
+
+
+def write_report(run_dir: str | os.PathLike) -> Path:
+    """Write ``RUN_DIR/report.html`` (atomically) and return its path."""
+    out = Path(run_dir) / "report.html"
+    write_text(out, build_html(run_dir))
+    return out
