@@ -1,0 +1,137 @@
+"""report.html: self-contained, every image loads, nothing overflows (checked in headless Chromium)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from galaxymorph.config import Config
+from galaxymorph.data.splits import prepare
+from galaxymorph.errors import GalaxymorphError
+from galaxymorph.report import build_html, write_report
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+# Appended to a copy of the page: records what a person would notice, into the DOM.
+CHECK_SCRIPT = """
+<script>
+window.addEventListener('load', () => {
+  const vw = document.documentElement.clientWidth;
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt);
+  const wide = [...document.querySelectorAll('body *')].filter(e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.right > vw + 1 && !e.closest('.scroll');
+  }).map(e => e.tagName + '.' + e.className);
+  const out = document.createElement('pre');
+  out.id = 'gm-check';
+  out.textContent = JSON.stringify({images: imgs.length, broken, wide,
+    scrollWidth: document.documentElement.scrollWidth, viewport: vw});
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def _png(path: Path, seed: int = 0) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(np.random.default_rng(seed).normal(size=20))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+@pytest.fixture
+def run_folder(tiny_h5, tmp_path) -> Path:
+    """A run folder with every file the report reads (contents made up, shapes real)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    Config(data=str(tiny_h5)).save(run / "config.toml")
+    prepare(tiny_h5, run / "manifest.json")
+    (run / "run.json").write_text(json.dumps({"data": str(tiny_h5), "status": "complete",
+                                              "timings": {"train": 12.5}}))
+    (run / "environment.json").write_text(json.dumps({"torch": "2.13.0", "device": "cpu"}))
+    (run / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
+                                     "1,0.69,0.5,0.6,0.7,0.001,3\n2,0.5,0.8,0.45,0.85,0.001,3\n")
+    _png(run / "curves.png")
+    for name in ("confusion", "roc", "pr", "reliability", "probabilities"):
+        _png(run / "eval" / f"{name}.png")
+    (run / "eval" / "metrics.json").write_text(json.dumps({
+        "split": "test", "n": 8,
+        "metrics": {"accuracy": {"value": 0.875, "ci95": [0.6, 1.0]}, "roc_auc": {"value": 0.93, "ci95": [0.7, 1.0]}}}))
+    for name in ("confident", "misclassified"):
+        _png(run / "explain" / f"{name}.png")
+    (run / "explain" / "explain.json").write_text(json.dumps({
+        "method": "gradcam", "layer": "net.features.12",
+        "faithfulness": {"deletion": {"passed": True, "auc": 0.2, "random_auc": 0.5},
+                         "randomisation": {"passed": False, "summary": "correlation did not drop"}}}))
+    return run
+
+
+def test_report_is_self_contained(run_folder):
+    page = write_report(run_folder).read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    srcs = re.findall(r'src="([^"]+)"', page)
+    assert len(srcs) == 9 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r'(href|src)="(https?:)?//', page)  # nothing fetched from a network
+    for text in ("Round Smooth vs Barred Spiral", "0.875", "[0.600, 1.000]", "FAIL", "net.features.12"):
+        assert text in page
+    assert (run_folder / "data_examples.png").is_file()
+
+
+def test_missing_stages_say_which_command_fills_them_in(run_folder):
+    shutil.rmtree(run_folder / "eval")
+    shutil.rmtree(run_folder / "explain")
+    page = build_html(run_folder)
+    assert f"galaxymorph evaluate {run_folder}" in page and f"galaxymorph explain {run_folder}" in page
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(GalaxymorphError, match="not found"):
+        build_html(tmp_path / "nope")
+    with pytest.raises(GalaxymorphError, match="not a galaxymorph run folder"):
+        build_html(tmp_path)
+
+
+def check_in_browser(page: Path, screenshot: Path, width: int = 1280) -> dict:
+    """Open a copy of ``page`` in headless Chromium; return what the check script saw."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    probe = page.with_name("report_check.html")
+    probe.write_text(page.read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
+    profile = page.parent / "chromium-profile"
+    common = CHROMIUM_FLAGS + [f"--user-data-dir={profile}", f"--window-size={width},1600"]
+    dom = subprocess.run([CHROMIUM, *common, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="gm-check">(.*?)</pre>', dom.stdout, re.S)
+    assert found, f"the check script did not run; chromium said: {dom.stderr[-2000:]}"
+    subprocess.run([CHROMIUM, *common, f"--screenshot={screenshot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    import html
+
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_report_in_headless_chromium(run_folder, width):
+    page = write_report(run_folder)
+    shot = run_folder / f"report_screenshot_{width}.png"
+    seen = check_in_browser(page, shot, width)
+    assert seen["images"] == 9
+    assert seen["broken"] == []
+    assert seen["wide"] == [] and seen["scrollWidth"] <= seen["viewport"] + 1
+    assert shot.is_file() and shot.read_bytes()[:4] == b"\x89PNG"
