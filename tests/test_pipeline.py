@@ -1,0 +1,77 @@
+"""``galaxymorph run``: every stage into one folder, refusal to clobber, resume after a stop."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from galaxymorph.cli import main
+from galaxymorph.config import Config
+from galaxymorph.errors import GalaxymorphError
+from galaxymorph.pipeline import run
+
+
+def _config(data) -> Config:
+    return Config.resolve(overrides=dict(data=str(data), epochs=1, batch_size=8, amp=False, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One small end-to-end run, shared by the tests below (training is the slow part)."""
+    from conftest import make_blobs
+
+    import numpy as np
+
+    from galaxymorph.data.galaxy10 import write_galaxy10
+
+    folder = tmp_path_factory.mktemp("pipeline")
+    ans = np.array([2, 5] * 24, dtype=np.uint8)
+    data = write_galaxy10(folder / "blobs.h5", make_blobs((ans == 5).astype(int), seed=1), ans)
+    run_dir = run(_config(data), out=folder / "run", progress=False)
+    return data, run_dir
+
+
+def test_run_writes_every_stage(finished_run):
+    _, run_dir = finished_run
+    for rel in ("config.toml", "manifest.json", "run.json", "checkpoints/best.pt", "history.csv",
+                "curves.png", "eval/metrics.json", "eval/predictions.csv", "explain/explain.json", "report.html"):
+        assert (run_dir / rel).is_file(), rel
+    timings = json.loads((run_dir / "run.json").read_text())["timings"]
+    assert {"train", "evaluate", "explain", "report"} <= set(timings)
+    page = (run_dir / "report.html").read_text()
+    assert "Round Smooth vs Barred Spiral" in page and "not produced yet" not in page
+
+
+def test_second_run_into_the_same_folder_is_refused(finished_run):
+    data, run_dir = finished_run
+    with pytest.raises(GalaxymorphError, match="--overwrite"):
+        run(_config(data), out=run_dir)
+
+
+def test_resume_redoes_only_the_missing_stages(finished_run):
+    _, run_dir = finished_run
+    best = (run_dir / "checkpoints" / "best.pt").stat().st_mtime_ns
+    shutil.rmtree(run_dir / "explain")
+    (run_dir / "report.html").unlink()
+    run(None, resume=run_dir, progress=False)
+    assert (run_dir / "explain" / "explain.json").is_file() and (run_dir / "report.html").is_file()
+    assert (run_dir / "checkpoints" / "best.pt").stat().st_mtime_ns == best  # not trained again
+
+
+def test_cli_run_with_overwrite(finished_run, tmp_path, capsys):
+    data, _ = finished_run
+    out = tmp_path / "cli-run"
+    out.mkdir()
+    (out / "old.txt").write_text("an earlier run")
+    argv = ["run", "--data", str(data), "--epochs", "1", "--batch-size", "8", "--no-amp", "--out", str(out)]
+    assert main(argv) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "old.txt").exists()
+    assert main(argv + ["--overwrite"]) == 0
+    assert not (out / "old.txt").exists() and (out / "report.html").is_file()
+
+
+def test_resume_of_something_else_is_refused(tmp_path):
+    with pytest.raises(GalaxymorphError, match="not a galaxymorph run folder"):
+        run(None, resume=tmp_path)
