@@ -1,9 +1,221 @@
-"""Prediction on new images (placeholder)."""
+"""Prediction on new images: files, folders, FITS cutouts or a Galaxy10-layout HDF5 file.
+
+``predict(run_dir, inputs, out)`` loads the run's best model, reads every input the way the
+training data was stored (uint8, 256x256x3; the model's own ``preprocess`` scales it to its
+input size), classifies it in batches (optionally averaged over the 8 D4 symmetries) and writes
+one CSV row per image. Inputs that cannot be read are reported and skipped, never fatal --
+unless nothing at all could be read.
+
+:func:`predict_indices` (probabilities for some images of a Galaxy10-layout file, streamed in
+chunks) is shared with :mod:`galaxymorph.evaluate`.
+"""
 
 from __future__ import annotations
 
-from .errors import NotBuiltYet
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
+from .errors import DataError, GalaxymorphError
+from .fileio import atomic_path
+from .progress import progress_bar
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+CHUNK = 256  # images read from an HDF5 file at a time (bounded memory for the 17k-image file)
 
 
-def predict(run_dir, inputs, out, **kwargs):
-    raise NotBuiltYet("'galaxymorph predict' is not built yet")
+def predict_indices(model, data, indices: np.ndarray, batch_size: int = 64, tta: bool = False,
+                    progress: bool = True, desc: str = "predict") -> np.ndarray:
+    """Probabilities (n, k) for ``indices`` of an open Galaxy10 file, read in bounded chunks."""
+    indices = np.asarray(indices, dtype=np.int64)
+    out = [np.empty((0, len(model.class_ids)), dtype=np.float32)]
+    chunk = max(CHUNK, batch_size)
+    with progress_bar(total=len(indices), desc=desc, unit="img", disable=not progress) as bar:
+        for idx, images in data.iter_images(indices, chunk):
+            out.append(model.predict_proba(images, batch_size=batch_size, tta=tta))
+            bar.update(len(idx))
+    return np.concatenate(out)
+
+
+# -- inputs --------------------------------------------------------------------------------
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for s in FITS_SUFFIXES:
+        if name.endswith(s):
+            return s
+    return path.suffix.lower()
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
+    """Image/FITS files (folders searched recursively, sorted) and HDF5 files, in input order.
+
+    A path that does not exist is an error (most likely a typo); inside folders only files
+    with a known image, FITS or HDF5 suffix are taken.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if not inputs:
+        raise GalaxymorphError("no inputs given: name image files, folders, FITS cutouts or an HDF5 file")
+    known = IMAGE_SUFFIXES + FITS_SUFFIXES
+    files: list[Path] = []
+    h5_files: list[Path] = []
+    for item in map(Path, inputs):
+        if not item.exists():
+            raise GalaxymorphError(f"input not found: {item}")
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files.extend(p for p in found if _suffix(p) in known)
+            h5_files.extend(p for p in found if _suffix(p) in HDF5_SUFFIXES)
+        elif _suffix(item) in HDF5_SUFFIXES:
+            h5_files.append(item)
+        else:
+            files.append(item)  # unknown suffixes are tried, and reported if unreadable
+    return files, h5_files
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One JPG/PNG/FITS file as uint8 (256, 256, 3), via the importers' reader."""
+    try:
+        from .data.importers import read_image_file
+    except ImportError:  # TEMPORARY until data/importers.py provides it
+        read_image_file = _read_with_pil
+    image = np.asarray(read_image_file(path, size=IMAGE_SHAPE[0]))
+    if image.dtype != np.uint8 or image.shape != IMAGE_SHAPE:
+        raise DataError(f"{path.name}: reader returned {image.dtype} {image.shape}, expected uint8 (256, 256, 3)")
+    return image
+
+
+def _read_with_pil(path: Path, size: int = 256) -> np.ndarray:  # TEMPORARY, see read_image
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"cannot read {path.name}: {exc}") from None
+
+
+@dataclass
+class PredictReport:
+    """What :func:`predict` did; ``str()`` gives the summary printed by the CLI."""
+
+    out: Path
+    n_predicted: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # predicted class name -> images
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+    tta: bool = False
+
+    def __str__(self) -> str:
+        lines = [f"classified {self.n_predicted} image(s){' with D4 TTA' if self.tta else ''} -> {self.out}"]
+        lines += [f"  {name}: {n}" for name, n in self.counts.items()]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unreadable input(s):")
+            lines += [f"  {name}: {why}" for name, why in self.skipped[:20]]
+            if len(self.skipped) > 20:
+                lines.append(f"  ... and {len(self.skipped) - 20} more")
+        return "\n".join(lines)
+
+
+def _file_batches(files: list[Path], batch_size: int, report: PredictReport
+                  ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
+    """(names, blank indices, uint8 images) batches of readable files; unreadable ones noted."""
+    names: list[str] = []
+    images: list[np.ndarray] = []
+    for path in files:
+        try:
+            images.append(read_image(path))
+            names.append(str(path))
+        except (GalaxymorphError, OSError, ValueError) as exc:
+            report.skipped.append((str(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        if len(images) == batch_size:
+            yield names, [""] * len(names), np.stack(images)
+            names, images = [], []
+    if images:
+        yield names, [""] * len(names), np.stack(images)
+
+
+def _h5_batches(path: Path, batch_size: int, report: PredictReport
+                ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
+    """(file name, index, images) batches of every image of a Galaxy10-layout file."""
+    try:
+        data = open_galaxy10(path)
+    except GalaxymorphError as exc:
+        report.skipped.append((str(path), str(exc)))
+        return
+    with data:
+        for idx, images in data.iter_images(np.arange(len(data)), batch_size):
+            yield [str(path)] * len(idx), [str(int(i)) for i in idx], images
+
+
+def _count_images(files: list[Path], h5_files: list[Path]) -> int:
+    total = len(files)
+    for path in h5_files:
+        try:
+            with open_galaxy10(path) as data:
+                total += len(data)
+        except GalaxymorphError:
+            pass
+    return total
+
+
+# -- the command ---------------------------------------------------------------------------
+def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | str | os.PathLike,
+            out: str | os.PathLike, tta: bool = False, batch_size: int = 64,
+            progress: bool = True) -> PredictReport:
+    """Classify new images with a run's best model; write a CSV; return a summary.
+
+    ``inputs``: JPG/PNG files, folders of them (searched recursively, in sorted order), FITS
+    cutouts, or Galaxy10-layout HDF5 files (every image, identified by its ``index``).
+    The CSV (written atomically) has ``file``, ``index`` (blank except for HDF5 rows),
+    ``predicted`` (Galaxy10 class id), ``predicted_name`` and ``prob_<class id>`` columns.
+    For two classes the predicted class is the positive one when its probability is >= 0.5.
+    """
+    from .models import load_model
+
+    if batch_size < 1:
+        raise GalaxymorphError(f"--batch-size must be at least 1, got {batch_size}")
+    files, h5_files = collect_inputs(inputs)
+    model = load_model(run_dir)
+    class_ids = list(model.class_ids)
+    report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids})
+
+    def batches() -> Iterable[tuple[list[str], list[str], np.ndarray]]:
+        yield from _file_batches(files, batch_size, report)
+        for path in h5_files:
+            yield from _h5_batches(path, batch_size, report)
+
+    header = ["file", "index", "predicted", "predicted_name"] + [f"prob_{c}" for c in class_ids]
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        with progress_bar(total=_count_images(files, h5_files), desc="predict", unit="img",
+                          disable=not progress) as bar:
+            for names, indices, images in batches():
+                probs = model.predict_proba(images, batch_size=batch_size, tta=tta)
+                predicted = predicted_positions(probs)
+                for name, index, p, row in zip(names, indices, predicted, probs):
+                    cid = class_ids[p]
+                    report.counts[CLASS_NAMES[cid]] += 1
+                    writer.writerow([name, index, cid, CLASS_NAMES[cid]] + [f"{v:.6f}" for v in row])
+                report.n_predicted += len(names)
+                bar.update(len(names))
+        if report.n_predicted == 0:
+            why = f" ({len(report.skipped)} unreadable: {report.skipped[0][0]}: {report.skipped[0][1]})" \
+                if report.skipped else ""
+            raise GalaxymorphError(f"no readable image among the inputs{why}")
+    return report
+
+
+def predicted_positions(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Class positions 0..k-1: positive class iff p >= threshold for two classes, else argmax."""
+    probs = np.asarray(probs)
+    if probs.shape[1] == 2:
+        return (probs[:, 1] >= threshold).astype(np.int64)
+    return probs.argmax(axis=1).astype(np.int64)

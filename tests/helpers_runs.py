@@ -1,0 +1,100 @@
+"""Fake run folders for the evaluate/predict tests: a tiny model trained for a few SGD steps.
+
+A run folder here follows docs/architecture.md (config.toml, manifest.json, run.json,
+checkpoints/best.pt) without going through train.py, so these tests do not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# A small, fast variant of the default model: 64 px input, narrow stages.
+SMALL = dict(input_size=64, widths=(8, 16, 24, 32), dropout=0.0)
+
+
+def make_images(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """uint8 cutouts whose shape depends on the class position: round, elongated, ring-like."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[-128:128, -128:128].astype(np.float32)
+    out = np.empty((len(labels), 256, 256, 3), dtype=np.uint8)
+    for i, lab in enumerate(labels):
+        theta = rng.uniform(0, np.pi)
+        c, s = np.cos(theta), np.sin(theta)
+        u, v = c * xx + s * yy, -s * xx + c * yy
+        q = rng.uniform(*((0.75, 1.0), (0.35, 0.8), (0.8, 1.0))[lab % 3])  # overlapping: not too easy
+        r = np.sqrt(u**2 + (v / q) ** 2)
+        scale = rng.uniform(10, 20)
+        img = 200 * np.exp(-r / scale) + rng.normal(10, 6, size=r.shape)
+        if lab % 3 == 2:
+            img += 120 * np.exp(-((r - 45) ** 2) / 60)
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)[..., None]
+    return out
+
+
+def write_data(path: Path, classes=(2, 5), n_per_class: int = 30, seed: int = 0) -> Path:
+    from galaxymorph.data.galaxy10 import write_galaxy10
+
+    positions = np.tile(np.arange(len(classes)), n_per_class)
+    ans = np.asarray(classes, dtype=np.uint8)[positions]
+    return write_galaxy10(path, make_images(positions, seed), ans)
+
+
+def make_run(run: Path, data: Path, classes=(2, 5), steps: int = 25, seed: int = 0, model: str = "default",
+             fractions=(0.5, 0.25, 0.25), **net_kwargs) -> Path:
+    """A run folder whose checkpoint is a small model trained for ``steps`` SGD steps."""
+    from galaxymorph.config import Config
+    from galaxymorph.data.galaxy10 import open_galaxy10
+    from galaxymorph.data.splits import prepare
+    from galaxymorph.fileio import write_json
+    from galaxymorph.models import build_model, save_checkpoint
+
+    torch.manual_seed(seed)
+    manifest = prepare(data, run / "manifest.json", classes=list(classes), fractions=fractions,
+                       check_duplicates=False)
+    kwargs = dict(SMALL) if model == "default" and not net_kwargs else net_kwargs
+    net = build_model(model, list(classes), **kwargs)
+    with open_galaxy10(data) as f:
+        train = np.asarray(manifest["splits"]["train"])
+        images = f.images(train)
+        lookup = {c: i for i, c in enumerate(classes)}
+        y = torch.tensor([lookup[int(c)] for c in f.labels[train]])
+    x = net.preprocess(images)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    rng = np.random.default_rng(seed)
+    net.train()
+    for _ in range(steps):
+        b = torch.from_numpy(rng.choice(len(y), size=min(16, len(y)), replace=False))
+        logits = net(x[b])
+        if net.n_outputs == 1:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y[b].float())
+        else:
+            loss = torch.nn.functional.cross_entropy(logits, y[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    _recalibrate_batchnorm(net, x)
+    save_checkpoint(run / "checkpoints" / "best.pt", net.eval())
+    Config(classes=list(classes), model=model, data=str(data)).save(run / "config.toml")
+    write_json(run / "run.json", {"data": str(data), "status": "complete"})
+    return run
+
+
+@torch.no_grad()
+def _recalibrate_batchnorm(net, x) -> None:
+    """Exact BatchNorm statistics of the training images (a few steps leave them lagging)."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    net.train()
+    net(x)
+    for m in bns:
+        m.momentum = 0.1
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
