@@ -106,9 +106,10 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
     if classes is not None:
         keep = set()
         for c in classes:
-            if _parse_class(str(c)) is None:
+            label = _parse_class(str(c))
+            if label is None:
                 raise DataError(f"unknown class {c!r}: Galaxy10 class ids are 0..9")
-            keep.add(_parse_class(str(c)))
+            keep.add(label)
     src = Path(src).expanduser()
     if not src.exists():
         raise DataError(f"nothing to import: {src} does not exist")
