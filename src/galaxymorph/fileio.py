@@ -65,8 +65,23 @@ def _json_default(obj):
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 
+_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
+
+
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks (the real Galaxy10 file is 2.5 GB)."""
+    """Hex SHA-256 of a file's bytes, read in chunks (the real Galaxy10 file is 2.5 GB).
+
+    Remembered for the life of the process, keyed on path, size and modification time, so the
+    stages of one ``galaxymorph run`` hash a large data file once, not once each.
+    """
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256_MEMO:
+        _SHA256_MEMO[key] = _sha256_bytes(path, chunk_size)
+    return _SHA256_MEMO[key]
+
+
+def _sha256_bytes(path: str | os.PathLike, chunk_size: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(chunk_size):
