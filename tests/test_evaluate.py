@@ -1,0 +1,229 @@
+"""Evaluation: metrics equal scikit-learn's, intervals, threshold from validation, refusals, plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from galaxymorph.errors import GalaxymorphError
+from galaxymorph.evaluate import (choose_threshold, evaluate, format_metrics, point_metrics,
+                                  stratified_bootstrap_weights, weighted_metrics)
+from helpers_runs import make_run, read_json, write_data
+
+PLOTS = ("confusion.png", "roc.png", "pr.png", "reliability.png", "probabilities.png")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: tiny convolutions gain nothing from two, and lose a lot on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("binary")
+    return make_run(root / "run", write_data(root / "data.h5", classes=(2, 5), n_per_class=40))
+
+
+@pytest.fixture(scope="module")
+def evaluated(binary_run):
+    return evaluate(binary_run, n_boot=300, progress=False)
+
+
+@pytest.fixture(scope="module")
+def three_class_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("three")
+    return make_run(root / "run", write_data(root / "data.h5", classes=(2, 5, 7), n_per_class=24),
+                    classes=(2, 5, 7), steps=30)
+
+
+def _copy_run(run, dest):
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("eval"))
+    return dest
+
+
+def _read_predictions(run):
+    with open(run / "eval" / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return rows
+
+
+def test_metrics_equal_sklearn_recomputed_from_predictions_csv(binary_run, evaluated):
+    rows = _read_predictions(binary_run)
+    saved = read_json(binary_run / "eval" / "metrics.json")
+    manifest = read_json(binary_run / "manifest.json")
+    assert [int(r["index"]) for r in rows] == manifest["splits"]["test"]
+    assert list(rows[0]) == ["index", "true", "predicted", "prob_2", "prob_5"]
+    y = np.array([int(r["true"]) == 5 for r in rows], dtype=int)
+    pred = np.array([int(r["predicted"]) == 5 for r in rows], dtype=int)
+    p5 = np.array([float(r["prob_5"]) for r in rows])
+    assert np.array_equal(pred, (p5 >= 0.5).astype(int))
+    m = {k: v["value"] for k, v in saved["metrics"].items()}
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert m["f1"] == pytest.approx(skm.f1_score(y, pred))
+    assert m["precision"] == pytest.approx(skm.precision_score(y, pred, zero_division=0))
+    assert m["recall"] == pytest.approx(skm.recall_score(y, pred))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p5))
+    assert m["average_precision"] == pytest.approx(skm.average_precision_score(y, p5))
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, np.c_[1 - p5, p5]), rel=1e-6)
+    assert m["brier"] == pytest.approx(skm.brier_score_loss(y, p5))
+    # the reference notebook's "AUC" from labels is balanced accuracy for two classes
+    assert m["auc_from_labels"] == pytest.approx(m["balanced_accuracy"])
+    assert saved["confusion_matrix"]["matrix"] == skm.confusion_matrix(y, pred).tolist()
+    assert saved["confusion_matrix"]["labels"] == ["Round Smooth", "Barred Spiral"]
+    assert saved["split"] == "test" and saved["n"] == len(rows) and saved["class_ids"] == [2, 5]
+    assert saved["tta"] is False and saved["model"] == "default"
+    # the tiny model learned something: its predictions are not constant
+    assert 0.6 < m["roc_auc"] and len(set(pred)) == 2
+
+
+def test_intervals_contain_estimate_and_are_seeded(binary_run, evaluated, tmp_path):
+    for block in ("metrics", "metrics_at_tuned_threshold"):
+        for name, m in evaluated[block].items():
+            lo, hi = m["ci95"]
+            assert lo <= m["value"] <= hi, name
+    assert evaluated["metrics"]["accuracy"]["ci95"][1] > evaluated["metrics"]["accuracy"]["ci95"][0]
+    run = _copy_run(binary_run, tmp_path / "run")
+    again = evaluate(run, n_boot=300, progress=False, plots=False)
+    assert again["metrics"] == evaluated["metrics"]
+    other = evaluate(run, n_boot=300, progress=False, plots=False, seed=1)
+    assert other["metrics"]["log_loss"]["ci95"] != evaluated["metrics"]["log_loss"]["ci95"]
+
+
+def test_weighted_metrics_match_sklearn_sample_weights():
+    rng = np.random.default_rng(3)
+    for k in (2, 3):
+        y = np.repeat(np.arange(k), 15)
+        logits = rng.normal(size=(len(y), k)) + 1.5 * np.eye(k)[y]
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        probs[:4] = np.round(probs[:4], 1)  # some ties
+        probs /= probs.sum(1, keepdims=True)
+        pred = probs.argmax(1) if k > 2 else (probs[:, 1] >= 0.5).astype(int)
+        W = stratified_bootstrap_weights(y, 5, seed=0)
+        assert np.array_equal(W.sum(1), np.full(5, len(y)))
+        assert np.array_equal((W * (y == 0)).sum(1), np.full(5, 15))  # stratified: class counts fixed
+        boot = weighted_metrics(np.vstack([np.ones(len(y)), W]), y, probs, pred)
+        point = point_metrics(y, probs, pred)
+        for name, value in point.items():
+            assert boot[name][0] == pytest.approx(value, rel=1e-6, abs=1e-9), (k, name)
+        w = W[1]
+        labels = list(range(k))
+        assert boot["accuracy"][2] == pytest.approx(skm.accuracy_score(y, pred, sample_weight=w))
+        assert boot["balanced_accuracy"][2] == pytest.approx(skm.balanced_accuracy_score(y, pred, sample_weight=w))
+        assert boot["log_loss"][2] == pytest.approx(skm.log_loss(y, probs, sample_weight=w, labels=labels))
+        if k == 2:
+            assert boot["roc_auc"][2] == pytest.approx(skm.roc_auc_score(y, probs[:, 1], sample_weight=w))
+            assert boot["average_precision"][2] == pytest.approx(
+                skm.average_precision_score(y, probs[:, 1], sample_weight=w))
+            assert boot["f1"][2] == pytest.approx(skm.f1_score(y, pred, sample_weight=w))
+        else:
+            assert boot["roc_auc"][2] == pytest.approx(np.mean(
+                [skm.roc_auc_score(y == c, probs[:, c], sample_weight=w) for c in labels]))
+            assert boot["f1"][2] == pytest.approx(skm.f1_score(y, pred, average="macro", sample_weight=w))
+
+
+def test_threshold_is_chosen_on_validation_not_test(binary_run, evaluated, tmp_path):
+    thr = evaluated["threshold"]
+    assert thr["chosen_on"] == "val" and thr["default"] == 0.5 and 0 < thr["tuned"] < 1
+    # flip every test label in the data file: the threshold, chosen on val, must not move
+    run = _copy_run(binary_run, tmp_path / "run")
+    data = tmp_path / "flipped.h5"
+    shutil.copy(read_json(run / "run.json")["data"], data)
+    import h5py
+
+    manifest = read_json(run / "manifest.json")
+    test = np.array(manifest["splits"]["test"])
+    with h5py.File(data, "r+") as f:
+        ans = f["ans"][()]
+        ans[test] = np.where(ans[test] == 2, 5, 2)
+        f["ans"][...] = ans
+    from galaxymorph.fileio import sha256_file, write_json
+
+    manifest["source"]["sha256"] = sha256_file(data)
+    write_json(run / "manifest.json", manifest)
+    write_json(run / "run.json", {"data": str(data)})
+    flipped = evaluate(run, n_boot=50, progress=False, plots=False)
+    assert flipped["threshold"] == thr
+    assert flipped["metrics"]["accuracy"]["value"] == pytest.approx(1 - evaluated["metrics"]["accuracy"]["value"])
+
+
+def test_choose_threshold_maximises_balanced_accuracy():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.9])
+    thr = choose_threshold(y, p)
+    assert 0.3 < thr["tuned"] < 0.35 and thr["val_balanced_accuracy"] == 1.0
+    assert thr["val_balanced_accuracy_at_0.5"] == pytest.approx((1 + 1 / 3) / 2)
+
+
+def test_refuses_split_overlapping_training(binary_run, tmp_path):
+    run = _copy_run(binary_run, tmp_path / "run")
+    manifest = read_json(run / "manifest.json")
+    manifest["splits"]["test"].append(manifest["splits"]["train"][0])
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(GalaxymorphError, match="also in the training split"):
+        evaluate(run, progress=False)
+    with pytest.raises(GalaxymorphError, match="training split"):
+        evaluate(binary_run, split="train", progress=False)
+    assert not (run / "eval").exists()
+
+
+def test_refuses_manifest_data_hash_mismatch(binary_run, tmp_path):
+    run = _copy_run(binary_run, tmp_path / "run")
+    manifest = read_json(run / "manifest.json")
+    manifest["source"]["sha256"] = "0" * 64
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(GalaxymorphError, match="different file"):
+        evaluate(run, progress=False)
+
+
+def test_missing_data_file_is_named(binary_run, tmp_path):
+    run = _copy_run(binary_run, tmp_path / "run")
+    (run / "run.json").write_text(json.dumps({"data": str(tmp_path / "gone.h5")}))
+    with pytest.raises(GalaxymorphError, match="gone.h5"):
+        evaluate(run, progress=False)
+
+
+def test_plots_written_and_format(binary_run, evaluated):
+    for name in PLOTS:
+        path = binary_run / "eval" / name
+        assert path.is_file() and path.stat().st_size > 5000, name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = format_metrics(evaluated)
+    assert "roc_auc" in text and "Barred Spiral" in text and "val-tuned threshold" in text
+
+
+def test_three_classes(three_class_run):
+    m = evaluate(three_class_run, n_boot=100, progress=False)
+    assert m["class_ids"] == [2, 5, 7] and "threshold" not in m
+    assert set(m["per_class"]) == {"Round Smooth", "Barred Spiral", "Unbarred Loose Spiral"}
+    rows = _read_predictions(three_class_run)
+    y = np.array([int(r["true"]) for r in rows])
+    probs = np.array([[float(r[f"prob_{c}"]) for c in (2, 5, 7)] for r in rows])
+    assert np.allclose(probs.sum(1), 1)
+    assert m["metrics"]["roc_auc"]["value"] == pytest.approx(
+        skm.roc_auc_score(y, probs, multi_class="ovr", labels=[2, 5, 7]))
+    assert m["metrics"]["f1"]["value"] == pytest.approx(
+        skm.f1_score(y, np.array([2, 5, 7])[probs.argmax(1)], average="macro"))
+    assert np.array(m["confusion_matrix"]["matrix"]).shape == (3, 3)
+    for name in PLOTS:
+        assert (three_class_run / "eval" / name).stat().st_size > 5000
+
+
+def test_tta_from_config_and_override(binary_run, tmp_path):
+    from galaxymorph.config import Config
+
+    binary_run = _copy_run(binary_run, tmp_path / "run")
+    assert Config.resolve(binary_run / "config.toml").tta is False
+    m = evaluate(binary_run, tta=True, n_boot=20, progress=False, plots=False)
+    assert m["tta"] is True
+    assert evaluate(binary_run, n_boot=20, progress=False, plots=False)["tta"] is False
