@@ -40,14 +40,15 @@ SIZE = IMAGE_SHAPE[0]
 BANDS = ("g", "r", "z")
 RENDERED_CLASSES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 SKY_PEDESTAL = np.array([34.0, 33.0, 32.5], dtype=np.float32)  # R, G, B grey of the real sky
-DISPLAY_GAIN = 10.0  # output counts per unit flux near zero: sky noise ~10 counts like the real ones
-SOFTENING = 9.0      # asinh softening (flux units): where the stretch turns logarithmic
+DISPLAY_GAIN = 9.5  # output counts per unit flux near zero: sky noise ~10 counts like the real ones
+SOFTENING = 6.0      # asinh softening (flux units): where the stretch turns logarithmic
+BAND_NOISE_CORR = 0.75  # fraction of the noise variance shared by g, r, z
 CHUNK = 32           # images per write
 
 # Colours as (g, r, z) flux ratios relative to r, already in display units.
-RED = np.array([0.62, 1.0, 1.32], dtype=np.float32)     # old stars: bulges, ellipticals
-DISK = np.array([0.85, 1.0, 1.08], dtype=np.float32)    # mixed disk light
-BLUE = np.array([1.25, 1.0, 0.80], dtype=np.float32)    # young stars: arms, knots
+RED = np.array([0.86, 1.0, 1.06], dtype=np.float32)     # old stars: bulges, ellipticals
+DISK = np.array([0.95, 1.0, 1.0], dtype=np.float32)    # mixed disk light
+BLUE = np.array([1.22, 1.0, 0.86], dtype=np.float32)    # young stars: arms, knots
 
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) - (SIZE - 1) / 2.0
 
@@ -137,7 +138,7 @@ def _disk_orientation(rng, d: float, max_incl_deg: float) -> tuple[float, float]
 
 def _spiral(rng, d: float, kind: str, h: float) -> dict:
     """A spiral-disk galaxy: bulge + exponential disk + arms (+ bar for kind 'barred')."""
-    incl, pa = _disk_orientation(rng, d, 50.0 + 25.0 * d)
+    incl, pa = _disk_orientation(rng, d, 40.0 + 35.0 * d)
     p: dict = {"kind": kind, "h": h, "incl": incl, "pa": pa, "disk_colour": _jitter(DISK, rng),
                "arm_colour": _jitter(BLUE, rng), "bulge_colour": _jitter(RED, rng)}
     if kind == "barred":
@@ -145,7 +146,7 @@ def _spiral(rng, d: float, kind: str, h: float) -> dict:
         p["pitch"] = float(np.radians(rng.uniform(12, 28)))
         p["bt"] = float(rng.uniform(0.08, 0.3))
         # weaker, shorter, fatter bars as difficulty grows
-        p["bar_frac"] = float(rng.uniform(0.16 - 0.10 * d, 0.30 - 0.14 * d))
+        p["bar_frac"] = float(rng.uniform(0.20 - 0.12 * d, 0.36 - 0.14 * d))
         p["bar_len"] = float(rng.uniform(1.3 - 0.4 * d, 2.3 - 0.6 * d) * h)
         p["bar_q"] = float(rng.uniform(0.22 + 0.12 * d, 0.38 + 0.17 * d))
         p["bar_angle"] = float(rng.uniform(0, np.pi))
@@ -183,27 +184,31 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = 0.5
     c = _check_class(class_id)
     d = _check_difficulty(difficulty)
     # size and brightness: fainter and smaller as difficulty grows
-    size = float(np.exp(rng.normal(0.0, 0.25)) * (1.0 - 0.3 * d * rng.uniform()))
-    flux = float(np.exp(rng.uniform(np.log(4000), np.log(25000))) * (1.0 - 0.5 * d * rng.uniform()))
+    size = float(1.8 * np.exp(rng.normal(0.0, 0.25)) * (1.0 - 0.3 * d * rng.uniform()))
+    flux = float(np.exp(rng.uniform(np.log(12000), np.log(80000))) * (1.0 - 0.5 * d * rng.uniform()))
     p: dict = {"class_id": c, "difficulty": d}
+    if c in (5, 6, 7):
+        flux *= 2.5  # big disks: keep their surface brightness like the real ones
+    if c in (8, 9):
+        flux *= 1.6
     if c in (2, 3, 4):  # smooth: one red Sersic spheroid, rounder -> cigar
         q_range = {2: (0.78 - 0.1 * d, 1.0), 3: (0.5, 0.78), 4: (0.22, 0.48 + 0.05 * d)}[c]
         gal = {"kind": "smooth", "n": float(rng.uniform(2.5, 5.0) if c == 2 else rng.uniform(1.5, 4.0)),
-               "re": float(rng.uniform(5.0, 11.0) * size), "q": float(rng.uniform(*q_range)),
+               "re": float(rng.uniform(6.5, 14.0) * size), "q": float(rng.uniform(*q_range)),
                "pa": float(rng.uniform(0, np.pi)), "colour": _jitter(RED, rng)}
         if d > 0 and rng.uniform() < 0.35 * d:  # a faint smooth outer disk: lenticular-looking
             gal["halo_frac"] = float(rng.uniform(0.1, 0.3))
             gal["halo_h"] = float(gal["re"] * rng.uniform(1.0, 1.8))
-        flux *= 0.8
+        flux *= 1.2
     elif c == 5:
-        gal = _spiral(rng, d, "barred", float(rng.uniform(8.0, 14.0) * size))
+        gal = _spiral(rng, d, "barred", float(rng.uniform(16.0, 26.0) * size))
     elif c == 6:
-        gal = _spiral(rng, d, "tight", float(rng.uniform(6.0, 11.0) * size))
+        gal = _spiral(rng, d, "tight", float(rng.uniform(9.0, 16.0) * size))
     elif c == 7:
-        gal = _spiral(rng, d, "loose", float(rng.uniform(7.0, 13.0) * size))
+        gal = _spiral(rng, d, "loose", float(rng.uniform(10.0, 18.0) * size))
     elif c in (8, 9):
-        gal = {"kind": "edgeon", "h": float(rng.uniform(9.0, 18.0) * size), "pa": float(rng.uniform(0, np.pi)),
-               "z0": float(rng.uniform(1.0, 2.2) * size), "incl": float(np.radians(rng.uniform(84, 90))),
+        gal = {"kind": "edgeon", "h": float(min(rng.uniform(8.0, 14.0) * size, 32.0)), "pa": float(rng.uniform(0, np.pi)),
+               "z0": float(rng.uniform(1.6, 3.2) * size), "incl": float(np.radians(rng.uniform(84, 90))),
                "disk_colour": _jitter(DISK, rng), "bulge_colour": _jitter(RED, rng),
                "dust": float(rng.uniform(0.0, 1.2)), "bt": 0.0}
         if c == 9:
@@ -242,8 +247,8 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = 0.5
     p["psf_fwhm_arcsec"] = float(rng.uniform(1.0, 1.5))
     p["psf_beta"] = float(rng.uniform(2.8, 4.5))
     p["sky_sigma"] = float(1.0 + d * rng.uniform(0.0, 0.6))
-    p["n_stars"] = int(rng.poisson(7 + 5 * d))
-    p["n_bg"] = int(rng.poisson(10 + 6 * d))
+    p["n_stars"] = int(rng.poisson(13 + 5 * d))
+    p["n_bg"] = int(rng.poisson(14 + 6 * d))
     p["knot_seed"] = int(rng.integers(2**31))
     return p
 
@@ -394,7 +399,7 @@ def _add_field(scene: np.ndarray, params: dict, rng: np.random.Generator) -> Non
     """Field stars (steep number counts, a few bright) and small faint background galaxies."""
     for _ in range(params["n_stars"]):
         x, y = rng.uniform(-SIZE / 2, SIZE / 2, 2)
-        flux = 40.0 * (rng.pareto(0.9) + 1.0)  # dN/dF ~ F^-1.9: mostly faint, some saturate
+        flux = 90.0 * (rng.pareto(0.9) + 1.0)  # dN/dF ~ F^-1.9: mostly faint, some saturate
         flux = min(flux, 2e5)
         t = rng.uniform(-1, 1)  # blue (hot) .. red (cool) stars
         colour = np.array([1.0 + 0.45 * -t, 1.0, 1.0 + 0.5 * t], dtype=np.float32)
@@ -402,7 +407,7 @@ def _add_field(scene: np.ndarray, params: dict, rng: np.random.Generator) -> Non
     for _ in range(params["n_bg"]):
         cx, cy = rng.uniform(-SIZE / 2, SIZE / 2, 2)
         re, n, q, pa = rng.uniform(0.8, 3.5), rng.uniform(1.0, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
-        flux = 30.0 * (rng.pareto(1.2) + 1.0)
+        flux = 70.0 * (rng.pareto(1.2) + 1.0)
         colour = _jitter(RED if rng.uniform() < 0.5 else BLUE, rng, 0.1)
         half = int(min(6 * re + 4, 30))
         ix, iy = int(round(cx + (SIZE - 1) / 2)), int(round(cy + (SIZE - 1) / 2))
@@ -450,7 +455,9 @@ def observe(model: np.ndarray, params: dict, rng: np.random.Generator, noise: bo
         # white noise smoothed by a ~1 px Gaussian (lag-1 correlation ~0.75, as measured on the
         # real JPEGs), rescaled so the per-pixel sky noise stays sigma; plus source shot noise
         corr = 0.95
-        white = rng.standard_normal((3, SIZE, SIZE)).astype(np.float32)
+        # most of the real noise is common to the three channels (luminance): mix in a shared field
+        white = rng.standard_normal((4, SIZE, SIZE)).astype(np.float32)
+        white = np.float32(np.sqrt(1 - BAND_NOISE_CORR)) * white[:3] + np.float32(np.sqrt(BAND_NOISE_CORR)) * white[3:]
         shot = np.sqrt(np.clip(conv, 0, None) / 25.0)
         smooth = np.fft.irfft2(np.fft.rfft2(white * (sigma + shot)) * _gauss_fft(corr), s=(SIZE, SIZE))
         conv = conv + (smooth * (2.0 * np.sqrt(np.pi) * corr)).astype(np.float32)

@@ -1,0 +1,212 @@
+"""The synthetic sky: determinism, file layout, physics of the models, argument checks."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from galaxymorph.data.galaxy10 import open_galaxy10
+from galaxymorph.data.synthetic import (
+    GENERATOR_VERSION, asinh_rgb, draw_params, galaxy_model, image_rng, observe, render_galaxy, synthesize,
+)
+from galaxymorph.errors import DataError
+
+SIZE = 256
+YY, XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64) - (SIZE - 1) / 2.0
+
+
+def face_on(params: dict) -> dict:
+    """The same galaxy seen face-on (disk physics without projection effects)."""
+    params = dict(params)
+    params["components"] = dict(params["components"], incl=0.0)
+    return params
+
+
+def inner_axis_ratio(img: np.ndarray, level: float = 0.1) -> float:
+    """Axis ratio from second moments of the pixels above ``level`` x peak."""
+    w = img * (img > level * img.max())
+    tot = w.sum()
+    cy, cx = (w * YY).sum() / tot, (w * XX).sum() / tot
+    m = np.array([[(w * (XX - cx) ** 2).sum(), (w * (XX - cx) * (YY - cy)).sum()],
+                  [(w * (XX - cx) * (YY - cy)).sum(), (w * (YY - cy) ** 2).sum()]]) / tot
+    ev = np.linalg.eigvalsh(m)
+    return float(np.sqrt(ev[0] / ev[1]))
+
+
+def isophote_fourier(img: np.ndarray, params: dict, radius: float) -> np.ndarray:
+    """|F_m| / F_0, m = 0..6, of the light along the galaxy's own ellipse at ``radius`` px.
+
+    For a disk the ellipse is the deprojected circle (q = cos i); for a spheroid its isophote
+    (q). A smooth galaxy is constant along it; spiral arms put power into m = arm count.
+    """
+    g = params["components"]
+    q = np.cos(g["incl"]) if "incl" in g else g["q"]
+    t = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+    u, v = radius * np.cos(t), radius * np.sin(t) * q
+    c, s = np.cos(g["pa"]), np.sin(g["pa"])
+    x = c * u - s * v + params["center"][0] + (SIZE - 1) / 2
+    y = s * u + c * v + params["center"][1] + (SIZE - 1) / 2
+    from scipy.ndimage import map_coordinates
+
+    prof = map_coordinates(img, [y, x], order=1)
+    f = np.abs(np.fft.rfft(prof))
+    return f[:7] / f[0]
+
+
+# -- determinism and the file --------------------------------------------------------------
+def test_same_seed_same_bytes_independent_of_order():
+    a, _ = render_galaxy(5, image_rng(3, 5, 7), 0.5)
+    b, _ = render_galaxy(5, image_rng(3, 5, 7), 0.5)
+    c, _ = render_galaxy(5, image_rng(4, 5, 7), 0.5)
+    assert a.dtype == np.uint8 and a.shape == (256, 256, 3)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_file_layout_counts_and_determinism(tmp_path):
+    p1 = synthesize(tmp_path / "a.h5", classes=(2, 5), n_per_class=3, seed=1, progress=False)
+    p2 = synthesize(tmp_path / "b.h5", classes=(2, 5), n_per_class=3, seed=1, progress=False)
+    p3 = synthesize(tmp_path / "c.h5", classes=(2, 5), n_per_class=3, seed=2, progress=False)
+    with open_galaxy10(p1) as f1, open_galaxy10(p2) as f2, open_galaxy10(p3) as f3:
+        assert f1.class_counts() == {2: 3, 5: 3}
+        assert np.array_equal(f1.images(), f2.images())
+        assert not np.array_equal(f1.images(), f3.images())
+        assert np.allclose(f1.column("pxscale"), 0.262)
+        attrs = dict(f1._h5.attrs)
+        assert attrs["generator"] == GENERATOR_VERSION and attrs["seed"] == 1 and attrs["difficulty"] == 0.5
+        # image i of class c does not depend on how many images were asked for
+        sel = f1.select((2, 5))
+        first2 = f1.images(sel.indices[:2])
+    synthesize(tmp_path / "d.h5", classes=(2, 5), n_per_class=1, seed=1, progress=False)
+    with open_galaxy10(tmp_path / "d.h5") as f4:
+        assert np.array_equal(f4.images(), first2)
+
+
+def test_single_class_and_all_classes_render(tmp_path):
+    path = synthesize(tmp_path / "one.h5", classes=[7], n_per_class=1, seed=0, progress=False)
+    with open_galaxy10(path) as f:
+        assert f.class_counts() == {7: 1}
+    for c in range(10):
+        img, params = render_galaxy(c, image_rng(0, c, 0), 0.5)
+        assert params["class_id"] == c
+        centre = img[108:148, 108:148].astype(float).mean()
+        border = np.median(img[:20].astype(float))
+        assert centre > border + 15, f"class {c}: no galaxy in the centre"
+
+
+# -- physics -------------------------------------------------------------------------------
+def test_bars_elongate_inner_isophotes_round_smooth_do_not():
+    """Second moments of the bright inner region (seeing-convolved model, no noise, face-on)."""
+    bar, smooth = [], []
+    for i in range(6):
+        pb = face_on(draw_params(5, image_rng(0, 5, i), 0.0))
+        bar.append(inner_axis_ratio(observe(galaxy_model(pb, knots=False), pb, None, noise=False, field=False)[1]))
+        ps = draw_params(2, image_rng(0, 2, i), 0.0)
+        smooth.append(inner_axis_ratio(observe(galaxy_model(ps), ps, None, noise=False, field=False)[1]))
+    assert np.median(bar) < 0.65, bar
+    assert np.median(smooth) > 0.8, smooth
+    assert np.median(bar) < np.median(smooth) - 0.2
+
+
+def test_spiral_arms_put_power_at_the_arm_count():
+    for cls in (6, 7):
+        for i in range(3):
+            p = draw_params(cls, image_rng(1, cls, i), 0.0)
+            img = galaxy_model(p, knots=False)[1]
+            h, m = p["components"]["h"], p["components"]["n_arms"]
+            f = isophote_fourier(img, p, 2.0 * h)
+            assert f[m] > 0.1, (cls, i, m, f)
+            others = [k for k in range(1, 7) if k % m]  # the arm profile also has harmonics 2m, 3m
+            assert f[m] > 3 * f[others].max(), (cls, i, m, f)
+    for cls in (2, 3):
+        p = draw_params(cls, image_rng(1, cls, 0), 0.0)
+        f = isophote_fourier(galaxy_model(p)[1], p, 1.5 * p["components"]["re"])
+        assert f[1:].max() < 0.02, f
+
+
+def test_bulge_redder_than_arms():
+    for i in range(3):
+        p = face_on(draw_params(6, image_rng(2, 6, i), 0.0))
+        g, r, z = galaxy_model(p, knots=False)
+        h = p["components"]["h"]
+        rad = np.hypot(XX - p["center"][0], YY - p["center"][1])
+        core = rad < 0.15 * h
+        arms = (rad > 1.5 * h) & (rad < 3 * h)
+        assert z[core].sum() / g[core].sum() > 1.1 * z[arms].sum() / g[arms].sum()
+
+
+def test_difficulty_weakens_bars_and_inclines_disks():
+    easy = [draw_params(5, image_rng(0, 5, i), 0.0) for i in range(60)]
+    hard = [draw_params(5, image_rng(0, 5, i), 1.0) for i in range(60)]
+    frac = lambda ps, k: np.mean([p["components"][k] for p in ps])  # noqa: E731
+    assert frac(hard, "bar_frac") < 0.7 * frac(easy, "bar_frac")
+    assert frac(hard, "bar_q") > frac(easy, "bar_q")
+    assert frac(hard, "incl") > frac(easy, "incl")
+    assert np.mean([p["sky_sigma"] for p in hard]) > np.mean([p["sky_sigma"] for p in easy])
+
+
+def test_asinh_stretch_keeps_sky_grey_and_saturates_cores():
+    flux = np.zeros((3, 4, 4), dtype=np.float32)
+    flux[:, 0, 0] = 1e5
+    rgb = asinh_rgb(flux)
+    assert 30 <= rgb[1, 1].mean() <= 36
+    assert rgb[0, 0].min() == 255
+
+
+# -- arguments and CLI -----------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    ({"classes": (2, 11)}, "unknown class id 11"),
+    ({"classes": ()}, "no classes"),
+    ({"classes": (2, 2)}, "twice"),
+    ({"n_per_class": 0}, "n_per_class"),
+    ({"difficulty": 1.5}, "difficulty"),
+    ({"difficulty": "hard"}, "difficulty"),
+])
+def test_bad_arguments_raise(tmp_path, kwargs, match):
+    with pytest.raises(DataError, match=match):
+        synthesize(tmp_path / "x.h5", progress=False, **kwargs)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_cli_synth_then_info(tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    out = tmp_path / "sky.h5"
+    main(["data", "synth", "--out", str(out), "--n-per-class", "3"])
+    main(["data", "info", str(out)])
+    text = capsys.readouterr().out
+    assert "sky.h5" in text and "6" in text
+    with open_galaxy10(out) as f:
+        assert f.class_counts() == {2: 3, 5: 3}
+    assert main(["data", "synth", "--out", str(tmp_path / "bad.h5"), "--classes", "2", "12"]) != 0
+    assert "unknown class id 12" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5").exists()
+
+
+# -- calibration against the real cutouts ----------------------------------------------------
+def _calibration_module():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_synthetic.py"
+    spec = importlib.util.spec_from_file_location("calibrate_synthetic", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_statistics_roughly_match_real_cutouts(reference_h5):
+    cal = _calibration_module()
+    with open_galaxy10(reference_h5) as f:
+        sel = f.select((2, 5))
+        real = cal.class_stats(f.images(sel.indices), f.labels[sel.indices])
+    labels = np.array([2, 5] * 5)
+    images = np.stack([render_galaxy(c, image_rng(0, c, i), 0.5)[0] for i, c in enumerate(labels)])
+    synth = cal.class_stats(images, labels)
+    for c in (2, 5):
+        for key, tol in (("background", 4.0), ("noise", 4.0)):
+            assert abs(np.median(synth[c][key]) - np.median(real[c][key])) < tol, (c, key)
+        ratio = np.nanmedian(synth[c]["r_half"]) / np.nanmedian(real[c]["r_half"])
+        assert 0.4 < ratio < 2.0, (c, ratio)
+        for key in ("R/G", "B/G"):
+            assert abs(np.nanmedian(synth[c][key]) - np.nanmedian(real[c][key])) < 0.2, (c, key)
