@@ -21,12 +21,11 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
+from .data.importers import IMAGE_SUFFIXES, read_image_file
 from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path
 from .progress import progress_bar
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 CHUNK = 256  # images read from an HDF5 file at a time (bounded memory for the 17k-image file)
 
@@ -45,12 +44,8 @@ def predict_indices(model, data, indices: np.ndarray, batch_size: int = 64, tta:
 
 
 # -- inputs --------------------------------------------------------------------------------
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    for s in FITS_SUFFIXES:
-        if name.endswith(s):
-            return s
-    return path.suffix.lower()
+def _is_hdf5(path: Path) -> bool:
+    return path.suffix.lower() in HDF5_SUFFIXES
 
 
 def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
@@ -63,7 +58,6 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], lis
         inputs = [inputs]
     if not inputs:
         raise GalaxymorphError("no inputs given: name image files, folders, FITS cutouts or an HDF5 file")
-    known = IMAGE_SUFFIXES + FITS_SUFFIXES
     files: list[Path] = []
     h5_files: list[Path] = []
     for item in map(Path, inputs):
@@ -71,9 +65,9 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], lis
             raise GalaxymorphError(f"input not found: {item}")
         if item.is_dir():
             found = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
-            files.extend(p for p in found if _suffix(p) in known)
-            h5_files.extend(p for p in found if _suffix(p) in HDF5_SUFFIXES)
-        elif _suffix(item) in HDF5_SUFFIXES:
+            files.extend(p for p in found if p.name.lower().endswith(IMAGE_SUFFIXES))
+            h5_files.extend(p for p in found if _is_hdf5(p))
+        elif _is_hdf5(item):
             h5_files.append(item)
         else:
             files.append(item)  # unknown suffixes are tried, and reported if unreadable
@@ -81,25 +75,11 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], lis
 
 
 def read_image(path: Path) -> np.ndarray:
-    """One JPG/PNG/FITS file as uint8 (256, 256, 3), via the importers' reader."""
-    try:
-        from .data.importers import read_image_file
-    except ImportError:  # TEMPORARY until data/importers.py provides it
-        read_image_file = _read_with_pil
+    """One JPG/PNG/FITS file as uint8 (256, 256, 3), read (and resized) as ``data import`` does."""
     image = np.asarray(read_image_file(path, size=IMAGE_SHAPE[0]))
     if image.dtype != np.uint8 or image.shape != IMAGE_SHAPE:
         raise DataError(f"{path.name}: reader returned {image.dtype} {image.shape}, expected uint8 (256, 256, 3)")
     return image
-
-
-def _read_with_pil(path: Path, size: int = 256) -> np.ndarray:  # TEMPORARY, see read_image
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read {path.name}: {exc}") from None
 
 
 @dataclass

@@ -1,0 +1,140 @@
+"""Prediction on new images: PNG folders, JPG, FITS, HDF5, corrupt files, TTA."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from galaxymorph.cli import main
+from galaxymorph.data.galaxy10 import open_galaxy10
+from galaxymorph.errors import GalaxymorphError
+from galaxymorph.models import load_model
+from galaxymorph.predict import predict
+from helpers_runs import make_images, make_run, write_data
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    return make_run(root / "run", write_data(root / "data.h5", n_per_class=24), steps=20)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return make_images(np.array([0, 1, 0, 1]), seed=7)
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _probs(rows):
+    return np.array([[float(r["prob_2"]), float(r["prob_5"])] for r in rows])
+
+
+def test_png_folder_recursive_sorted_and_jpg(run, images, tmp_path):
+    folder = tmp_path / "pngs"
+    (folder / "sub").mkdir(parents=True)
+    for i, name in enumerate(["b.png", "a.png", "sub/c.png"]):
+        Image.fromarray(images[i]).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")  # ignored inside folders
+    jpg = tmp_path / "one.jpg"
+    Image.fromarray(images[3]).resize((300, 300)).save(jpg, quality=95)  # other size: resized
+    out = tmp_path / "pred.csv"
+    report = predict(run, [folder, jpg], out, progress=False)
+    rows = _rows(out)
+    assert [os.path.relpath(r["file"], tmp_path) for r in rows] == ["pngs/a.png", "pngs/b.png", "pngs/sub/c.png",
+                                                                     "one.jpg"]
+    assert list(rows[0]) == ["file", "index", "predicted", "predicted_name", "prob_2", "prob_5"]
+    probs = _probs(rows)
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
+    for r, p in zip(rows, probs):
+        assert int(r["predicted"]) == (5 if p[1] >= 0.5 else 2)
+        assert r["predicted_name"] == {2: "Round Smooth", 5: "Barred Spiral"}[int(r["predicted"])]
+    # PNG is lossless: the same probabilities as the model on the arrays themselves
+    model = load_model(run)
+    direct = model.predict_proba(images[[1, 0, 2]])
+    assert np.allclose(probs[:3], direct, atol=1e-5)
+    assert report.n_predicted == 4 and not report.skipped
+    assert "classified 4 image(s)" in str(report)
+
+
+def test_fits_file(run, tmp_path):
+    from astropy.io import fits
+
+    yy, xx = np.mgrid[-32:32, -32:32]
+    band = (np.exp(-np.hypot(xx, yy / 0.5) / 5) + np.random.default_rng(0).normal(0, 0.01, xx.shape))
+    path = tmp_path / "cutout.fits"
+    fits.PrimaryHDU(np.stack([band, band * 1.2, band * 1.5]).astype(np.float32)).writeto(path)
+    out = tmp_path / "pred.csv"
+    predict(run, [path], out, progress=False)
+    rows = _rows(out)
+    assert len(rows) == 1 and rows[0]["file"] == str(path)
+    assert np.isclose(_probs(rows).sum(), 1, atol=1e-5)
+
+
+def test_hdf5_input_has_index_column(run, tmp_path):
+    data = write_data(tmp_path / "new.h5", n_per_class=3, seed=5)
+    out = tmp_path / "pred.csv"
+    predict(run, [data], out, batch_size=4, progress=False)
+    rows = _rows(out)
+    assert [int(r["index"]) for r in rows] == list(range(6))
+    with open_galaxy10(data) as f:
+        direct = load_model(run).predict_proba(f.images())
+    assert np.allclose(_probs(rows), direct, atol=1e-5)
+
+
+def test_corrupt_files_are_skipped_and_counted(run, images, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(images[0]).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (folder / "broken.fits").write_bytes(b"SIMPLE  =                    T" + b"\0" * 100)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), str(folder), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "classified 1 image(s)" in printed and "skipped 2 unreadable" in printed
+    assert "broken.png" in printed and "broken.fits" in printed
+    assert len(_rows(out)) == 1
+
+
+def test_nothing_readable_is_an_error_and_leaves_no_file(run, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    out = tmp_path / "pred.csv"
+    with pytest.raises(GalaxymorphError, match="no readable image"):
+        predict(run, [bad], out, progress=False)
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+    with pytest.raises(GalaxymorphError, match="input not found"):
+        predict(run, [tmp_path / "missing.png"], out, progress=False)
+
+
+def test_tta_is_d4_invariant(run, images, tmp_path):
+    folder = tmp_path / "views"
+    folder.mkdir()
+    base = images[1]
+    views = [np.rot90(base, k) for k in range(4)] + [np.fliplr(np.rot90(base, k)) for k in range(4)]
+    for i, v in enumerate(views):
+        Image.fromarray(np.ascontiguousarray(v)).save(folder / f"{i}.png")
+    out = tmp_path / "pred.csv"
+    predict(run, [folder], out, tta=True, progress=False)
+    probs = _probs(_rows(out))
+    assert len(probs) == 8 and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert np.allclose(probs, probs[0], atol=1e-4)  # every symmetry of the image: the same answer
+    predict(run, [folder], out, tta=False, progress=False)
+    plain = _probs(_rows(out))
+    assert plain[:, 1].std() > probs[:, 1].std()  # without TTA the views do disagree a little
