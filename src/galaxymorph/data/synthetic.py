@@ -275,12 +275,11 @@ def _spiral_model(g: dict, x: np.ndarray, y: np.ndarray, rng) -> tuple[np.ndarra
     disk_w = 1.0 - bt - bar
     parts = [(disk_w * disk * (1.0 - arm_amp), g["disk_colour"]),
              (disk_w * disk * arm_amp * wave, g["arm_colour"])]
-    ub, vb = rotated(x, y, g["pa"])
     bu, bv = rotated(u, vd, g.get("bar_angle", 0.0)) if bar else (None, None)
     if bar:
         parts.append((bar * ferrers(bu, bv, g["bar_len"], g["bar_q"]), g["bulge_colour"] * 0.5 + g["disk_colour"] * 0.5))
-    bq = g["bulge_q"] * cos_i + (1 - cos_i) * g["bulge_q"]  # bulges are nearly round spheroids
-    rb = np.sqrt(ub * ub + (vb / bq) ** 2)
+    bq = g["bulge_q"]  # bulges are nearly round spheroids: barely flattened by inclination
+    rb = np.sqrt(u * u + (v / bq) ** 2)
     parts.append((bt * sersic(rb, g["bulge_n"], g["bulge_re"]) / bq, g["bulge_colour"]))
     # star-forming knots on the arms: point sources, blue
     knots = []
@@ -300,11 +299,11 @@ def _edgeon_model(g: dict, x: np.ndarray, y: np.ndarray) -> list:
     h, z0 = g["h"], g["z0"]
     a = np.maximum(np.abs(u), 0.3) / h
     radial = (a * special.k1(a)).astype(np.float32)
-    offset = z0 * 1.2 * np.cos(g["incl"]) * 8.0  # a lane just off the mid-plane when i < 90
-    vertical = 1.0 / np.cosh((v - 0.0) / z0) ** 2
+    offset = 2.88 * z0 * np.cos(g["incl"])  # the lane sits just off the mid-plane when i < 90
+    vertical = 1.0 / np.cosh(v / z0) ** 2
     disk = radial * vertical
     disk = disk / disk.sum()
-    lane = np.exp(-0.5 * ((v - offset * 0.3) / (0.45 * z0)) ** 2) * np.exp(-np.abs(u) / (2.5 * h))
+    lane = np.exp(-0.5 * ((v - offset) / (0.45 * z0)) ** 2) * np.exp(-np.abs(u) / (2.5 * h))
     parts = [((1.0 - g["bt"]) * disk, g["disk_colour"], lane)]
     rb = np.sqrt(u * u + (v / g["bulge_q"]) ** 2)
     parts.append((g["bt"] * sersic(rb, g["bulge_n"], g["bulge_re"]) / g["bulge_q"], g["bulge_colour"], lane))
