@@ -1,0 +1,224 @@
+"""The training loop: the exact seed CNN, run folders, best-epoch choice, resume, bad input."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from galaxymorph import Config, GalaxymorphError, load_model
+from galaxymorph.data.galaxy10 import write_galaxy10
+from galaxymorph.data.splits import prepare
+from galaxymorph.errors import DataError
+from galaxymorph.models import build_model, read_checkpoint
+from galaxymorph.train import lr_factor, read_history, train
+
+train_module = importlib.import_module("galaxymorph.train")  # the module (galaxymorph.train is the function)
+
+# One thread: the CI machine has two cores, often shared; OpenMP spin-waiting on a busy
+# core makes two threads far slower than one for these tiny batches.
+FAST = dict(epochs=2, batch_size=8, device="cpu", amp=False, threads=1, patience=0)
+
+
+def tiny_config(data, **changes) -> Config:
+    return Config(data=str(data), **{**FAST, **changes})
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def strip_seconds(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+# -- the models -----------------------------------------------------------------------------
+def test_seed_model_is_the_reference_cnn():
+    model = build_model("seed", [2, 5])
+    assert sum(p.numel() for p in model.parameters()) == 1_015_361
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+             for m in model.net.features if isinstance(m, (torch.nn.Conv2d, torch.nn.MaxPool2d))]
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 256, 256))
+    for h in hooks:
+        h.remove()
+    assert sizes == [254, 127, 125, 62, 60, 30, 28, 14, 12]
+    assert out.shape == (1, 1)
+
+
+def test_lr_schedules():
+    assert lr_factor(50, 100, "constant") == 1.0
+    assert lr_factor(0, 100, "cosine") == pytest.approx(1.0) and lr_factor(99, 100, "cosine") == pytest.approx(0.0)
+    peak = max(lr_factor(s, 100, "onecycle") for s in range(100))
+    assert peak == pytest.approx(1.0, abs=0.01)
+    assert lr_factor(0, 100, "onecycle") == pytest.approx(1 / 25) and lr_factor(99, 100, "onecycle") < 1e-3
+
+
+# -- a run folder ---------------------------------------------------------------------------
+def test_train_writes_a_complete_run_folder(tiny_h5, tmp_path):
+    run_dir = train(tiny_config(tiny_h5), out=tmp_path / "run", progress=False)
+    for name in ("config.toml", "manifest.json", "run.json", "environment.json", "history.csv", "curves.png",
+                 "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (run_dir / name).is_file(), name
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "complete" and run["epochs_done"] == 2
+    assert run["data"]["sha256"] == json.loads((run_dir / "manifest.json").read_text())["source"]["sha256"]
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["torch"] == torch.__version__ and env["threads"] == 1 and env["mixed_precision"] == "off"
+    assert Config.resolve(run_dir / "config.toml") == tiny_config(tiny_h5)
+
+    history = read_history(run_dir / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2]
+    best_epoch = min(history, key=lambda r: r["val_loss"])["epoch"]
+    best = read_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert best["epoch"] == best_epoch == run["best_epoch"]
+    assert best["val_loss"] == pytest.approx(min(r["val_loss"] for r in history))
+
+    model = load_model(run_dir)
+    assert not model.training and model.class_ids == [2, 5]
+    from galaxymorph.data.galaxy10 import open_galaxy10
+
+    with open_galaxy10(tiny_h5) as data:
+        proba = model.predict_proba(data.images(range(4)))
+    assert proba.shape == (4, 2) and np.allclose(proba.sum(1), 1)
+
+
+def test_same_seed_same_history_and_resume_is_exact(tiny_h5, tmp_path, monkeypatch):
+    straight = train(tiny_config(tiny_h5), out=tmp_path / "a", progress=False)
+    again = train(tiny_config(tiny_h5), out=tmp_path / "b", progress=False)
+    assert strip_seconds(read_history(straight / "history.csv")) == strip_seconds(read_history(again / "history.csv"))
+
+    # Ctrl-C in the middle of epoch 2, then --resume: the same result as never stopping.
+    real = train_module.iterate_batches
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_2(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if args[3] == 2 and i == 1:  # (epoch, batch); evaluation passes epoch 0
+                calls["n"] += 1
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(train_module, "iterate_batches", interrupt_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tiny_h5), out=tmp_path / "c", progress=False)
+    assert calls["n"] == 1
+    cut = tmp_path / "c"
+    assert json.loads((cut / "run.json").read_text())["status"] == "interrupted"
+    assert read_checkpoint(cut / "checkpoints" / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(train_module, "iterate_batches", real)
+
+    train(None, resume=cut, progress=False)
+    assert json.loads((cut / "run.json").read_text())["status"] == "complete"
+    assert strip_seconds(read_history(cut / "history.csv")) == strip_seconds(read_history(straight / "history.csv"))
+    assert same_weights(read_checkpoint(cut / "checkpoints" / "last.pt")["state_dict"],
+                        read_checkpoint(straight / "checkpoints" / "last.pt")["state_dict"])
+    with pytest.raises(GalaxymorphError, match="already complete"):
+        train(None, resume=cut, progress=False)
+
+
+def test_resume_can_extend_epochs_and_hook_sees_each_epoch(tiny_h5, tmp_path):
+    seen = []
+    run_dir = train(tiny_config(tiny_h5, epochs=1, schedule="constant", augment="seed"),
+                    out=tmp_path / "r", progress=False, on_epoch_end=lambda e, rec, m: seen.append(e))
+    train(tiny_config(tiny_h5, epochs=2, schedule="constant", augment="seed"), resume=run_dir,
+          progress=False, on_epoch_end=lambda e, rec, m: seen.append(e))
+    assert seen == [1, 2]
+    assert [r["epoch"] for r in read_history(run_dir / "history.csv")] == [1, 2]
+    with pytest.raises(GalaxymorphError, match="lr"):
+        train(tiny_config(tiny_h5, epochs=3, lr=0.1), resume=run_dir, progress=False)
+
+
+# -- bad input ------------------------------------------------------------------------------
+def test_unknown_model_and_absent_classes(tiny_h5, tmp_path):
+    with pytest.raises(GalaxymorphError, match="known models: seed, default"):
+        train(tiny_config(tiny_h5, model="resnet9000"), out=tmp_path / "x", progress=False)
+    with pytest.raises(DataError, match="no images of class 7"):
+        train(tiny_config(tiny_h5, classes=[2, 7]), out=tmp_path / "y", progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_manifest_checks(tiny_h5, tmp_path):
+    other = write_galaxy10(tmp_path / "other.h5", np.zeros((6, 256, 256, 3), np.uint8), [2, 5] * 3)
+    prepare(other, tmp_path / "other.json", check_duplicates=False)
+    with pytest.raises(DataError, match="different file"):
+        train(tiny_config(tiny_h5, manifest=str(tmp_path / "other.json")), out=tmp_path / "x", progress=False)
+    prepare(tiny_h5, tmp_path / "m.json", classes=[5, 2], check_duplicates=False)
+    with pytest.raises(GalaxymorphError, match="classes"):
+        train(tiny_config(tiny_h5, manifest=str(tmp_path / "m.json")), out=tmp_path / "y", progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_existing_folder_corrupt_checkpoint_and_bad_weights(tiny_h5, tmp_path):
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    with pytest.raises(GalaxymorphError, match="already holds files"):
+        train(tiny_config(tiny_h5), out=used, progress=False)
+    assert (used / "notes.txt").read_text() == "mine"
+
+    run_dir = train(tiny_config(tiny_h5, epochs=1), out=tmp_path / "run", progress=False)
+    # weights: a run's checkpoint fits the same model; a seed-model state_dict does not
+    train(tiny_config(tiny_h5, epochs=1, weights=str(run_dir / "checkpoints" / "best.pt")),
+          out=tmp_path / "warm", progress=False)
+    torch.save(build_model("seed", [2, 5]).state_dict(), tmp_path / "seed.pt")
+    with pytest.raises(GalaxymorphError, match="do not fit"):
+        train(tiny_config(tiny_h5, weights=str(tmp_path / "seed.pt")), out=tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    (run_dir / "run.json").write_text(json.dumps({**json.loads((run_dir / "run.json").read_text()),
+                                                  "status": "interrupted"}))
+    with pytest.raises(GalaxymorphError, match="corrupt"):
+        train(tiny_config(tiny_h5, epochs=2), resume=run_dir, progress=False)
+    with pytest.raises(GalaxymorphError, match="not a galaxymorph run folder"):
+        train(None, resume=tmp_path / "nothing", progress=False)
+
+
+def test_out_of_memory_is_a_clear_error_and_leaves_no_folder(tiny_h5, tmp_path, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 99999999999 bytes")
+
+    monkeypatch.setattr(train_module, "loss_and_correct", no_memory)
+    with pytest.raises(GalaxymorphError, match="smaller --batch-size"):
+        train(tiny_config(tiny_h5), out=tmp_path / "oom", progress=False)
+    assert not (tmp_path / "oom").exists()
+
+
+def test_synthetic_data_is_rendered_once_into_the_cache(tiny_h5, tmp_path, monkeypatch):
+    import shutil
+
+    from galaxymorph import runs
+
+    rendered = []
+
+    def fake_synthesize(out, **kwargs):
+        rendered.append(kwargs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tiny_h5, out)
+        return out
+
+    monkeypatch.setattr(runs, "data_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr("galaxymorph.data.synthetic.synthesize", fake_synthesize)
+    config = Config(data="synthetic", n_per_class=20, seed=3, difficulty=0.25)
+    path = runs.resolve_data(config)
+    assert runs.resolve_data(config) == path and len(rendered) == 1
+    assert path.parent == tmp_path / "cache" / "synthetic" and "n20-s3-d0.25" in path.name
+    assert rendered[0] == dict(classes=[2, 5], n_per_class=20, seed=3, difficulty=0.25)
+    with pytest.raises(DataError, match="not found"):
+        runs.resolve_data(Config(data=str(tmp_path / "missing.h5")))
+
+
+def test_cli_train(tiny_h5, tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    out = tmp_path / "cli-run"
+    code = main(["train", "--data", str(tiny_h5), "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+                 "--no-amp", "--threads", "1", "--augment", "none", "--out", str(out)])
+    assert code == 0 and (out / "checkpoints" / "best.pt").is_file()
+    assert main(["train", "--data", str(tiny_h5), "--out", str(out)]) == 2
+    assert "already holds files" in capsys.readouterr().err
