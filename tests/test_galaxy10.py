@@ -115,3 +115,16 @@ def test_reads_the_real_reference_cutouts(reference_h5):
         assert data.class_counts() == {c: 11 for c in range(10)}
         sel = data.select([2, 5])
         assert len(sel.indices) == 22 and data.images(sel.indices[:2]).shape == (2, 256, 256, 3)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    from galaxymorph.fileio import write_text
+
+    mask = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "x.txt", "hello")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
