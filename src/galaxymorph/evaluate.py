@@ -93,7 +93,12 @@ def _true_positions(data, indices: np.ndarray, class_ids: list[int]) -> np.ndarr
     unknown = sorted(set(int(c) for c in np.unique(ids)) - set(lookup))
     if unknown:
         raise DataError(f"the split holds class id(s) {unknown} the model was not trained on ({class_ids})")
-    return np.array([lookup[int(c)] for c in ids], dtype=np.int64)
+    positions = np.array([lookup[int(c)] for c in ids], dtype=np.int64)
+    missing = [c for i, c in enumerate(class_ids) if not np.any(positions == i)]
+    if missing:
+        raise DataError(f"the split has no images of class {missing} ({', '.join(CLASS_NAMES[c] for c in missing)}): "
+                        "ROC AUC and per-class figures need every class; make a split with more images")
+    return positions
 
 
 # ================================================================================ metrics
@@ -360,7 +365,7 @@ def format_metrics(metrics: dict) -> str:
         row = f"  {name:<19}{m['value']:>7.4f}  " + (f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else " " * 15)
         if tuned and name in tuned:
             t = tuned[name]
-            row += f"  {t['value']:.4f} [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]"
+            row += f"  {t['value']:.4f}" + (f" [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]" if t["ci95"] else "")
         lines.append(row)
     cm = metrics["confusion_matrix"]
     width = max(len(n) for n in cm["labels"]) + 2
