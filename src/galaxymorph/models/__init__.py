@@ -76,8 +76,10 @@ class Classifier(nn.Module):
         return torch.softmax(logits.float(), dim=1)
 
     @torch.no_grad()
-    def predict_proba(self, images, batch_size: int = 64, tta: bool = False, progress: bool = False) -> np.ndarray:
-        """Probabilities (N, k) for uint8 images; ``tta`` averages over the 8 D4 symmetries."""
+    def predict_proba(self, images, batch_size: int = 64, tta: bool = False, progress: bool = False,
+                      amp: bool = False) -> np.ndarray:
+        """Probabilities (N, k) for uint8 images; ``tta`` averages over the 8 D4 symmetries;
+        ``amp`` runs the network under bf16 autocast (probabilities still float32)."""
         from ..progress import progress_bar
 
         was_training = self.training
@@ -87,7 +89,8 @@ class Classifier(nn.Module):
         for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress):
             x = self.preprocess(images[start : start + batch_size])
             views = d4_views(x) if tta else [x]
-            out.append(torch.stack([self.probabilities(self(v)) for v in views]).mean(0).cpu())
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                out.append(torch.stack([self.probabilities(self(v)) for v in views]).mean(0).cpu())
         self.train(was_training)
         k = len(self.class_ids)
         return torch.cat(out).numpy() if out else np.empty((0, k), dtype=np.float32)
