@@ -35,7 +35,7 @@ from scipy import special
 from ..errors import DataError
 from .galaxy10 import CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, Galaxy10Writer
 
-GENERATOR_VERSION = "galaxymorph-synthetic/1"
+GENERATOR_VERSION = "galaxymorph-synthetic/2"
 SIZE = IMAGE_SHAPE[0]
 BANDS = ("g", "r", "z")
 RENDERED_CLASSES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
@@ -44,11 +44,14 @@ DISPLAY_GAIN = 9.5  # output counts per unit flux near zero: sky noise ~10 count
 SOFTENING = 6.0      # asinh softening (flux units): where the stretch turns logarithmic
 BAND_NOISE_CORR = 0.75  # fraction of the noise variance shared by g, r, z
 CHUNK = 32           # images per write
+BAR_H = (9.0, 15.0)  # barred-spiral disk scale length, px, before the size factor (~1.8)
+BAR_SB0 = (25.0, 90.0)  # barred-spiral disk central surface brightness, sky sigma per px
 
 # Colours as (g, r, z) flux ratios relative to r, already in display units.
 RED = np.array([0.86, 1.0, 1.06], dtype=np.float32)     # old stars: bulges, ellipticals
 DISK = np.array([0.95, 1.0, 1.0], dtype=np.float32)    # mixed disk light
 BLUE = np.array([1.22, 1.0, 0.86], dtype=np.float32)    # young stars: arms, knots
+EDGE_RED = np.array([0.92, 1.0, 1.0], dtype=np.float32)  # extra reddening of edge-ons with bulges
 
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) - (SIZE - 1) / 2.0
 
@@ -138,16 +141,18 @@ def _disk_orientation(rng, d: float, max_incl_deg: float) -> tuple[float, float]
 
 def _spiral(rng, d: float, kind: str, h: float) -> dict:
     """A spiral-disk galaxy: bulge + exponential disk + arms (+ bar for kind 'barred')."""
-    incl, pa = _disk_orientation(rng, d, 40.0 + 35.0 * d)
+    # barred spirals in Galaxy10 are mostly face-on-ish (bars are hard to call when inclined)
+    incl, pa = _disk_orientation(rng, d, (30.0 + 30.0 * d) if kind == "barred" else (40.0 + 35.0 * d))
     p: dict = {"kind": kind, "h": h, "incl": incl, "pa": pa, "disk_colour": _jitter(DISK, rng),
                "arm_colour": _jitter(BLUE, rng), "bulge_colour": _jitter(RED, rng)}
     if kind == "barred":
+        p["arm_colour"] = _jitter(0.5 * (DISK + BLUE), rng)  # older, redder disks than unbarred ones
         p["n_arms"] = 2
         p["pitch"] = float(np.radians(rng.uniform(12, 28)))
-        p["bt"] = float(rng.uniform(0.08, 0.3))
-        # weaker, shorter, fatter bars as difficulty grows
-        p["bar_frac"] = float(rng.uniform(0.20 - 0.12 * d, 0.36 - 0.14 * d))
-        p["bar_len"] = float(rng.uniform(1.3 - 0.4 * d, 2.3 - 0.6 * d) * h)
+        p["bt"] = float(rng.uniform(0.06, 0.2))
+        # weaker, shorter, fatter bars as difficulty grows; the disk keeps most of the light
+        p["bar_frac"] = float(rng.uniform(0.14 - 0.08 * d, 0.26 - 0.12 * d))
+        p["bar_len"] = float(rng.uniform(1.2 - 0.35 * d, 2.0 - 0.5 * d) * h)
         p["bar_q"] = float(rng.uniform(0.22 + 0.12 * d, 0.38 + 0.17 * d))
         p["bar_angle"] = float(rng.uniform(0, np.pi))
         p["arm_start"] = p["bar_len"]
@@ -161,7 +166,7 @@ def _spiral(rng, d: float, kind: str, h: float) -> dict:
     else:  # loose
         p["n_arms"] = int(rng.choice([2, 2, 3, 4]))
         p["pitch"] = float(np.radians(rng.uniform(20, 35)))
-        p["bt"] = float(rng.uniform(0.03, 0.18))
+        p["bt"] = float(rng.uniform(0.06, 0.22))
         p["arm_start"] = float(rng.uniform(0.4, 0.9) * h)
         p["arm_amp"] = float(rng.uniform(0.5, 0.9) * (1 - 0.4 * d))
     p["arm_phase"] = float(rng.uniform(0, 2 * np.pi))
@@ -187,30 +192,43 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = 0.5
     size = float(1.8 * np.exp(rng.normal(0.0, 0.25)) * (1.0 - 0.3 * d * rng.uniform()))
     flux = float(np.exp(rng.uniform(np.log(12000), np.log(80000))) * (1.0 - 0.5 * d * rng.uniform()))
     p: dict = {"class_id": c, "difficulty": d}
-    if c in (5, 6, 7):
-        flux *= 2.5  # big disks: keep their surface brightness like the real ones
-    if c in (8, 9):
+    if c in (6, 7):
+        flux *= 2.5 if c == 6 else 3.0  # big disks: keep their surface brightness like the real ones
+    if c == 8:
+        flux *= 3.0  # long thin disks: more light keeps their ends above the sky
+    if c == 9:
         flux *= 1.6
+    if c == 1:
+        flux *= 1.8  # two galaxies share the light: keep each core as bright as real ones
     if c in (2, 3, 4):  # smooth: one red Sersic spheroid, rounder -> cigar
         q_range = {2: (0.78 - 0.1 * d, 1.0), 3: (0.5, 0.78), 4: (0.22, 0.48 + 0.05 * d)}[c]
         gal = {"kind": "smooth", "n": float(rng.uniform(2.5, 5.0) if c == 2 else rng.uniform(1.5, 4.0)),
-               "re": float(rng.uniform(6.5, 14.0) * size), "q": float(rng.uniform(*q_range)),
+               "re": float((np.exp(rng.uniform(np.log(6.0), np.log(20.0))) if c == 2 else rng.uniform(6.5, 14.0)) * size),
+               "q": float(rng.uniform(*q_range)),
                "pa": float(rng.uniform(0, np.pi)), "colour": _jitter(RED, rng)}
         if d > 0 and rng.uniform() < 0.35 * d:  # a faint smooth outer disk: lenticular-looking
             gal["halo_frac"] = float(rng.uniform(0.1, 0.3))
             gal["halo_h"] = float(gal["re"] * rng.uniform(1.0, 1.8))
-        flux *= 1.2
+        # round ellipticals are bright and concentrated (saturated cores in the real JPEGs)
+        flux *= 2.2 if c == 2 else 1.2
     elif c == 5:
-        gal = _spiral(rng, d, "barred", float(rng.uniform(16.0, 26.0) * size))
+        # big, bright disks: the flux follows from the disk's central surface brightness
+        # (sky-sigma units per px), so the disk stays visible out to ~3.5 h = 40-80 px
+        gal = _spiral(rng, d, "barred", float(rng.uniform(BAR_H[0], BAR_H[1]) * size))
+        sb0 = float(np.exp(rng.uniform(np.log(BAR_SB0[0]), np.log(BAR_SB0[1]))) * (1.0 - 0.4 * d * rng.uniform()))
+        flux = sb0 * 2.0 * np.pi * gal["h"] ** 2 / (1.0 - gal["bt"] - gal["bar_frac"])
     elif c == 6:
         gal = _spiral(rng, d, "tight", float(rng.uniform(9.0, 16.0) * size))
     elif c == 7:
         gal = _spiral(rng, d, "loose", float(rng.uniform(10.0, 18.0) * size))
     elif c in (8, 9):
-        gal = {"kind": "edgeon", "h": float(min(rng.uniform(8.0, 14.0) * size, 32.0)), "pa": float(rng.uniform(0, np.pi)),
-               "z0": float(rng.uniform(1.6, 3.2) * size), "incl": float(np.radians(rng.uniform(84, 90))),
-               "disk_colour": _jitter(DISK, rng), "bulge_colour": _jitter(RED, rng),
-               "dust": float(rng.uniform(0.0, 1.2)), "bt": 0.0}
+        h_range, h_max = ((12.0, 20.0), 45.0) if c == 8 else ((8.0, 14.0), 32.0)
+        # bulgeless edge-ons are young, bluish disks; edge-ons with bulges are red (old, dusty)
+        disk, bulge = (0.5 * (DISK + BLUE), RED) if c == 8 else (RED * EDGE_RED, RED * EDGE_RED ** 2)
+        gal = {"kind": "edgeon", "h": float(min(rng.uniform(*h_range) * size, h_max)), "pa": float(rng.uniform(0, np.pi)),
+               "z0": float(rng.uniform(1.6, 3.2) * size * (1.8 if c == 8 else 1.25)), "incl": float(np.radians(rng.uniform(84, 90))),
+               "disk_colour": _jitter(disk, rng), "bulge_colour": _jitter(bulge, rng),
+               "dust": float(rng.uniform(0.0, 1.2) if c == 8 else rng.uniform(0.4, 1.5)), "bt": 0.0}
         if c == 9:
             gal["bt"] = float(rng.uniform(0.25 - 0.1 * d, 0.55 - 0.15 * d))
             gal["bulge_re"] = float(gal["h"] * rng.uniform(0.35, 0.7))
