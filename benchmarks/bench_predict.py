@@ -85,6 +85,26 @@ def end_to_end(n: int, batch_size: int) -> float:
         return n / (time.perf_counter() - start)
 
 
+def evaluation_overhead() -> None:
+    """Seconds for the metrics with 1000 bootstrap resamples, and for the five figures."""
+    from galaxymorph.evaluate import (point_metrics, predicted_positions, stratified_bootstrap_weights,
+                                      with_intervals, write_plots)
+
+    rng = np.random.default_rng(0)
+    for k, n in ((2, 600), (10, 2660)):
+        y = np.repeat(np.arange(k), n // k)
+        logits = rng.normal(size=(len(y), k)) + 2 * np.eye(k)[y]
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        pred = predicted_positions(probs)
+        start = time.perf_counter()
+        with_intervals(point_metrics(y, probs, pred), stratified_bootstrap_weights(y, 1000), y, probs, pred)
+        middle = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            write_plots(Path(tmp), y, probs, pred, [f"class {i}" for i in range(k)], 0.5 if k == 2 else None)
+        print(f"evaluation overhead, {k} classes, {len(y)} images: metrics + 1000 bootstrap resamples "
+              f"{middle - start:.2f} s, five figures {time.perf_counter() - middle:.2f} s")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=128, help="images per pass")
@@ -93,7 +113,11 @@ def main(argv=None) -> int:
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64])
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--quick", action="store_true", help="a fast smoke run (few images, short timings)")
+    p.add_argument("--eval-only", action="store_true", help="only the evaluation overhead (metrics, figures)")
     args = p.parse_args(argv)
+    if args.eval_only:
+        evaluation_overhead()
+        return 0
     if args.quick:
         args.n, args.seconds, args.batch_sizes = 16, 0.2, [16]
     if args.threads:
@@ -126,6 +150,7 @@ def main(argv=None) -> int:
     e2e = end_to_end(args.n, args.batch_sizes[-1])
     print(f"\nend to end, `predict()` on a {args.n}-image HDF5 file (default model, fp32, no TTA, "
           f"batch {args.batch_sizes[-1]}, reading and CSV included): {e2e:.1f} images/s")
+    evaluation_overhead()
     if hasattr(os, "getloadavg"):
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0

@@ -138,3 +138,11 @@ def test_tta_is_d4_invariant(run, images, tmp_path):
     predict(run, [folder], out, tta=False, progress=False)
     plain = _probs(_rows(out))
     assert plain[:, 1].std() > probs[:, 1].std()  # without TTA the views do disagree a little
+
+
+def test_bf16_autocast_option(run, images):
+    model = load_model(run)
+    fp32 = model.predict_proba(images)
+    bf16 = model.predict_proba(images, amp=True)
+    assert bf16.dtype == np.float32 and np.allclose(bf16.sum(1), 1, atol=1e-5)
+    assert np.abs(bf16 - fp32).max() < 0.05
