@@ -1,0 +1,122 @@
+"""Training and inference speed of the seed and default models, fp32 vs mixed precision.
+
+    python benchmarks/bench_train.py                 # about 2-3 minutes on 2 cores
+    python benchmarks/bench_train.py --seconds 2 --batch-sizes 8 32 --threads 2 --markdown
+
+Training time covers the whole per-batch pipeline of ``galaxymorph train``: uint8 images cut
+from an in-memory array, moved to the device, turned into floats, resized to the model's input,
+augmented (the seed preset's flip/rotate/zoom for the seed model, D4 + affine for the default
+model), forward, loss, backward and the optimiser step. Inference covers ``preprocess`` +
+forward in eval mode. Input is random uint8 pixels: speed does not depend on what they show.
+Mixed precision is bf16 autocast (CPU with AVX512-BF16/AMX, or CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+from galaxymorph.data.batches import Augmenter, make_batch
+from galaxymorph.models import build_model
+from galaxymorph.runs import cpu_name
+from galaxymorph.train import cpu_has_bf16, loss_and_correct
+
+RECIPES = {  # model -> (augmentation, optimizer) as the seed preset and the defaults use them
+    "seed": (Augmenter("seed", rotation=0.1, zoom=0.2, shift=0.0), torch.optim.Adam),
+    "default": (Augmenter("d4", rotation=0.5, zoom=0.1, shift=0.05), torch.optim.AdamW),
+}
+
+
+def timed(step, batch_size: int, seconds: float, warmup: int = 2, min_steps: int = 3) -> float:
+    """Images per second of ``step`` after ``warmup`` calls, over at least ``seconds``."""
+    for _ in range(warmup):
+        step()
+    n, start = 0, time.perf_counter()
+    while n < min_steps or time.perf_counter() - start < seconds:
+        step()
+        n += 1
+    return n * batch_size / (time.perf_counter() - start)
+
+
+def bench(name: str, batch_size: int, amp: bool, device: torch.device, seconds: float) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = build_model(name, [2, 5]).to(device, memory_format=torch.channels_last)
+    augment, Optimizer = RECIPES[name]
+    optimizer = Optimizer(model.parameters(), lr=1e-4)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(max(64, batch_size), 256, 256, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, size=len(images))
+    generator = torch.Generator().manual_seed(0)
+    dtype = torch.bfloat16 if amp else torch.float32
+
+    def train_step():
+        positions = rng.choice(len(images), batch_size, replace=False)
+        x, y = make_batch(images, labels, positions, device, model.resize, augment, generator, channels_last=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            logits = model(x)
+        losses, _ = loss_and_correct(logits, y, binary=True)
+        optimizer.zero_grad(set_to_none=True)
+        losses.mean().backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def predict_step():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=amp):
+            x = model.preprocess(images[:batch_size]).contiguous(memory_format=torch.channels_last)
+            model.probabilities(model(x)).cpu()
+
+    model.train()
+    train_rate = timed(train_step, batch_size, seconds)
+    model.eval()
+    predict_rate = timed(predict_step, batch_size, seconds)
+    return train_rate, predict_rate
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=["seed", "default"])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[8, 32])
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement (after warm-up)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs/performance.md)")
+    args = p.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    has_bf16 = cpu_has_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
+    precisions = [("fp32", False)] + ([("bf16 autocast", True)] if has_bf16 else [])
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# galaxymorph training/inference speed, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"# {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), python {platform.python_version()}, device {device}, "
+          f"bf16 native: {has_bf16}, 1-min load average at start: {load:.2f}")
+    rows = []
+    for name in args.models:
+        for batch_size in args.batch_sizes:
+            for label, amp in precisions:
+                train_rate, predict_rate = bench(name, batch_size, amp, device, args.seconds)
+                rows.append((name, batch_size, label, train_rate, predict_rate))
+                if not args.markdown:
+                    print(f"{name:>8}  batch {batch_size:3d}  {label:>14}  train {train_rate:7.1f} img/s  "
+                          f"predict {predict_rate:7.1f} img/s", flush=True)
+    if args.markdown:
+        print("\n| model | batch | precision | train img/s | predict img/s |")
+        print("|---|---:|---|---:|---:|")
+        for name, batch_size, label, train_rate, predict_rate in rows:
+            print(f"| {name} | {batch_size} | {label} | {train_rate:.1f} | {predict_rate:.1f} |")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# 1-min load average at end: {load:.2f} (above the core count = other work was competing)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
