@@ -4,8 +4,13 @@ Renders a synthetic file (or reads one given with --synthetic), measures the sam
 statistics on it and on the real reference cutouts, prints a Markdown table and writes:
 
     docs/images/synthetic_calibration.png   each statistic per class, real vs synthetic
-    docs/images/synthetic_vs_real.png       example cutouts, real and synthetic side by side
+    docs/images/synthetic_size_2v5.png      half-light radius of classes 2 and 5, real vs synthetic
     docs/images/synthetic_grid.png          example synthetic cutouts of every class
+
+and, OUTSIDE the repository (default: <tmp>/galaxymorph/synthetic_vs_real.png, see
+--examples-out), example cutouts real and synthetic side by side. The real cutouts must never
+be committed, and a figure of them counts: only statistics of them go into docs/images, and the
+script refuses an --examples-out inside the repository.
 
 Statistics (all measured on the uint8 RGB JPEG-like images, grey = mean of R, G, B):
 background level (median of a 24-px border), background noise (MAD std of the border),
@@ -18,6 +23,7 @@ Usage (from the repository root; takes about a minute on 2 cores):
 
     python scripts/calibrate_synthetic.py [--reference ../shared/data/galaxy10_reference.h5]
         [--n-per-class 40] [--difficulty 0.5] [--seed 0] [--out-dir docs/images]
+        [--examples-out /tmp/galaxymorph/synthetic_vs_real.png]
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REFERENCE = REPO.parent / "shared" / "data" / "galaxy10_reference.h5"
+DEFAULT_EXAMPLES = Path(tempfile.gettempdir()) / "galaxymorph" / "synthetic_vs_real.png"
 STATS = ("background", "noise", "peak", "r_half", "axis_ratio", "R/G", "B/G", "n_sources")
 
 
@@ -106,6 +113,38 @@ def markdown_table(real: dict, synth: dict) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def size_auc(stats: dict, a: int = 2, b: int = 5) -> float:
+    """How well r_half alone separates class b from class a: the ROC AUC (Mann-Whitney U).
+
+    0.5 = sizes identical, 1.0 = every b larger than every a. The real cutouts give ~0.87, so a
+    synthetic set far above that would let a classifier call 2 vs 5 by size alone.
+    """
+    x, y = stats[a]["r_half"], stats[b]["r_half"]
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if not len(x) or not len(y):
+        return float("nan")
+    greater = (y[:, None] > x[None, :]).sum() + 0.5 * (y[:, None] == x[None, :]).sum()
+    return float(greater / (len(x) * len(y)))
+
+
+def plot_size_overlap(real: dict, synth: dict, path: Path, a: int = 2, b: int = 5) -> None:
+    """Histograms of the half-light radius of classes a and b, real (left) and synthetic (right)."""
+    from galaxymorph.plotting import plt, save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharex=True)
+    bins = np.linspace(0, 60, 25)
+    for ax, data, name in ((axes[0], real, "real"), (axes[1], synth, "synthetic")):
+        for c, colour in ((a, "tab:red"), (b, "tab:blue")):
+            v = data[c]["r_half"]
+            ax.hist(v[np.isfinite(v)], bins=bins, density=True, histtype="step", lw=2, color=colour,
+                    label=f"class {c} (n={np.isfinite(v).sum()})")
+        ax.set_title(f"{name}: r_half, size-only AUC {size_auc(data, a, b):.2f}", fontsize=10)
+        ax.set_xlabel("half-light radius (px)", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=80)
+
+
 def plot_stats(real: dict, synth: dict, path: Path) -> None:
     """One panel per statistic: real (black) and synthetic (orange) medians and quartiles per class."""
     from galaxymorph.plotting import plt, save_figure
@@ -148,8 +187,15 @@ def main(argv=None) -> None:
     ap.add_argument("--n-per-class", type=int, default=40)
     ap.add_argument("--difficulty", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out-dir", type=Path, default=REPO / "docs" / "images")
+    ap.add_argument("--out-dir", type=Path, default=REPO / "docs" / "images",
+                    help="where the statistics plots and the synthetic grid go")
+    ap.add_argument("--examples-out", type=Path, default=DEFAULT_EXAMPLES,
+                    help="real-vs-synthetic example grid; must be outside the repository")
     args = ap.parse_args(argv)
+    examples = args.examples_out.resolve()
+    if examples == REPO or REPO in examples.parents:
+        ap.error(f"--examples-out {args.examples_out} is inside the repository: the real cutouts "
+                 f"must never be committed, write them elsewhere (default {DEFAULT_EXAMPLES})")
 
     from galaxymorph.data.galaxy10 import CLASS_NAMES, open_galaxy10
     from galaxymorph.data.synthetic import synthesize
@@ -173,24 +219,33 @@ def main(argv=None) -> None:
     real, synth = class_stats(r_images, r_labels), class_stats(s_images, s_labels)
     print("median per class, real / synthetic\n")
     print(markdown_table(real, synth))
+    if 2 in real and 5 in real and 2 in synth and 5 in synth:
+        print(f"size-only AUC, class 5 vs 2 (r_half): real {size_auc(real):.2f}, "
+              f"synthetic {size_auc(synth):.2f}\n")
 
     out = args.out_dir
     plot_stats(real, synth, out / "synthetic_calibration.png")
+    docs_figures = ["synthetic_calibration.png", "synthetic_grid.png"]
+    if 2 in synth and 5 in synth:
+        plot_size_overlap(real, synth, out / "synthetic_size_2v5.png")
+        docs_figures.append("synthetic_size_2v5.png")
     rows, names = [], []
     for c in sorted(synth):
         rr = list(r_images[r_labels == c][:3])
         ss = list(s_images[s_labels == c][:3])
         rows.append(rr + ss)
         names.append(f"{c} {CLASS_NAMES[c]}")
-    image_grid(rows, names, out / "synthetic_vs_real.png", tile_inches=1.1,
+    examples.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(rows, names, examples, tile_inches=1.1,
                titles=[["real"] * 3 + ["synthetic"] * 3 for _ in rows],
                title="left 3: real Galaxy10 DECaLS, right 3: synthetic (same class)")
     image_grid([list(s_images[s_labels == c][:5]) for c in sorted(synth)],
                [f"{c} {CLASS_NAMES[c]}" for c in sorted(synth)], out / "synthetic_grid.png", tile_inches=1.1,
                title=f"synthetic sky, difficulty {args.difficulty}, seed {args.seed}")
-    for name in ("synthetic_calibration.png", "synthetic_vs_real.png", "synthetic_grid.png"):
-        shrink_png(out / name)
-        print(f"wrote {out / name} ({(out / name).stat().st_size / 1024:.0f} KB)")
+    for path in [out / name for name in docs_figures] + [examples]:
+        shrink_png(path)
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+    print(f"(the real-vs-synthetic examples in {examples} show real cutouts: do not commit them)")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,34 @@ def test_difficulty_weakens_bars_and_inclines_disks():
     assert frac(hard, "bar_frac") < 0.7 * frac(easy, "bar_frac")
     assert frac(hard, "bar_q") > frac(easy, "bar_q")
     assert frac(hard, "incl") > frac(easy, "incl")
+    rel_len = lambda ps: np.mean([p["components"]["bar_len"] / p["components"]["h"] for p in ps])  # noqa: E731
+    assert rel_len(hard) < 0.85 * rel_len(easy)
+    assert np.mean([p["flux"] / p["components"]["h"] ** 2 for p in hard]) < \
+        np.mean([p["flux"] / p["components"]["h"] ** 2 for p in easy])  # fainter disks
     assert np.mean([p["sky_sigma"] for p in hard]) > np.mean([p["sky_sigma"] for p in easy])
+
+
+def test_barred_spirals_are_big_disk_dominated_and_mostly_face_on():
+    """Galaxy10 barred spirals: the disk carries most light and reaches far; few are inclined."""
+    ps = [draw_params(5, image_rng(0, 5, i), 0.5) for i in range(60)]
+    g = [p["components"] for p in ps]
+    assert np.median([1 - c["bt"] - c["bar_frac"] for c in g]) > 0.65
+    assert 15 < np.median([c["h"] for c in g]) < 30  # disk visible out to ~3.5 h = 50-100 px
+    assert np.median([np.cos(c["incl"]) for c in g]) > 0.78
+    # round-smooth galaxies are smaller but not all tiny: sizes overlap the barred ones' bulge+bar
+    re2 = [draw_params(2, image_rng(0, 2, i), 0.5)["components"]["re"] for i in range(60)]
+    assert np.percentile(re2, 90) > 1.5 * np.percentile(re2, 10)
+
+
+def test_edge_on_with_bulge_redder_than_without():
+    gz = {}
+    for c in (8, 9):
+        ratios = []
+        for i in range(4):
+            g, r, z = galaxy_model(draw_params(c, image_rng(3, c, i), 0.5))
+            ratios.append(g.sum() / z.sum())
+        gz[c] = np.median(ratios)
+    assert gz[9] < 0.85 * gz[8], gz
 
 
 def test_asinh_stretch_keeps_sky_grey_and_saturates_cores():
@@ -200,13 +227,15 @@ def test_statistics_roughly_match_real_cutouts(reference_h5):
     with open_galaxy10(reference_h5) as f:
         sel = f.select((2, 5))
         real = cal.class_stats(f.images(sel.indices), f.labels[sel.indices])
-    labels = np.array([2, 5] * 5)
+    labels = np.array([2, 5] * 8)
     images = np.stack([render_galaxy(c, image_rng(0, c, i), 0.5)[0] for i, c in enumerate(labels)])
     synth = cal.class_stats(images, labels)
     for c in (2, 5):
-        for key, tol in (("background", 4.0), ("noise", 4.0)):
-            assert abs(np.median(synth[c][key]) - np.median(real[c][key])) < tol, (c, key)
+        for key, tol in (("background", 3.0), ("noise", 3.0), ("peak", 30.0), ("axis_ratio", 0.12)):
+            assert abs(np.nanmedian(synth[c][key]) - np.nanmedian(real[c][key])) < tol, (c, key)
         ratio = np.nanmedian(synth[c]["r_half"]) / np.nanmedian(real[c]["r_half"])
-        assert 0.4 < ratio < 2.0, (c, ratio)
+        assert 0.7 < ratio < 1.4, (c, ratio)
         for key in ("R/G", "B/G"):
-            assert abs(np.nanmedian(synth[c][key]) - np.nanmedian(real[c][key])) < 0.2, (c, key)
+            assert abs(np.nanmedian(synth[c][key]) - np.nanmedian(real[c][key])) < 0.1, (c, key)
+    # size alone separates 5 from 2 about as well as in the real data (AUC ~0.87), not perfectly
+    assert 0.6 < cal.size_auc(synth) < 0.99, cal.size_auc(synth)

@@ -166,7 +166,7 @@ def _spiral(rng, d: float, kind: str, h: float) -> dict:
     else:  # loose
         p["n_arms"] = int(rng.choice([2, 2, 3, 4]))
         p["pitch"] = float(np.radians(rng.uniform(20, 35)))
-        p["bt"] = float(rng.uniform(0.06, 0.22))
+        p["bt"] = float(rng.uniform(0.08, 0.25))
         p["arm_start"] = float(rng.uniform(0.4, 0.9) * h)
         p["arm_amp"] = float(rng.uniform(0.5, 0.9) * (1 - 0.4 * d))
     p["arm_phase"] = float(rng.uniform(0, 2 * np.pi))
@@ -195,7 +195,7 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = 0.5
     if c in (6, 7):
         flux *= 2.5 if c == 6 else 3.0  # big disks: keep their surface brightness like the real ones
     if c == 8:
-        flux *= 3.0  # long thin disks: more light keeps their ends above the sky
+        flux *= 4.0  # long thin disks: more light keeps their ends above the sky
     if c == 9:
         flux *= 1.6
     if c == 1:
@@ -203,7 +203,7 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = 0.5
     if c in (2, 3, 4):  # smooth: one red Sersic spheroid, rounder -> cigar
         q_range = {2: (0.78 - 0.1 * d, 1.0), 3: (0.5, 0.78), 4: (0.22, 0.48 + 0.05 * d)}[c]
         gal = {"kind": "smooth", "n": float(rng.uniform(2.5, 5.0) if c == 2 else rng.uniform(1.5, 4.0)),
-               "re": float((np.exp(rng.uniform(np.log(6.0), np.log(20.0))) if c == 2 else rng.uniform(6.5, 14.0)) * size),
+               "re": float((np.exp(rng.uniform(np.log(6.0), np.log(18.0))) if c == 2 else rng.uniform(6.5, 14.0)) * size),
                "q": float(rng.uniform(*q_range)),
                "pa": float(rng.uniform(0, np.pi)), "colour": _jitter(RED, rng)}
         if d > 0 and rng.uniform() < 0.35 * d:  # a faint smooth outer disk: lenticular-looking
