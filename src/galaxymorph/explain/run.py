@@ -1,9 +1,223 @@
-"""Explaining a trained run (placeholder)."""
+"""``galaxymorph explain RUN_DIR``: heatmaps, galleries and faithfulness checks for a trained run.
+
+Reads the run's model (``checkpoints/best.pt``), split manifest and data file (``run.json``
+key ``data``), predicts the chosen split (never ``train``: explanations of images the model
+was fitted on say little about how it generalises), picks galleries -- the most confident
+correct images of each class, the misclassified ones, a seeded random sample -- explains each
+image's PREDICTED class, and writes into ``RUN_DIR/explain/`` (file names start with the
+method, so several methods can sit side by side):
+
+- ``<method>_confident.png``, ``<method>_misclassified.png``, ``<method>_random.png``: galleries;
+- ``<method>_overlay_<index>.png``: a few single original | overlay figures;
+- ``<method>_maps.npz``: ``indices`` (into the data file), ``labels``, ``targets``, ``probs``,
+  ``maps`` (float16, (n, 256, 256), scaled to [0, 1]) and one boolean mask per gallery;
+- ``explain.json``: per method (under ``methods``): layer, counts, files, the deletion and
+  randomisation checks with their verdicts, and timings.
+"""
 
 from __future__ import annotations
 
-from ..errors import NotBuiltYet
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data.galaxy10 import open_galaxy10
+from ..data.splits import load_manifest, split_indices
+from ..errors import GalaxymorphError
+from ..fileio import atomic_path, write_json
+from ..models import load_model
+from ..progress import progress_bar
+from . import METHODS, make_explainer
+from .faithfulness import deletion_check, randomisation_check
+from .figures import METHOD_TITLES, caption, save_gallery, save_pair
+
+EXPLAIN_FORMAT = "galaxymorph-explain/1"
+N_OVERLAYS = 4          # single original | overlay figures
+N_FAITHFULNESS = 16     # images in the deletion check
+N_RANDOMISATION = 8     # images in the randomisation check
 
 
-def explain_run(run_dir, **kwargs):
-    raise NotBuiltYet("'galaxymorph explain' is not built yet")
+def read_run(run_dir: Path) -> tuple[Path, dict]:
+    """The data path (from run.json) and the verified split manifest of a run folder."""
+    if not run_dir.is_dir():
+        raise GalaxymorphError(f"run folder not found: {run_dir}")
+    run_json = run_dir / "run.json"
+    if not run_json.is_file():
+        raise GalaxymorphError(f"{run_dir} has no run.json; is it a folder written by 'galaxymorph train'?")
+    try:
+        data_path = Path(json.loads(run_json.read_text(encoding="utf-8"))["data"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise GalaxymorphError(f"{run_json} does not name the run's data file (key 'data')") from None
+    if not data_path.is_file():
+        raise GalaxymorphError(f"the run's data file is missing: {data_path}")
+    return data_path, load_manifest(run_dir / "manifest.json", data_path)
+
+
+def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Positions (into the split) for each gallery, ``n`` each or fewer if not available.
+
+    confident: the n most confident correct predictions OF EACH CLASS (class by class);
+    misclassified: the n most confidently wrong; random: n drawn with ``seed``.
+    """
+    pred = probs.argmax(1)
+    conf = probs.max(1)
+    confident = []
+    for c in range(probs.shape[1]):
+        members = np.flatnonzero((labels == c) & (pred == c))
+        confident.extend(members[np.argsort(-conf[members], kind="stable")][:n])
+    wrong = np.flatnonzero(pred != labels)
+    misclassified = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
+    rng = np.random.default_rng(seed)
+    random = np.sort(rng.choice(len(labels), size=min(n, len(labels)), replace=False))
+    return {"confident": np.asarray(confident, dtype=np.int64), "misclassified": misclassified.astype(np.int64),
+            "random": random.astype(np.int64)}
+
+
+def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, method: str = "gradcam",
+                progress: bool = True, batch_size: int = 32, seed: int = 0) -> dict:
+    """Explain a run folder's ``split`` with ``method``; write RUN_DIR/explain/; return a summary dict."""
+    run_dir = Path(run_dir)
+    if split == "train":
+        raise GalaxymorphError("refusing to explain the training split: use 'val' or 'test' (maps of images the "
+                               "model was fitted on say little about how it generalises)")
+    if method not in METHODS:
+        raise GalaxymorphError(f"unknown explanation method {method!r}; known methods: {', '.join(METHODS)}")
+    if not isinstance(n, int) or n < 1:
+        raise GalaxymorphError(f"n (images per gallery) must be a positive integer, got {n!r}")
+    data_path, manifest = read_run(run_dir)
+    indices = split_indices(manifest, split)
+    if len(indices) == 0:
+        raise GalaxymorphError(f"the {split} split of this run is empty")
+    model = load_model(run_dir)
+    if list(manifest["classes"]) != model.class_ids:
+        raise GalaxymorphError(f"the model's classes {model.class_ids} differ from the manifest's {manifest['classes']}")
+    names = model.class_names
+    timings: dict[str, float] = {}
+    out = run_dir / "explain"
+
+    # 1. predict the split (streamed: the real test split is hundreds of MB of pixels)
+    t0 = time.perf_counter()
+    with open_galaxy10(data_path) as data:
+        position = {c: i for i, c in enumerate(model.class_ids)}
+        labels = np.array([position[int(c)] for c in data.labels[indices]], dtype=np.int64)
+        probs = []
+        chunks = data.iter_images(indices, batch_size=256)
+        for _, block in progress_bar(chunks, desc=f"predict {split}", unit="chunk",
+                                     total=-(-len(indices) // 256), disable=not progress):
+            probs.append(model.predict_proba(block, batch_size=batch_size))
+        probs = np.concatenate(probs)
+        timings["predict_s"] = time.perf_counter() - t0
+
+        # 2. galleries; explain each chosen image once, for its predicted class
+        galleries = pick_galleries(labels, probs, n, seed)
+        chosen = np.unique(np.concatenate(list(galleries.values())))
+        images = data.images(indices[chosen])
+    targets = probs[chosen].argmax(1)
+    t0 = time.perf_counter()
+    explainer = make_explainer(method, model)
+    maps = explainer(images, target=targets, batch_size=batch_size, progress=progress)
+    timings["maps_s"] = time.perf_counter() - t0
+    layer_name = getattr(explainer, "layer_name", None)
+
+    # 3. figures
+    t0 = time.perf_counter()
+    row = {p: r for r, p in enumerate(chosen)}  # split position -> row in images/maps
+    captions = [caption(names[labels[p]], names[targets[row[p]]], probs[p, targets[row[p]]], short=True)
+                for p in chosen]
+    label = METHOD_TITLES.get(method, method)
+    files = {}
+    for gallery, positions in galleries.items():
+        rows = [row[p] for p in positions]
+        groups = labels[positions] if gallery == "confident" else None
+        title = {"confident": f"{label}: most confident correct predictions per class ({split})",
+                 "misclassified": f"{label}: misclassified ({split}), most confident first",
+                 "random": f"{label}: random sample ({split}, seed {seed})"}[gallery]
+        if not rows:
+            title += " -- none"
+        path = out / f"{method}_{gallery}.png"
+        save_gallery(path, images[rows], maps[rows], [captions[r] for r in rows], title,
+                     row_labels=names if gallery == "confident" else None, groups=groups)
+        files[gallery] = path.name
+    singles = list(dict.fromkeys([*galleries["misclassified"][:1], *galleries["confident"],
+                                  *galleries["random"]]))[:N_OVERLAYS]
+    files["overlays"] = []
+    for p in singles:
+        r = row[p]
+        path = out / f"{method}_overlay_{int(indices[p])}.png"
+        save_pair(path, images[r], maps[r], method, names[labels[p]], names[targets[r]], probs[p, targets[r]])
+        files["overlays"].append(path.name)
+    timings["figures_s"] = time.perf_counter() - t0
+
+    # 4. faithfulness: deletion vs random order, and cascading weight randomisation
+    t0 = time.perf_counter()
+    sub = np.linspace(0, len(chosen) - 1, min(N_FAITHFULNESS, len(chosen))).round().astype(int)
+    deletion = deletion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
+                              progress=progress)
+    timings["deletion_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sub = sub[:N_RANDOMISATION]
+    options = {"layer": layer_name} if layer_name and layer_name != "input" else {}
+    randomisation = randomisation_check(model, images[sub], method, targets[sub], maps=maps[sub], seed=seed,
+                                        batch_size=batch_size, progress=progress, **options)
+    timings["randomisation_s"] = time.perf_counter() - t0
+
+    # 5. maps and the summary
+    with atomic_path(out / f"{method}_maps.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, indices=indices[chosen], labels=labels[chosen], targets=targets,
+                                probs=probs[chosen].astype(np.float32), maps=maps.astype(np.float16),
+                                **{f"in_{g}": np.isin(chosen, pos) for g, pos in galleries.items()})
+    files["maps"] = f"{method}_maps.npz"
+    entry = {
+        "method": method,
+        "layer": layer_name,
+        "split": split,
+        "target": "predicted class",
+        "map_size": list(maps.shape[1:]),
+        "model_input_size": model.input_size,
+        "counts": {"split": int(len(indices)), "explained": int(len(chosen)),
+                   **{g: int(len(p)) for g, p in galleries.items()}},
+        "accuracy": float(np.mean(probs.argmax(1) == labels)),
+        "files": files,
+        "deletion": deletion,
+        "randomisation": randomisation,
+        "passed": bool(deletion["passed"] and randomisation["passed"]),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    summary_path = out / "explain.json"
+    summary = _read_summary(summary_path)
+    summary["latest"] = method
+    summary["methods"][method] = entry
+    write_json(summary_path, summary)
+    return {**entry, "out": str(out), "text": _text(entry, out)}
+
+
+def _read_summary(path: Path) -> dict:
+    """explain.json so far (other methods' entries are kept), or a fresh one."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        if summary.get("format") == EXPLAIN_FORMAT and isinstance(summary.get("methods"), dict):
+            return summary
+    except (OSError, json.JSONDecodeError, AttributeError):
+        pass
+    return {"format": EXPLAIN_FORMAT, "latest": None, "methods": {}}
+
+
+def _text(entry: dict, out: Path) -> str:
+    c = entry["counts"]
+    d, r = entry["deletion"], entry["randomisation"]
+    verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
+    layer = f" (layer {entry['layer']})" if entry["layer"] and entry["layer"] != "input" else ""
+    return "\n".join([
+        f"{METHOD_TITLES.get(entry['method'], entry['method'])}{layer} on the {entry['split']} split: "
+        f"{c['explained']} images explained (confident {c['confident']}, misclassified {c['misclassified']}, "
+        f"random {c['random']}) of {c['split']}",
+        f"deletion      {verdict(d['passed'])}: AUC {d['auc']:.3f} vs random {d['auc_random']:.3f} "
+        f"(difference {d['difference']:+.3f}, {d['n_images']} images)",
+        f"randomisation {verdict(r['passed'])}: Spearman {r['spearman_first_stage']:.2f} (head reset) -> "
+        f"{r['spearman_fully_random']:.2f} (all layers reset), pass below {r['threshold']}",
+        f"written to {out}",
+    ])

@@ -1,0 +1,225 @@
+"""Explanations: GradCAM equals captum's, targets/normalisation/batching behave, the other
+methods give finite maps, the maps are faithful on a trained model, and explain_run writes its
+files. One small seed-architecture model (128 px input) is trained once for the module."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import LayerAttribution, LayerGradCam
+from conftest import make_blobs
+
+from galaxymorph.errors import GalaxymorphError
+from galaxymorph.explain import METHODS, explain, gradcam
+from galaxymorph.explain.faithfulness import deletion_check, randomisation_check
+from galaxymorph.models import build_model, save_checkpoint
+
+torch.set_num_threads(2)
+CLASSES = [2, 5]
+TRAIN_LABELS = np.array([0, 1] * 20)  # the tiny_h5 fixture's layout: class 2 round, class 5 elongated
+
+
+def train_steps(model, images, labels, steps=40, seed=0):
+    """A few dozen Adam steps on blobs: enough for a model that tells round from elongated."""
+    torch.manual_seed(seed)
+    x = model.preprocess(images)
+    y = torch.as_tensor(labels, dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randperm(len(x), generator=gen)[:16]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx])[:, 0], y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.zero_grad()  # leave no .grad behind
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Seed architecture at 128 px (4x4 last conv map), trained on 40 blobs."""
+    torch.manual_seed(0)
+    model = build_model("seed", CLASSES, input_size=128)
+    return train_steps(model, make_blobs(TRAIN_LABELS), TRAIN_LABELS)
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    labels = np.array([0, 1] * 4)
+    return make_blobs(labels, seed=1), labels
+
+
+def captum_gradcam(model, images, target):
+    """captum's LayerGradCam on the signed scores, upsampled like ours (bilinear, no corners)."""
+    def forward(x):  # call the model ONCE: the layer hook must see the pass being differentiated
+        z = model(x)
+        return torch.cat([-z, z], dim=1) if z.shape[1] == 1 else z
+
+    attr = LayerGradCam(forward, model.gradcam_layer()).attribute(
+        model.preprocess(images), target=target, relu_attributions=True)
+    return LayerAttribution.interpolate(attr, images.shape[1:3], "bilinear")[:, 0].detach().numpy()
+
+
+@pytest.mark.parametrize("name", ["seed", "default"])
+def test_gradcam_equals_captum(name):
+    torch.manual_seed(1)
+    model = build_model(name, CLASSES).eval()
+    images = make_blobs(np.array([0, 1]), seed=2)
+    peaks = []
+    for target in (0, 1):
+        ours = gradcam(model, images, target=target, normalize=False)
+        ref = captum_gradcam(model, images, target)
+        assert ours.shape == (2, 256, 256)  # upsampled to the GIVEN images, even for the 128 px model
+        # untrained maps are small (~1e-5), so compare relative to the map's own scale (and absolutely)
+        scale = float(np.abs(ref).max())
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=min(1e-5, 1e-5 * scale) if scale else 1e-12)
+        peaks.append(scale)
+    # binary: the class-0 map is ReLU of minus the class-1 weighted sum, so one of them is non-zero
+    assert max(peaks) > 0
+
+
+def test_target_none_is_predicted_class(trained, held_out):
+    images, _ = held_out
+    pred = trained.predict_proba(images).argmax(1)
+    maps, used = gradcam(trained, images, return_targets=True)
+    np.testing.assert_array_equal(used, pred)
+    np.testing.assert_allclose(maps, gradcam(trained, images, target=pred), atol=1e-6)
+    flipped = gradcam(trained, images, target=1 - pred)
+    assert not np.allclose(maps, flipped)
+
+
+def test_normalize_range_and_raw(trained, held_out):
+    images, _ = held_out
+    norm = gradcam(trained, images, target=1)
+    raw = gradcam(trained, images, target=1, normalize=False)
+    assert norm.dtype == np.float32 and norm.min() >= 0 and norm.max() <= 1
+    for n_map, r_map in zip(norm, raw):
+        if r_map.max() > r_map.min():
+            assert n_map.max() == pytest.approx(1.0) and n_map.min() == pytest.approx(0.0)
+            np.testing.assert_allclose(n_map, (r_map - r_map.min()) / (r_map.max() - r_map.min()), atol=1e-5)
+        else:  # all-zero map stays zero, no division by zero
+            assert not n_map.any()
+
+
+def test_batched_equals_one_at_a_time(trained, held_out):
+    images, _ = held_out
+    batched = gradcam(trained, images, batch_size=8, normalize=False)
+    single = np.concatenate([gradcam(trained, images[i : i + 1], normalize=False) for i in range(len(images))])
+    np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5 * max(1.0, float(batched.max())))
+
+
+def test_no_hooks_left_and_training_flag_kept(trained, held_out):
+    images, _ = held_out
+    layer = trained.gradcam_layer()
+    before = [len(m._forward_hooks) + len(m._backward_hooks) for m in trained.modules()]
+    trained.train()
+    try:
+        a = gradcam(trained, images[:2], target=1)
+        assert trained.training  # restored
+        b = gradcam(trained, images[:2], target=1)
+        np.testing.assert_allclose(a, b)  # eval mode inside: dropout off, deterministic
+    finally:
+        trained.eval()
+    gradcam(trained, images[:2])
+    assert not trained.training
+    assert [len(m._forward_hooks) + len(m._backward_hooks) for m in trained.modules()] == before
+    assert len(layer._forward_hooks) == 0
+    assert all(p.grad is None for p in trained.parameters())  # gradients go to the maps only
+
+
+def test_invalid_inputs(trained, held_out):
+    images, _ = held_out
+    with pytest.raises(GalaxymorphError, match="uint8"):
+        gradcam(trained, images.astype(np.float32))
+    with pytest.raises(GalaxymorphError, match="shape"):
+        gradcam(trained, images[0])
+    with pytest.raises(GalaxymorphError, match="outside"):
+        gradcam(trained, images, target=2)
+    with pytest.raises(GalaxymorphError, match="known methods: gradcam, gradcam\\+\\+, integrated-gradients"):
+        explain("lime", trained, images)
+    with pytest.raises(GalaxymorphError, match="no layer"):
+        gradcam(trained, images, layer="net.nope")
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "integrated-gradients"])
+@pytest.mark.parametrize("name", ["seed", "default"])
+def test_other_methods_give_finite_full_size_maps(method, name):
+    torch.manual_seed(0)
+    model = build_model(name, CLASSES).eval()
+    images = make_blobs(np.array([0, 1]), seed=3)
+    options = {"n_steps": 4} if method == "integrated-gradients" else {}
+    maps = explain(method, model, images, target=1, **options)
+    assert maps.shape == (2, 256, 256) and np.isfinite(maps).all()
+    assert maps.min() >= 0 and maps.max() <= 1
+    assert set(METHODS) == {"gradcam", "gradcam++", "integrated-gradients"}
+
+
+def test_gradcam_is_faithful_on_trained_model(trained, held_out):
+    images, labels = held_out
+    assert (trained.predict_proba(images).argmax(1) == labels).mean() >= 0.75  # it did learn
+    maps, targets = gradcam(trained, images, return_targets=True)
+    deletion = deletion_check(trained, images, maps, targets, steps=10)
+    assert deletion["auc"] < deletion["auc_random"], deletion["sentence"]
+    assert deletion["passed"] and deletion["difference"] > 0
+    rand = randomisation_check(trained, images[:4], "gradcam", targets[:4], maps=maps[:4], max_stages=3)
+    assert rand["passed"], rand["sentence"]
+    assert rand["spearman_fully_random"] < 0.5 and len(rand["stages"]) == 3
+
+
+def test_randomisation_flags_a_map_that_ignores_the_model(trained, held_out, monkeypatch):
+    """A 'method' that returns the image brightness must FAIL the randomisation check."""
+    import galaxymorph.explain as ex
+
+    images, _ = held_out
+    monkeypatch.setattr(ex, "explain", lambda method, model, imgs, **kw: imgs.mean(-1).astype(np.float32))
+    rand = randomisation_check(trained, images[:2], "brightness", np.array([1, 1]), max_stages=2)
+    assert not rand["passed"] and rand["spearman_fully_random"] > 0.99
+
+
+# -- explain_run on a fake run folder ---------------------------------------------------------
+@pytest.fixture
+def run_folder(tiny_h5, tmp_path, trained):
+    from galaxymorph.data import splits
+
+    run = tmp_path / "run"
+    run.mkdir()
+    splits.prepare(tiny_h5, out=run / "manifest.json", classes=CLASSES, fractions=(0.5, 0.25, 0.25), seed=0)
+    save_checkpoint(run / "checkpoints" / "best.pt", trained)
+    (run / "run.json").write_text(json.dumps({"data": str(tiny_h5)}))
+    return run
+
+
+def test_explain_run_writes_files(run_folder):
+    from galaxymorph.explain import explain_run
+
+    summary = explain_run(run_folder, split="test", n=3, method="gradcam", progress=False)
+    out = run_folder / "explain"
+    for name in ("gradcam_confident.png", "gradcam_misclassified.png", "gradcam_random.png", "gradcam_maps.npz",
+                 "explain.json"):
+        assert (out / name).is_file(), name
+    assert summary["files"]["overlays"] and all((out / f).is_file() for f in summary["files"]["overlays"])
+    with np.load(out / "gradcam_maps.npz") as npz:
+        assert npz["maps"].shape[1:] == (256, 256) and npz["maps"].dtype == np.float16
+        assert len(npz["indices"]) == len(npz["targets"]) == summary["counts"]["explained"]
+    saved = json.loads((out / "explain.json").read_text())
+    entry = saved["methods"]["gradcam"]
+    assert entry["layer"] == "net.features.12" and entry["counts"]["confident"] <= 6
+    assert {"auc", "auc_random", "difference", "passed"} <= set(entry["deletion"])
+    assert [s["spearman"] for s in entry["randomisation"]["stages"]]
+    assert "deletion" in summary["text"] and "randomisation" in summary["text"]
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_explain_run_refuses_train_split_and_unknown_method(run_folder):
+    from galaxymorph.explain import explain_run
+
+    with pytest.raises(GalaxymorphError, match="training split"):
+        explain_run(run_folder, split="train", progress=False)
+    with pytest.raises(GalaxymorphError, match="known methods"):
+        explain_run(run_folder, method="saliency", progress=False)
+    assert not (run_folder / "explain").exists()
