@@ -79,7 +79,9 @@ def make_run(run: Path, data: Path, classes=(2, 5), steps: int = 25, seed: int =
     _recalibrate_batchnorm(net, x)
     save_checkpoint(run / "checkpoints" / "best.pt", net.eval())
     Config(classes=list(classes), model=model, data=str(data)).save(run / "config.toml")
-    write_json(run / "run.json", {"data": str(data), "status": "complete"})
+    # as train.py writes it (evaluate also accepts a bare path string: test_missing_data_file_is_named)
+    write_json(run / "run.json", {"data": {"path": str(data), "sha256": manifest["source"]["sha256"]},
+                                  "status": "complete"})
     return run
 
 

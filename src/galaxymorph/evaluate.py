@@ -58,9 +58,12 @@ def _read_run(run_dir: Path) -> tuple[Config, Path, dict]:
         run = json.loads(run_json.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise GalaxymorphError(f"cannot read {run_json}: {exc}") from None
-    if not run.get("data"):
+    data = run.get("data")
+    if isinstance(data, dict):  # train.py writes {"path": ..., "sha256": ..., "requested": ...}
+        data = data.get("path")
+    if not data:
         raise GalaxymorphError(f"{run_json} does not name the data file ('data')")
-    data_path = Path(run["data"])
+    data_path = Path(data)
     if not data_path.is_absolute() and not data_path.exists():
         data_path = run_dir / data_path
     if not data_path.is_file():
@@ -370,9 +373,9 @@ def format_metrics(metrics: dict) -> str:
     cm = metrics["confusion_matrix"]
     width = max(len(n) for n in cm["labels"]) + 2
     lines.append("  confusion (rows true, columns predicted):")
-    lines.append("  " + " " * width + "".join(f"{n[:12]:>14}" for n in cm["labels"]))
+    lines.append("  " + " " * width + "".join(f"{n:>{width}}" for n in cm["labels"]))
     for name, row in zip(cm["labels"], cm["matrix"]):
-        lines.append(f"  {name:<{width}}" + "".join(f"{v:>14d}" for v in row))
+        lines.append(f"  {name:<{width}}" + "".join(f"{v:>{width}d}" for v in row))
     return "\n".join(lines)
 
 
