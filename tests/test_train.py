@@ -66,7 +66,8 @@ def test_train_writes_a_complete_run_folder(tiny_h5, tmp_path):
         assert (run_dir / name).is_file(), name
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "complete" and run["epochs_done"] == 2
-    assert run["data"]["sha256"] == json.loads((run_dir / "manifest.json").read_text())["source"]["sha256"]
+    assert run["data"] == str(tiny_h5.resolve())
+    assert run["data_sha256"] == json.loads((run_dir / "manifest.json").read_text())["source"]["sha256"]
     env = json.loads((run_dir / "environment.json").read_text())
     assert env["torch"] == torch.__version__ and env["threads"] == 1 and env["mixed_precision"] == "off"
     assert Config.resolve(run_dir / "config.toml") == tiny_config(tiny_h5)
@@ -208,7 +209,7 @@ def test_synthetic_data_is_rendered_once_into_the_cache(tiny_h5, tmp_path, monke
     path = runs.resolve_data(config)
     assert runs.resolve_data(config) == path and len(rendered) == 1
     assert path.parent == tmp_path / "cache" / "synthetic" and "n20-s3-d0.25" in path.name
-    assert rendered[0] == dict(classes=[2, 5], n_per_class=20, seed=3, difficulty=0.25)
+    assert rendered[0] == dict(classes=[2, 5], n_per_class=20, seed=3, difficulty=0.25, progress=True)
     with pytest.raises(DataError, match="not found"):
         runs.resolve_data(Config(data=str(tmp_path / "missing.h5")))
 

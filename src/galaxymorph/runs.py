@@ -37,9 +37,17 @@ def data_dir() -> Path:
 
 
 def synthetic_path(config: Config) -> Path:
-    """The cache file of the synthetic sky for this config's classes, size, seed and difficulty."""
+    """The cache file of the synthetic sky for this config's classes, size, seed and difficulty.
+
+    The generator's version is part of the name, so a changed renderer never serves old pixels.
+    """
+    try:
+        from .data.synthetic import GENERATOR_VERSION
+    except ImportError:
+        GENERATOR_VERSION = "v0"
+    version = GENERATOR_VERSION.rsplit("/", 1)[-1]
     classes = "-".join(str(c) for c in config.classes)
-    name = f"sky-c{classes}-n{config.n_per_class}-s{config.seed}-d{config.difficulty:g}.h5"
+    name = f"sky-v{version}-c{classes}-n{config.n_per_class}-s{config.seed}-d{config.difficulty:g}.h5"
     return data_dir() / "synthetic" / name
 
 
@@ -51,12 +59,12 @@ def resolve_data(config: Config, progress: bool = True) -> Path:
             from .data.synthetic import synthesize
 
             synthesize(path, classes=config.classes, n_per_class=config.n_per_class, seed=config.seed,
-                       difficulty=config.difficulty)
+                       difficulty=config.difficulty, progress=progress)
         return path
     if config.data == "galaxy10":
         from .data.download import ensure_galaxy10
 
-        return Path(ensure_galaxy10())
+        return Path(ensure_galaxy10(progress=progress))
     path = Path(config.data).expanduser()
     if not path.is_file():
         raise DataError(f"data file not found: {path} (give a Galaxy10-layout HDF5 file, 'synthetic' or 'galaxy10')")

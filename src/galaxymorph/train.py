@@ -258,7 +258,9 @@ def _prepare_run_dir(config: Config, out, resume, overwrite: bool, device, amp_d
                                    "pass a larger --epochs to train further")
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             raise GalaxymorphError(f"cannot resume {run_dir}: no checkpoints/last.pt")
-        data_path = Path(run.get("data", {}).get("path") or runs.resolve_data(config, progress=show))
+        data = run.get("data")
+        data = data.get("path") if isinstance(data, dict) else data
+        data_path = Path(data) if data else runs.resolve_data(config, progress=show)
         if not data_path.is_file():
             raise GalaxymorphError(f"cannot resume {run_dir}: its data file {data_path} is gone")
         from .data.splits import load_manifest
@@ -278,8 +280,8 @@ def _prepare_run_dir(config: Config, out, resume, overwrite: bool, device, amp_d
                         runs.environment_info(device, torch.get_num_threads(), _dtype_name(amp_dtype), world))
         runs.update_run_json(
             run_dir, status="running", started=_now(), model=config.model, classes=config.classes,
-            data={"path": str(data_path.resolve()), "sha256": runs.data_sha256(manifest, data_path),
-                  "requested": config.data},
+            data=str(data_path.resolve()), data_sha256=runs.data_sha256(manifest, data_path),
+            data_requested=config.data,
             manifest={"path": "manifest.json", "sha256": sha256_file(manifest_file),
                       "source": str(source) if source else None},
             world_size=world, mixed_precision=_dtype_name(amp_dtype) or "off")
