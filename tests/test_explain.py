@@ -190,7 +190,7 @@ def run_folder(tiny_h5, tmp_path, trained):
     run.mkdir()
     splits.prepare(tiny_h5, out=run / "manifest.json", classes=CLASSES, fractions=(0.5, 0.25, 0.25), seed=0)
     save_checkpoint(run / "checkpoints" / "best.pt", trained)
-    (run / "run.json").write_text(json.dumps({"data": str(tiny_h5)}))
+    (run / "run.json").write_text(json.dumps({"data": {"path": str(tiny_h5)}}))  # as train.py writes it
     return run
 
 
@@ -222,4 +222,7 @@ def test_explain_run_refuses_train_split_and_unknown_method(run_folder):
         explain_run(run_folder, split="train", progress=False)
     with pytest.raises(GalaxymorphError, match="known methods"):
         explain_run(run_folder, method="saliency", progress=False)
+    (run_folder / "run.json").write_text(json.dumps({"status": "complete"}))
+    with pytest.raises(GalaxymorphError, match="data file"):
+        explain_run(run_folder, progress=False)
     assert not (run_folder / "explain").exists()

@@ -48,9 +48,16 @@ def read_run(run_dir: Path) -> tuple[Path, dict]:
     if not run_json.is_file():
         raise GalaxymorphError(f"{run_dir} has no run.json; is it a folder written by 'galaxymorph train'?")
     try:
-        data_path = Path(json.loads(run_json.read_text(encoding="utf-8"))["data"])
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise GalaxymorphError(f"{run_json} does not name the run's data file (key 'data')") from None
+        data = json.loads(run_json.read_text(encoding="utf-8")).get("data")
+    except (json.JSONDecodeError, AttributeError):
+        raise GalaxymorphError(f"cannot read {run_json}: not a JSON object") from None
+    if isinstance(data, dict):  # train.py writes {"path": ..., "sha256": ...}; a bare path also works
+        data = data.get("path")
+    if not data:
+        raise GalaxymorphError(f"{run_json} does not name the run's data file (key 'data')")
+    data_path = Path(data)
+    if not data_path.is_absolute() and not data_path.exists():
+        data_path = run_dir / data_path
     if not data_path.is_file():
         raise GalaxymorphError(f"the run's data file is missing: {data_path}")
     return data_path, load_manifest(run_dir / "manifest.json", data_path)
