@@ -229,6 +229,8 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = 0.5
                "z0": float(rng.uniform(1.6, 3.2) * size * (1.8 if c == 8 else 1.25)), "incl": float(np.radians(rng.uniform(84, 90))),
                "disk_colour": _jitter(disk, rng), "bulge_colour": _jitter(bulge, rng),
                "dust": float(rng.uniform(0.0, 1.2) if c == 8 else rng.uniform(0.4, 1.5)), "bt": 0.0}
+        if c == 8:  # h is capped at 45 px for big size factors: keep the disk thin anyway
+            gal["z0"] = min(gal["z0"], 0.3 * gal["h"])
         if c == 9:
             gal["bt"] = float(rng.uniform(0.25 - 0.1 * d, 0.55 - 0.15 * d))
             gal["bulge_re"] = float(gal["h"] * rng.uniform(0.35, 0.7))
