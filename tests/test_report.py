@@ -74,11 +74,15 @@ def run_folder(tiny_h5, tmp_path) -> Path:
         "split": "test", "n": 8,
         "metrics": {"accuracy": {"value": 0.875, "ci95": [0.6, 1.0]}, "roc_auc": {"value": 0.93, "ci95": [0.7, 1.0]}}}))
     for name in ("confident", "misclassified"):
-        _png(run / "explain" / f"{name}.png")
+        _png(run / "explain" / f"gradcam_{name}.png")
     (run / "explain" / "explain.json").write_text(json.dumps({
-        "method": "gradcam", "layer": "net.features.12",
-        "faithfulness": {"deletion": {"passed": True, "auc": 0.2, "random_auc": 0.5},
-                         "randomisation": {"passed": False, "summary": "correlation did not drop"}}}))
+        "format": "galaxymorph-explain/1", "latest": "gradcam",
+        "methods": {"gradcam": {
+            "method": "gradcam", "layer": "net.features.12",
+            "files": {"confident": "gradcam_confident.png", "misclassified": "gradcam_misclassified.png",
+                      "overlays": []},
+            "deletion": {"passed": True, "auc": 0.2, "auc_random": 0.5, "sentence": "Deletion AUC 0.2 vs 0.5"},
+            "randomisation": {"passed": False, "sentence": "correlation did not drop"}}}}))
     return run
 
 

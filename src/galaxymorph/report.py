@@ -193,29 +193,37 @@ def _section_metrics(run_dir: Path, metrics: dict | None) -> str:
 
 
 def _section_explain(run_dir: Path, explain: dict | None) -> str:
-    if explain is None:
+    methods = (explain or {}).get("methods") or {}
+    if not methods:
         return _missing("Explanations", f"galaxymorph explain {run_dir}")
     folder = run_dir / "explain"
-    parts = [f"<p>Method <b>{_esc(explain.get('method', 'gradcam'))}</b>"
-             + (f" on layer <code>{_esc(explain['layer'])}</code>" if explain.get("layer") else "")
-             + ". Heatmaps (jet, alpha 0.4) over the input: red is where the evidence for the named class lies.</p>"]
-    galleries = sorted(folder.glob("*.png"))
-    order = {"confident": 0, "misclassified": 1, "random": 2}
-    galleries.sort(key=lambda p: (min((v for k, v in order.items() if k in p.stem), default=9), p.name))
-    for png in galleries:
-        parts.append(_img(png, png.stem, png.stem.replace("_", " ")))
-    checks = explain.get("faithfulness") or {}
-    rows = []
-    for name, check in checks.items():
-        if isinstance(check, dict):
-            verdict = check.get("passed")
-            badge = ('<span class="pass">pass</span>' if verdict else '<span class="fail">FAIL</span>'
-                     if verdict is not None else "")
-            detail = check.get("summary") or ", ".join(
-                f"{k} = {_fmt(v)}" for k, v in check.items() if isinstance(v, (int, float)) and k != "passed")
-            rows.append([_esc(name.replace("_", " ")), badge, _esc(detail)])
-    if rows:
-        parts.append("<h3>Faithfulness and sanity checks</h3>" + _table(["check", "result", "detail"], rows))
+    parts = ["<p>Heatmaps (jet, alpha 0.4) over the input show where the evidence for the predicted "
+             "class lies; each image is explained for its predicted class, from the held-out split.</p>"]
+    for name, entry in methods.items():
+        files = entry.get("files", {})
+        layer = f" on layer <code>{_esc(entry['layer'])}</code>" if entry.get("layer") not in (None, "input") else ""
+        parts.append(f"<h3>{_esc(name)}{layer}</h3>")
+        captions = {"confident": "Most confident correct predictions of each class.",
+                    "misclassified": "Misclassified, most confident first.",
+                    "random": "A random sample."}
+        for gallery, caption in captions.items():
+            if files.get(gallery):
+                parts.append(_img(folder / files[gallery], f"{name} {gallery}", caption))
+        overlays = files.get("overlays", [])[:2]
+        if overlays:
+            parts.append('<div class="grid">' + "".join(
+                _img(folder / f, f, "original | overlay") for f in overlays) + "</div>")
+        rows = []
+        for check in ("deletion", "randomisation"):
+            result = entry.get(check)
+            if not isinstance(result, dict):
+                continue
+            badge = '<span class="pass">pass</span>' if result.get("passed") else '<span class="fail">FAIL</span>'
+            detail = result.get("sentence") or ", ".join(
+                f"{k} = {_fmt(v)}" for k, v in result.items() if isinstance(v, float))
+            rows.append([_esc(check), badge, _esc(detail)])
+        if rows:
+            parts.append(_table(["check", "result", "what it means"], rows))
     return "".join(parts)
 
 
