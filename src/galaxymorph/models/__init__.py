@@ -96,7 +96,13 @@ class Classifier(nn.Module):
         return torch.cat(out).numpy() if out else np.empty((0, k), dtype=np.float32)
 
     def gradcam_layer(self) -> nn.Module:
-        """The default layer for GradCAM: the last convolution of the network."""
+        """The default layer for GradCAM: the one the network names, else its last convolution.
+
+        (In a residual network the last ``Conv2d`` in module order can be a 1x1 shortcut, which
+        sees only part of the evidence; such networks name their last block instead.)
+        """
+        if hasattr(self.net, "gradcam_layer"):
+            return self.net.gradcam_layer()
         convs = [m for m in self.net.modules() if isinstance(m, nn.Conv2d)]
         return convs[-1]
 

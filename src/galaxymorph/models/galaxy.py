@@ -53,3 +53,7 @@ class GalaxyResNet(nn.Module):
 
     def forward(self, x):
         return self.head(self.dropout(self.pool(self.stages(self.stem(x))).flatten(1)))
+
+    def gradcam_layer(self) -> nn.Module:
+        """The last residual block's output: the deepest map that still has a layout in space."""
+        return self.stages[-1]
