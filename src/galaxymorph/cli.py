@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(q)
     q.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default: runs/<date>-<model>)")
     q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     q.set_defaults(handler=cmd_train)
 
     q = sub.add_parser("evaluate", help="score a trained run on a held-out split")
@@ -173,7 +174,7 @@ def cmd_train(args) -> None:
     if args.resume:
         run_dir = train(None, resume=args.resume)
     else:
-        run_dir = train(_config_from_args(args), out=args.out)
+        run_dir = train(_config_from_args(args), out=args.out, overwrite=args.overwrite)
     print(f"run folder: {run_dir}")
 
 

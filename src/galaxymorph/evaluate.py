@@ -24,7 +24,6 @@ Choices worth knowing:
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from pathlib import Path
@@ -33,9 +32,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from .config import Config
 from .data.galaxy10 import CLASS_NAMES, open_galaxy10
-from .data.splits import load_manifest, split_indices
+from .data.splits import split_indices
 from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path, write_json
 from .predict import predict_indices, predicted_positions
@@ -47,34 +45,6 @@ EPS = np.finfo(np.float64).eps
 
 
 # ================================================================================ the run
-def _read_run(run_dir: Path) -> tuple[Config, Path, dict]:
-    """The run's config, data file and manifest (checked against the data's SHA-256)."""
-    if not run_dir.is_dir():
-        raise GalaxymorphError(f"run folder not found: {run_dir}")
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
-        raise GalaxymorphError(f"{run_dir} is not a run folder: no run.json (train a model first)")
-    try:
-        run = json.loads(run_json.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise GalaxymorphError(f"cannot read {run_json}: {exc}") from None
-    data = run.get("data")
-    if isinstance(data, dict):  # train.py writes {"path": ..., "sha256": ..., "requested": ...}
-        data = data.get("path")
-    if not data:
-        raise GalaxymorphError(f"{run_json} does not name the data file ('data')")
-    data_path = Path(data)
-    if not data_path.is_absolute() and not data_path.exists():
-        data_path = run_dir / data_path
-    if not data_path.is_file():
-        raise DataError(f"the run's data file is missing: {data_path} (named in {run_json}); "
-                        "put it back or fix 'data' there")
-    cfg_path = run_dir / "config.toml"
-    config = Config.resolve(cfg_path) if cfg_path.is_file() else Config()
-    manifest = load_manifest(run_dir / "manifest.json", data_path)
-    return config, data_path, manifest
-
-
 def _check_held_out(manifest: dict, split: str) -> np.ndarray:
     """Indices of ``split``; refuse the training split or any split that shares images with it."""
     if split == "train":
@@ -90,7 +60,8 @@ def _check_held_out(manifest: dict, split: str) -> np.ndarray:
     return indices
 
 
-def _true_positions(data, indices: np.ndarray, class_ids: list[int]) -> np.ndarray:
+def true_positions(data, indices: np.ndarray, class_ids: list[int]) -> np.ndarray:
+    """Label positions 0..k-1 of ``indices``; every class must be present (AUC needs it)."""
     ids = data.labels[indices]
     lookup = {c: i for i, c in enumerate(class_ids)}
     unknown = sorted(set(int(c) for c in np.unique(ids)) - set(lookup))
@@ -277,7 +248,10 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     run_dir = Path(run_dir)
     if n_boot < 0:
         raise GalaxymorphError(f"n_boot must be >= 0, got {n_boot}")
-    config, data_path, manifest = _read_run(run_dir)
+    from .runs import open_run
+
+    folder = open_run(run_dir)
+    config, data_path, manifest = folder.config, folder.data_path, folder.manifest
     indices = _check_held_out(manifest, split)
     tta = config.tta if tta is None else bool(tta)
     model = load_model(run_dir)
@@ -288,7 +262,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     binary = len(class_ids) == 2
 
     with open_galaxy10(data_path) as data:
-        y = _true_positions(data, indices, class_ids)
+        y = true_positions(data, indices, class_ids)
         probs = predict_indices(model, data, indices, batch_size, tta, progress, desc=f"evaluate {split}")
         threshold = None
         if binary:
@@ -296,7 +270,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
             if split == "val":
                 y_val, p_val = y, probs
             else:
-                y_val = _true_positions(data, val_idx, class_ids)
+                y_val = true_positions(data, val_idx, class_ids)
                 p_val = predict_indices(model, data, val_idx, batch_size, tta, progress, desc="evaluate val")
             threshold = choose_threshold(y_val, p_val[:, 1])
             if split == "val":

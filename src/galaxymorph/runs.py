@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
@@ -122,7 +123,7 @@ def create_run_dir(out: str | os.PathLike | None, config: Config, overwrite: boo
         if not overwrite:
             raise GalaxymorphError(
                 f"run folder {run_dir} already holds files; use --resume {run_dir} to continue it, "
-                "or choose another --out")
+                "--overwrite to replace it, or another --out")
         shutil.rmtree(run_dir)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +146,48 @@ def update_run_json(run_dir: Path, **fields) -> dict:
     run.update(fields)
     write_json(Path(run_dir) / "run.json", run)
     return run
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """What the stages after training read from a run folder, checked once."""
+
+    path: Path
+    run: dict  # run.json
+    config: Config
+    data_path: Path
+    manifest: dict  # verified against the data file's SHA-256
+
+
+def open_run(run_dir: str | os.PathLike) -> RunFolder:
+    """Read a trained run folder: run.json, config, data file and verified split manifest.
+
+    Errors name what is missing: the folder, run.json, the data file the run was trained on
+    (moved or deleted), or a manifest that no longer matches that file.
+    """
+    from .data.splits import load_manifest
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GalaxymorphError(f"run folder not found: {run_dir}")
+    if not (run_dir / "run.json").is_file():
+        raise GalaxymorphError(f"{run_dir} is not a run folder: no run.json (train a model first)")
+    run = read_run_json(run_dir)
+    data = run.get("data")
+    if isinstance(data, dict):  # early run folders wrote {"path": ..., "sha256": ...}
+        data = data.get("path")
+    if not data:
+        raise GalaxymorphError(f"{run_dir / 'run.json'} does not name the run's data file ('data')")
+    data_path = Path(data)
+    if not data_path.is_absolute() and not data_path.exists():
+        data_path = run_dir / data_path
+    if not data_path.is_file():
+        raise DataError(f"the run's data file is missing: {data_path} (named in {run_dir / 'run.json'}); "
+                        "put it back or fix 'data' there")
+    cfg_path = run_dir / "config.toml"
+    config = Config.resolve(cfg_path) if cfg_path.is_file() else Config()
+    manifest = load_manifest(run_dir / "manifest.json", data_path)
+    return RunFolder(run_dir, run, config, data_path, manifest)
 
 
 def environment_info(device, threads: int, amp_dtype: str | None, world_size: int = 1) -> dict:

@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data.galaxy10 import open_galaxy10
-from ..data.splits import load_manifest, split_indices
+from ..data.splits import split_indices
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
+from ..evaluate import true_positions
 from ..models import load_model
-from ..progress import progress_bar
+from ..predict import predict_indices
+from ..runs import open_run
 from . import METHODS, make_explainer
 from .faithfulness import deletion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_pair
@@ -38,29 +40,6 @@ EXPLAIN_FORMAT = "galaxymorph-explain/1"
 N_OVERLAYS = 4          # single original | overlay figures
 N_FAITHFULNESS = 16     # images in the deletion check
 N_RANDOMISATION = 8     # images in the randomisation check
-
-
-def read_run(run_dir: Path) -> tuple[Path, dict]:
-    """The data path (from run.json) and the verified split manifest of a run folder."""
-    if not run_dir.is_dir():
-        raise GalaxymorphError(f"run folder not found: {run_dir}")
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
-        raise GalaxymorphError(f"{run_dir} has no run.json; is it a folder written by 'galaxymorph train'?")
-    try:
-        data = json.loads(run_json.read_text(encoding="utf-8")).get("data")
-    except (json.JSONDecodeError, AttributeError):
-        raise GalaxymorphError(f"cannot read {run_json}: not a JSON object") from None
-    if isinstance(data, dict):  # train.py writes {"path": ..., "sha256": ...}; a bare path also works
-        data = data.get("path")
-    if not data:
-        raise GalaxymorphError(f"{run_json} does not name the run's data file (key 'data')")
-    data_path = Path(data)
-    if not data_path.is_absolute() and not data_path.exists():
-        data_path = run_dir / data_path
-    if not data_path.is_file():
-        raise GalaxymorphError(f"the run's data file is missing: {data_path}")
-    return data_path, load_manifest(run_dir / "manifest.json", data_path)
 
 
 def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -94,7 +73,8 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         raise GalaxymorphError(f"unknown explanation method {method!r}; known methods: {', '.join(METHODS)}")
     if not isinstance(n, int) or n < 1:
         raise GalaxymorphError(f"n (images per gallery) must be a positive integer, got {n!r}")
-    data_path, manifest = read_run(run_dir)
+    folder = open_run(run_dir)
+    data_path, manifest = folder.data_path, folder.manifest
     indices = split_indices(manifest, split)
     if len(indices) == 0:
         raise GalaxymorphError(f"the {split} split of this run is empty")
@@ -108,14 +88,8 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     # 1. predict the split (streamed: the real test split is hundreds of MB of pixels)
     t0 = time.perf_counter()
     with open_galaxy10(data_path) as data:
-        position = {c: i for i, c in enumerate(model.class_ids)}
-        labels = np.array([position[int(c)] for c in data.labels[indices]], dtype=np.int64)
-        probs = []
-        chunks = data.iter_images(indices, batch_size=256)
-        for _, block in progress_bar(chunks, desc=f"predict {split}", unit="chunk",
-                                     total=-(-len(indices) // 256), disable=not progress):
-            probs.append(model.predict_proba(block, batch_size=batch_size))
-        probs = np.concatenate(probs)
+        labels = true_positions(data, indices, model.class_ids)
+        probs = predict_indices(model, data, indices, batch_size, progress=progress, desc=f"predict {split}")
         timings["predict_s"] = time.perf_counter() - t0
 
         # 2. galleries; explain each chosen image once, for its predicted class
