@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,8 @@ import numpy as np
 import torch
 
 from galaxymorph.models import build_model, save_checkpoint
+from galaxymorph.runs import cpu_name
+from galaxymorph.train import cpu_has_bf16
 
 
 def images_per_second(model, images, batch_size: int, tta: bool, amp: bool, seconds: float) -> float:
@@ -46,25 +47,6 @@ def bf16_difference(model, images) -> float:
     fp32 = model.predict_proba(images, amp=False)
     bf16 = model.predict_proba(images, amp=True)
     return float(np.abs(fp32 - bf16).max())
-
-
-def bf16_supported() -> bool:
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.nn.functional.conv2d(torch.ones(1, 3, 8, 8), torch.ones(4, 3, 3, 3))
-        return True
-    except RuntimeError:
-        return False
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def end_to_end(n: int, batch_size: int) -> float:
@@ -124,7 +106,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     images = np.random.default_rng(0).integers(0, 256, (args.n, 256, 256, 3), dtype=np.uint8)
-    precisions = [False, True] if bf16_supported() else [False]
+    precisions = [False, True] if cpu_has_bf16() else [False]
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "

@@ -39,6 +39,18 @@ def tiny_h5(tmp_path) -> Path:
     return write_galaxy10(tmp_path / "tiny.h5", images, ans, pxscale=np.full(len(ans), 0.262))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: tiny convolutions gain nothing from two, and lose a
+    lot when the other core is busy (OpenMP threads spin-wait for each other)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def reference_h5() -> Path:
     """The 110 real Galaxy10 DECaLS cutouts in ../shared/data, or a skip when absent."""

@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from sklearn import metrics as skm
 
 from galaxymorph.errors import GalaxymorphError
@@ -19,13 +18,7 @@ from helpers_runs import make_run, read_json, write_data
 PLOTS = ("confusion.png", "roc.png", "pr.png", "reliability.png", "probabilities.png")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: tiny convolutions gain nothing from two, and lose a lot on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

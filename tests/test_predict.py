@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from galaxymorph.cli import main
@@ -18,12 +17,7 @@ from galaxymorph.predict import predict
 from helpers_runs import make_images, make_run, write_data
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
