@@ -19,14 +19,15 @@ from torch import nn
 
 from ..data.galaxy10 import CLASS_NAMES
 from ..errors import GalaxymorphError
-from .galaxy import GalaxyResNet
+from .galaxy import DEFAULT_VARIANT, VARIANTS, GalaxyResNet, variant
 from .seed import SeedCNN
 
 CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "seed": SeedCNN,
-    "default": GalaxyResNet,
+    "default": variant(DEFAULT_VARIANT),  # chosen by measurement: docs/models.md
+    **{name: variant(name) for name in VARIANTS},  # the compared variants (scripts/compare_models.py)
 }
 
 
