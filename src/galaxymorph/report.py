@@ -90,6 +90,15 @@ def _metric_cell(entry) -> str:
     return ""
 
 
+METRIC_NAMES = {
+    "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "precision": "precision",
+    "recall": "recall", "f1": "F1", "roc_auc": "ROC AUC (from probabilities)",
+    "average_precision": "average precision", "brier": "Brier score", "log_loss": "log loss",
+    "ece": "expected calibration error",
+    "auc_from_labels": "the reference notebook's \"AUC\" (from thresholded labels = balanced accuracy)",
+}
+
+
 def _scalar_metrics(block: dict) -> list[tuple[str, dict]]:
     return [(k, v) for k, v in block.items()
             if isinstance(v, (int, float)) or (isinstance(v, dict) and "value" in v)]
@@ -167,23 +176,33 @@ def _section_training(run_dir: Path, run: dict) -> str:
 def _section_metrics(run_dir: Path, metrics: dict | None) -> str:
     if metrics is None:
         return _missing("Test metrics", f"galaxymorph evaluate {run_dir}")
-    parts = [f"<p>Split <b>{_esc(metrics.get('split', 'test'))}</b>, {_esc(metrics.get('n', '?'))} images never "
-             "seen in training or model selection. Intervals are 95% bootstrap intervals.</p>"]
-    blocks = metrics.get("metrics", metrics)
-    # Binary evaluations report the metrics at 0.5 and at the threshold chosen on validation.
-    if isinstance(blocks, dict) and blocks and all(isinstance(v, dict) and "value" not in v for v in blocks.values()):
-        names = list(blocks)
-        keys: list[str] = []
-        for b in blocks.values():
-            keys += [k for k, _ in _scalar_metrics(b) if k not in keys]
-        rows = [[_esc(k)] + [_metric_cell(blocks[n].get(k)) for n in names] for k in keys]
-        parts.append(_table(["metric"] + [_esc(n) for n in names], rows, cls="metrics"))
-    else:
-        rows = [[_esc(k), _metric_cell(v)] for k, v in _scalar_metrics(blocks)]
-        parts.append(_table(["metric", "value [95% CI]"], rows, cls="metrics"))
-    thr = metrics.get("threshold")
-    if isinstance(thr, dict):
-        parts.append("<p>Decision threshold: " + ", ".join(f"{_esc(k)} = {_fmt(v)}" for k, v in thr.items()) + "</p>")
+    parts = [f"<p>Split <b>{_esc(metrics.get('split', 'test'))}</b>: {_esc(metrics.get('n', '?'))} images never "
+             "seen in training or model selection"
+             + (", with test-time averaging over the 8 rotations and flips" if metrics.get("tta") else "")
+             + ". Brackets give 95% bootstrap intervals.</p>"]
+    headline = metrics.get("metrics", {})
+    tuned = metrics.get("metrics_at_tuned_threshold") or {}
+    thr = metrics.get("threshold") or {}
+    header = ["metric", f"at p ≥ {thr.get('default', 0.5)}" if thr else "value"]
+    if tuned:
+        header.append(f"at the validation-tuned threshold {float(thr.get('tuned', 0.5)):.3f}")
+    rows = []
+    for key, entry in _scalar_metrics(headline):
+        row = [_esc(METRIC_NAMES.get(key, key.replace("_", " "))), _metric_cell(entry)]
+        if tuned:
+            row.append(_metric_cell(tuned[key]) if key in tuned else '<span class="ci">same</span>')
+        rows.append(row)
+    parts.append(_table(header, rows, cls="metrics"))
+    if thr:
+        parts.append(
+            f"<p>The headline uses the default threshold {float(thr.get('default', 0.5)):.2f}. A second threshold, "
+            f"{float(thr.get('tuned', 0.5)):.3f}, was chosen on the <b>validation</b> split "
+            f"({_esc(thr.get('criterion', ''))}; {_esc(thr.get('val_n', '?'))} images), never on test.</p>")
+    per_class = metrics.get("per_class")
+    if isinstance(per_class, dict) and len(per_class) > 2:
+        keys = [k for k, _ in _scalar_metrics(next(iter(per_class.values())))]
+        rows = [[_esc(name)] + [_metric_cell(v.get(k)) for k in keys] for name, v in per_class.items()]
+        parts.append("<h3>Per class</h3>" + _table(["class"] + [_esc(METRIC_NAMES.get(k, k)) for k in keys], rows))
     figs = [("confusion.png", "Confusion matrix: true class on rows, predicted on columns, counts and row %."),
             ("roc.png", "ROC curve from probabilities."), ("pr.png", "Precision-recall curve."),
             ("reliability.png", "Reliability diagram: predicted probability vs observed frequency."),
@@ -206,8 +225,11 @@ def _section_explain(run_dir: Path, explain: dict | None) -> str:
         captions = {"confident": "Most confident correct predictions of each class.",
                     "misclassified": "Misclassified, most confident first.",
                     "random": "A random sample."}
+        counts = entry.get("counts", {})
         for gallery, caption in captions.items():
-            if files.get(gallery):
+            if counts.get(gallery, 1) == 0:
+                parts.append(f"<p>{_esc(gallery.capitalize())}: none in this split.</p>")
+            elif files.get(gallery):
                 parts.append(_img(folder / files[gallery], f"{name} {gallery}", caption))
         overlays = files.get("overlays", [])[:2]
         if overlays:
@@ -239,9 +261,7 @@ def _section_environment(run_dir: Path, run: dict) -> str:
 def _headline(metrics: dict | None) -> str:
     if metrics is None:
         return ""
-    blocks = metrics.get("metrics", metrics)
-    if isinstance(blocks, dict) and blocks and all(isinstance(v, dict) and "value" not in v for v in blocks.values()):
-        blocks = next(iter(blocks.values()))
+    blocks = metrics.get("metrics", {})
     cards = []
     for key in ("accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss"):
         if key in blocks:
@@ -263,6 +283,7 @@ figcaption{font-size:.85rem;color:#5a6270}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}th,td{padding:.3rem .6rem;border-bottom:1px solid #e3e6ec;text-align:left}
 th{background:#f0f2f6}.ci{color:#5a6270;font-size:.8rem}
+.metrics td:not(:first-child){white-space:nowrap}
 code{font-size:.85em;word-break:break-all}
 .cards{display:flex;flex-wrap:wrap;gap:.75rem;margin-top:1rem}
 .card{background:#1d2c4d;border-radius:6px;padding:.5rem .9rem}.card .k{font-size:.75rem;color:#c8d2e8;text-transform:uppercase}
