@@ -109,24 +109,50 @@ def train_and_evaluate(name: str, data: Path, split: Path, args, out: Path) -> d
 
 
 def real_sanity(run_dir: Path, reference: Path) -> dict | None:
-    """Accuracy and ROC AUC (bootstrap 95% CI) on the real class-2/5 reference cutouts."""
+    """Accuracy and ROC AUC (bootstrap 95% CI) on the real class-2/5 reference cutouts, or None."""
     if not reference.is_file():
         return None
-    from galaxymorph.data.galaxy10 import open_galaxy10
-    from galaxymorph.evaluate import point_metrics, stratified_bootstrap_weights, with_intervals
-    from galaxymorph.models import load_model
+    from synthetic_to_real import score_reference  # scripts/ is on sys.path when run as a script
 
-    model = load_model(run_dir)
-    with open_galaxy10(reference) as ref:
-        sel = ref.select(model.class_ids)
-        images = ref.images(sel.indices)
-    probs = model.predict_proba(images).astype(np.float64)
-    probs /= probs.sum(1, keepdims=True)  # as evaluate() does: float32 rounding
-    y = np.asarray(sel.labels)
-    pred = (probs[:, 1] >= 0.5).astype(int)
-    m = with_intervals(point_metrics(y, probs, pred), stratified_bootstrap_weights(y, 1000, 0), y, probs, pred)
-    return {"n": int(len(y)), "accuracy": m["accuracy"], "roc_auc": m["roc_auc"],
-            "p_positive": probs[:, 1].round(4).tolist(), "labels": y.tolist()}
+    result = score_reference(run_dir, reference)
+    return {**result, **result["metrics"]}
+
+
+def read_predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """File indices, true positions (0/1) and p(second class) from RUN_DIR/eval/predictions.csv."""
+    import csv
+
+    with open(run_dir / "eval" / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    prob_key = [k for k in rows[0] if k.startswith("prob_")][-1]
+    first = [k for k in rows[0] if k.startswith("prob_")][0].removeprefix("prob_")
+    index = np.array([int(r["index"]) for r in rows])
+    y = np.array([0 if r["true"] == first else 1 for r in rows])
+    return index, y, np.array([float(r[prob_key]) for r in rows])
+
+
+def paired_difference(run_dir: Path, baseline_dir: Path, n_boot: int = 1000) -> dict:
+    """Accuracy and log-loss differences (model - baseline) on the same test images, with 95%
+    intervals from one class-stratified bootstrap applied to both models' predictions (paired)."""
+    from galaxymorph.evaluate import stratified_bootstrap_weights
+
+    idx_a, y, p_a = read_predictions(run_dir)
+    idx_b, y_b, p_b = read_predictions(baseline_dir)
+    order_a, order_b = np.argsort(idx_a), np.argsort(idx_b)
+    if not np.array_equal(idx_a[order_a], idx_b[order_b]):
+        raise GalaxymorphError(f"{run_dir} and {baseline_dir} were not scored on the same test images")
+    y, p_a, p_b = y[order_a], p_a[order_a], p_b[order_b]
+    eps = 1e-15
+    correct = lambda p: ((p >= 0.5).astype(int) == y).astype(float)  # noqa: E731
+    nll = lambda p: -np.log(np.clip(np.where(y == 1, p, 1 - p), eps, 1))  # noqa: E731
+    d_acc, d_nll = correct(p_a) - correct(p_b), nll(p_a) - nll(p_b)
+    W = stratified_bootstrap_weights(y, n_boot, 0)
+    out = {}
+    for name, d in (("accuracy", d_acc), ("log_loss", d_nll)):
+        boot = W @ d / W.sum(1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        out[name] = {"value": float(d.mean()), "ci95": [float(min(lo, d.mean())), float(max(hi, d.mean()))]}
+    return out
 
 
 def n_params(run_dir: Path) -> tuple[int, int]:
@@ -141,9 +167,14 @@ def _ci(m: dict, digits: int = 3) -> str:
     return f"{m['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def _signed(m: dict, digits: int = 3) -> str:
+    lo, hi = m["ci95"]
+    return f"{m['value']:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
 def table(rows: list[dict], with_real: bool) -> str:
     head = ["model", "what changes", "params", "input px", "epochs (best)", "train s", "test accuracy [95% CI]",
-            "test ROC AUC [95% CI]", "test log loss [95% CI]"]
+            "test ROC AUC [95% CI]", "test log loss [95% CI]", "vs seed: Δ accuracy [CI]", "vs seed: Δ log loss [CI]"]
     if with_real:
         head += ["real 22: accuracy [CI]", "real 22: ROC AUC [CI]"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -152,6 +183,8 @@ def table(rows: list[dict], with_real: bool) -> str:
         cells = [f"`{r['name']}`", WHAT.get(r["name"], ""), f"{r['params']:,}", str(r["input_px"]),
                  f"{run.get('epochs_done')} ({run.get('best_epoch')})", f"{run.get('train_seconds', float('nan')):.0f}",
                  _ci(m["accuracy"]), _ci(m["roc_auc"]), _ci(m["log_loss"])]
+        vs = r.get("vs_seed")
+        cells += [_signed(vs["accuracy"]), _signed(vs["log_loss"])] if vs else ["-", "-"]
         if with_real:
             real = r.get("real")
             cells += [_ci(real["accuracy"], 2), _ci(real["roc_auc"], 2)] if real else ["-", "-"]
@@ -163,7 +196,7 @@ PROBES = {  # the BatchNorm experiment: old settings, the fix, and each half of 
     "galaxy-bn-old": {}, "galaxy-base": {},
     "probe-input-norm-only": dict(bn_momentum=0.1), "probe-momentum-only": dict(input_norm=False),
     "probe-zero-gamma-old": dict(input_norm=False, bn_momentum=0.1, zero_init=True),
-    "galaxy-gn": {},
+    "galaxy-gn": {}, "galaxy-narrow": {},
 }
 
 
@@ -234,6 +267,11 @@ def main(argv=None) -> int:
         row["real"] = real_sanity(Path(row["run_dir"]), reference)
         rows.append(row)
         write_json(out / "compare.json", {"args": vars(args), "data": str(data), "split": str(split), "rows": rows})
+    seed_dir = out / "runs" / "seed"
+    for row in rows:  # paired differences against the reference CNN on the same test images
+        if row["name"] != "seed" and (seed_dir / "eval" / "predictions.csv").is_file():
+            row["vs_seed"] = paired_difference(Path(row["run_dir"]), seed_dir)
+    write_json(out / "compare.json", {"args": vars(args), "data": str(data), "split": str(split), "rows": rows})
     text = table(rows, reference.is_file())
     write_text(out / "table.md", text)
     if not args.markdown:

@@ -138,7 +138,7 @@ HELP: dict[str, str] = {
     "seed": "random seed for splits, synthesis, initialisation and batches",
     "n_per_class": "synthetic sky only: images rendered per class",
     "difficulty": "synthetic sky only: 0 (easy) .. 1 (hard)",
-    "model": "'seed' (the reference CNN) or 'default' (the stronger galaxy model)",
+    "model": "'seed' (the reference CNN), 'default' (the stronger galaxy model) or a galaxy-* variant (docs/models.md)",
     "weights": "local checkpoint or state_dict to initialise the model from",
     "preset": "'seed' = the reference notebook's recipe (Adam 1e-3, batch 8, 30 epochs)",
     "epochs": "maximum number of epochs",
