@@ -57,7 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fractions", type=float, nargs=3, default=[0.6, 0.1, 0.3])
     p.add_argument("--epochs", type=int, default=12, help="epochs of every GalaxyResNet variant")
     p.add_argument("--seed-epochs", type=int, default=6, help="epochs of the seed CNN (its preset says 30)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per training (1: on a shared 2-core machine two threads spin-wait)")
     p.add_argument("--reference", default=str(REFERENCE_H5), help="real Galaxy10 cutouts for the sanity check")
     p.add_argument("--fresh", action="store_true", help="retrain runs that already finished")
     p.add_argument("--markdown", action="store_true", help="print only the markdown table")
