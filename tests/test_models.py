@@ -112,3 +112,20 @@ def test_variant_checkpoint_round_trip(tmp_path):
     x = model.preprocess(dark_images(2))
     with torch.no_grad():
         assert torch.allclose(model(x), back(x))
+
+
+def test_checkpoint_rebuilds_the_trained_network_after_default_changes(tmp_path, monkeypatch):
+    """A run keeps loading when the registry name it was trained under comes to mean another net."""
+    from functools import partial
+
+    import galaxymorph.models as models
+    from galaxymorph.models import galaxy
+
+    model = models.build_model("default", [2, 5])
+    n_params = sum(p.numel() for p in model.parameters())
+    models.save_checkpoint(tmp_path / "best.pt", model)
+    monkeypatch.setitem(models.REGISTRY, "default", partial(galaxy.GalaxyResNet, **galaxy.VARIANTS["galaxy-wide"]))
+    loaded = models.load_model(tmp_path / "best.pt")
+    assert loaded.name == "default"
+    assert sum(p.numel() for p in loaded.parameters()) == n_params
+    assert loaded.architecture == model.architecture

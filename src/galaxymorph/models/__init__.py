@@ -9,6 +9,7 @@ more. ``galaxymorph.load_model(run_dir)`` gives one back in eval mode.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,18 +32,37 @@ REGISTRY: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-class Classifier(nn.Module):
-    """A network plus what it needs to be used: its classes and its input preprocessing."""
+NETWORKS: dict[str, type[nn.Module]] = {"SeedCNN": SeedCNN, "GalaxyResNet": GalaxyResNet}
 
-    def __init__(self, name: str, class_ids: Sequence[int], **net_kwargs):
+
+def resolve_architecture(name: str, **net_kwargs) -> dict:
+    """The network class and every keyword a registry name stands for, e.g. ``default`` ->
+    ``{"net": "GalaxyResNet", "kwargs": {"widths": [16, 32, 64, 128], ...}}``."""
+    if name not in REGISTRY:
+        raise GalaxymorphError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
+    factory = REGISTRY[name]
+    if isinstance(factory, partial):
+        return {"net": factory.func.__name__, "kwargs": {**factory.keywords, **net_kwargs}}
+    return {"net": factory.__name__, "kwargs": dict(net_kwargs)}
+
+
+class Classifier(nn.Module):
+    """A network plus what it needs to be used: its classes and its input preprocessing.
+
+    ``architecture`` (as saved in checkpoints) rebuilds exactly the network that was trained,
+    even after the registry name it was made from (``default``) has come to mean another one.
+    """
+
+    def __init__(self, name: str, class_ids: Sequence[int], architecture: dict | None = None, **net_kwargs):
         super().__init__()
-        if name not in REGISTRY:
-            raise GalaxymorphError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
+        self.architecture = architecture or resolve_architecture(name, **net_kwargs)
+        if self.architecture["net"] not in NETWORKS:
+            raise GalaxymorphError(f"unknown network {self.architecture['net']!r} in model {name!r}")
         self.name = name
         self.class_ids = [int(c) for c in class_ids]
         self.net_kwargs = dict(net_kwargs)
         self.n_outputs = 1 if len(self.class_ids) == 2 else len(self.class_ids)
-        self.net = REGISTRY[name](n_outputs=self.n_outputs, **net_kwargs)
+        self.net = NETWORKS[self.architecture["net"]](n_outputs=self.n_outputs, **self.architecture["kwargs"])
         self.input_size = int(self.net.input_size)
 
     @property
@@ -141,6 +161,7 @@ def save_checkpoint(path: str | os.PathLike, model: Classifier, **extra) -> Path
         "model": model.name,
         "class_ids": model.class_ids,
         "net_kwargs": model.net_kwargs,
+        "architecture": model.architecture,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
@@ -165,7 +186,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def model_from_checkpoint(state: dict) -> Classifier:
     """Rebuild a :class:`Classifier` from a checkpoint dict, checking the weights fit."""
-    model = build_model(state["model"], state["class_ids"], **state.get("net_kwargs", {}))
+    model = build_model(state["model"], state["class_ids"], architecture=state.get("architecture"),
+                        **state.get("net_kwargs", {}))
     try:
         model.load_state_dict(state["state_dict"])
     except RuntimeError as exc:
