@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---:|---:|")
     diffs: dict[str, float] = {}
     for name in args.models:
-        model = build_model(name, [2, 5]).eval()
+        model = build_model(name, [2, 5]).to(memory_format=torch.channels_last).eval()  # as load_model gives it
         for batch_size in args.batch_sizes:
             for tta in (False, True):
                 speeds = [images_per_second(model, images, batch_size, tta, amp, args.seconds)

@@ -14,12 +14,9 @@ import pytest
 from galaxymorph.config import Config
 from galaxymorph.data.splits import prepare
 from galaxymorph.errors import GalaxymorphError
-from galaxymorph.report import build_html, write_report
+from galaxymorph.report import CHROMIUM_FLAGS, build_html, find_chromium, screenshot, write_report
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
+CHROMIUM = find_chromium()
 
 # Appended to a copy of the page: records what a person would notice, into the DOM.
 CHECK_SCRIPT = """
@@ -111,7 +108,7 @@ def test_not_a_run_folder(tmp_path):
         build_html(tmp_path)
 
 
-def check_in_browser(page: Path, screenshot: Path, width: int = 1280) -> dict:
+def check_in_browser(page: Path, width: int = 1280) -> dict:
     """Open a copy of ``page`` in headless Chromium; return what the check script saw."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
@@ -123,8 +120,6 @@ def check_in_browser(page: Path, screenshot: Path, width: int = 1280) -> dict:
                          capture_output=True, text=True, timeout=120)
     found = re.search(r'<pre id="gm-check">(.*?)</pre>', dom.stdout, re.S)
     assert found, f"the check script did not run; chromium said: {dom.stderr[-2000:]}"
-    subprocess.run([CHROMIUM, *common, f"--screenshot={screenshot}", page.as_uri()],
-                   capture_output=True, timeout=120)
     import html
 
     return json.loads(html.unescape(found.group(1)))
@@ -134,8 +129,19 @@ def check_in_browser(page: Path, screenshot: Path, width: int = 1280) -> dict:
 def test_report_in_headless_chromium(run_folder, width):
     page = write_report(run_folder)
     shot = run_folder / f"report_screenshot_{width}.png"
-    seen = check_in_browser(page, shot, width)
+    seen = check_in_browser(page, width)
+    screenshot(page, shot, width=width, height=1600)
     assert seen["images"] == 9
     assert seen["broken"] == []
     assert seen["wide"] == [] and seen["scrollWidth"] <= seen["viewport"] + 1
     assert shot.is_file() and shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_report_with_screenshot(run_folder, tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    shot = tmp_path / "page.png"
+    assert main(["report", str(run_folder), "--screenshot", str(shot)]) == 0
+    assert shot.read_bytes()[:4] == b"\x89PNG" and str(shot) in capsys.readouterr().out

@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("report", help="write RUN_DIR/report.html, one self-contained page")
     q.add_argument("run_dir", help="run folder written by 'train'")
+    q.add_argument("--screenshot", metavar="PNG", help="also save a picture of the page's top (needs Chromium)")
     q.set_defaults(handler=cmd_report)
 
     q = sub.add_parser("run", help="everything: data, split, train, evaluate, explain, report")
@@ -199,9 +200,12 @@ def cmd_predict(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import write_report
+    from .report import screenshot, write_report
 
-    print(f"wrote {write_report(args.run_dir)}")
+    page = write_report(args.run_dir)
+    print(f"wrote {page}")
+    if args.screenshot:
+        print(f"wrote {screenshot(page, args.screenshot)}")
 
 
 def cmd_run(args) -> None:

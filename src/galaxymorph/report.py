@@ -12,6 +12,9 @@ import csv
 import html
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -333,4 +336,33 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     """Write ``RUN_DIR/report.html`` (atomically) and return its path."""
     out = Path(run_dir) / "report.html"
     write_text(out, build_html(run_dir))
+    return out
+
+
+# -- a picture of the page ----------------------------------------------------------------------
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+# Headless, and no background traffic: the page is self-contained and needs no network.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome executable, or None."""
+    return next((shutil.which(n) for n in CHROMIUM_NAMES if shutil.which(n)), None)
+
+
+def screenshot(page: str | os.PathLike, out: str | os.PathLike, width: int = 1280, height: int = 2000) -> Path:
+    """A PNG of the top ``height`` pixels of an HTML page, rendered by headless Chromium."""
+    browser = find_chromium()
+    if browser is None:
+        raise GalaxymorphError("a screenshot needs Chromium (e.g. 'apt-get install chromium'); none was found")
+    page, out = Path(page).resolve(), Path(out)
+    from .fileio import atomic_path
+
+    with tempfile.TemporaryDirectory() as profile, atomic_path(out) as tmp:
+        done = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
+                               f"--screenshot={tmp}", page.as_uri()], capture_output=True, text=True, timeout=180)
+        if done.returncode != 0 or tmp.stat().st_size == 0:
+            raise GalaxymorphError(f"Chromium could not render {page}: {done.stderr.strip()[-300:]}")
     return out

@@ -109,7 +109,9 @@ class Classifier(nn.Module):
         starts = range(0, len(images), batch_size)
         for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress):
             x = self.preprocess(images[start : start + batch_size])
-            views = d4_views(x) if tta else [x]
+            # channels-last, contiguous views: rotated views are strided, and convolutions on
+            # strided input take slow paths (2.6x slower for the seed CNN's D4 averaging)
+            views = [v.contiguous(memory_format=torch.channels_last) for v in (d4_views(x) if tta else [x])]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
                 out.append(torch.stack([self.probabilities(self(v)) for v in views]).mean(0).cpu())
         self.train(was_training)
@@ -201,5 +203,5 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt",
     path = Path(run_dir)
     if path.is_dir():
         path = path / "checkpoints" / checkpoint
-    model = model_from_checkpoint(read_checkpoint(path)).to(device)
+    model = model_from_checkpoint(read_checkpoint(path)).to(device, memory_format=torch.channels_last)
     return model.eval()
