@@ -16,6 +16,8 @@ from . import __version__
 from .config import HELP, Config
 from .errors import GalaxymorphError
 
+DEFAULTS = Config()  # the one place where default values live
+
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One ``--option`` per Config field, spelled like the field, so every command agrees."""
@@ -65,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = dsub.add_parser("synth", help="render a synthetic Galaxy10-like sky into an HDF5 file")
     q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
-    q.add_argument("--classes", nargs="+", type=int, default=[2, 5], help=HELP["classes"])
-    q.add_argument("--n-per-class", type=int, default=500, help="images per class")
-    q.add_argument("--seed", type=int, default=0, help="same seed, same images")
-    q.add_argument("--difficulty", type=float, default=0.5, help=HELP["difficulty"])
+    q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes, help=HELP["classes"])
+    q.add_argument("--n-per-class", type=int, default=DEFAULTS.n_per_class, help="images per class")
+    q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed, same images")
+    q.add_argument("--difficulty", type=float, default=DEFAULTS.difficulty, help=HELP["difficulty"])
     q.set_defaults(handler=cmd_data_synth)
 
     q = dsub.add_parser("import", help="turn JPG/PNG folders or FITS cutouts into a Galaxy10-layout file")
@@ -79,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("prepare", help="stratified, seeded train/val/test split saved as a JSON manifest")
     q.add_argument("file", help="Galaxy10-layout HDF5 file")
     q.add_argument("--out", required=True, metavar="MANIFEST", help="JSON manifest to write")
-    q.add_argument("--classes", nargs="+", type=int, default=[2, 5], help=HELP["classes"])
-    q.add_argument("--fractions", nargs=3, type=float, default=[0.7, 0.15, 0.15], help=HELP["fractions"])
-    q.add_argument("--seed", type=int, default=0, help="random seed of the split")
+    q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes, help=HELP["classes"])
+    q.add_argument("--fractions", nargs=3, type=float, default=DEFAULTS.fractions, help=HELP["fractions"])
+    q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of the split")
     q.set_defaults(handler=cmd_data_prepare)
 
     # -- model work ----------------------------------------------------------------------
