@@ -10,7 +10,7 @@ import pytest
 
 from galaxymorph.data.galaxy10 import open_galaxy10
 from galaxymorph.data.synthetic import (
-    GENERATOR_VERSION, asinh_rgb, draw_params, galaxy_model, image_rng, observe, render_galaxy, synthesize,
+    DEFAULT_DIFFICULTY, GENERATOR_VERSION, asinh_rgb, draw_params, galaxy_model, image_rng, observe, render_galaxy, synthesize,
 )
 from galaxymorph.errors import DataError
 
@@ -76,7 +76,7 @@ def test_file_layout_counts_and_determinism(tmp_path):
         assert not np.array_equal(f1.images(), f3.images())
         assert np.allclose(f1.column("pxscale"), 0.262)
         attrs = dict(f1._h5.attrs)
-        assert attrs["generator"] == GENERATOR_VERSION and attrs["seed"] == 1 and attrs["difficulty"] == 0.5
+        assert attrs["generator"] == GENERATOR_VERSION and attrs["seed"] == 1 and attrs["difficulty"] == DEFAULT_DIFFICULTY
         # image i of class c does not depend on how many images were asked for
         sel = f1.select((2, 5))
         first2 = f1.images(sel.indices[:2])
@@ -239,3 +239,9 @@ def test_statistics_roughly_match_real_cutouts(reference_h5):
             assert abs(np.nanmedian(synth[c][key]) - np.nanmedian(real[c][key])) < 0.1, (c, key)
     # size alone separates 5 from 2 about as well as in the real data (AUC ~0.87), not perfectly
     assert 0.6 < cal.size_auc(synth) < 0.99, cal.size_auc(synth)
+
+
+def test_config_and_synthesize_share_the_default_difficulty():
+    from galaxymorph.config import Config
+
+    assert Config().difficulty == DEFAULT_DIFFICULTY

@@ -34,7 +34,7 @@ class Config:
     fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test
     seed: int = 0
     n_per_class: int = 600  # synthetic sky only: images rendered per class
-    difficulty: float = 0.5  # synthetic sky only: 0 easy .. 1 hard
+    difficulty: float = 0.8  # synthetic sky only: 0 easy .. 1 hard (= synthetic.DEFAULT_DIFFICULTY)
 
     # -- model -----------------------------------------------------------------------
     model: str = "default"  # "seed" (the reference CNN) or "default"
