@@ -13,8 +13,13 @@ os.environ.setdefault("GALAXYMORPH_NO_PROGRESS", "1")
 REFERENCE_H5 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "galaxy10_reference.h5"
 
 
-def make_blobs(labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Cheap uint8 cutouts a model can tell apart: class position 0 round blobs, 1 elongated."""
+def make_blobs(labels: np.ndarray, seed: int = 0, overlapping: bool = False) -> np.ndarray:
+    """Cheap uint8 cutouts whose shape depends on the class position.
+
+    By default position 0 gives round blobs and 1 elongated ones: easy to tell apart. With
+    ``overlapping`` the axis ratios come from overlapping ranges (not too easy) and position 2
+    adds a ring, for three-class tests.
+    """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[-128:128, -128:128].astype(np.float32)
     out = np.empty((len(labels), 256, 256, 3), dtype=np.uint8)
@@ -22,9 +27,14 @@ def make_blobs(labels: np.ndarray, seed: int = 0) -> np.ndarray:
         theta = rng.uniform(0, np.pi)
         c, s = np.cos(theta), np.sin(theta)
         u, v = c * xx + s * yy, -s * xx + c * yy
-        q = 1.0 if lab % 2 == 0 else 0.3
+        if overlapping:
+            q = rng.uniform(*((0.75, 1.0), (0.35, 0.8), (0.8, 1.0))[lab % 3])
+        else:
+            q = 1.0 if lab % 2 == 0 else 0.3
         r = np.sqrt(u**2 + (v / q) ** 2)
-        img = 200 * np.exp(-r / rng.uniform(10, 20)) + rng.normal(10, 4, size=r.shape)
+        img = 200 * np.exp(-r / rng.uniform(10, 20)) + rng.normal(10, 6 if overlapping else 4, size=r.shape)
+        if overlapping and lab % 3 == 2:
+            img += 120 * np.exp(-((r - 45) ** 2) / 60)
         out[i] = np.clip(img, 0, 255).astype(np.uint8)[..., None]
     return out
 

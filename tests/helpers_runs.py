@@ -17,22 +17,10 @@ SMALL = dict(input_size=64, widths=(8, 16, 24, 32), dropout=0.0)
 
 
 def make_images(labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """uint8 cutouts whose shape depends on the class position: round, elongated, ring-like."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[-128:128, -128:128].astype(np.float32)
-    out = np.empty((len(labels), 256, 256, 3), dtype=np.uint8)
-    for i, lab in enumerate(labels):
-        theta = rng.uniform(0, np.pi)
-        c, s = np.cos(theta), np.sin(theta)
-        u, v = c * xx + s * yy, -s * xx + c * yy
-        q = rng.uniform(*((0.75, 1.0), (0.35, 0.8), (0.8, 1.0))[lab % 3])  # overlapping: not too easy
-        r = np.sqrt(u**2 + (v / q) ** 2)
-        scale = rng.uniform(10, 20)
-        img = 200 * np.exp(-r / scale) + rng.normal(10, 6, size=r.shape)
-        if lab % 3 == 2:
-            img += 120 * np.exp(-((r - 45) ** 2) / 60)
-        out[i] = np.clip(img, 0, 255).astype(np.uint8)[..., None]
-    return out
+    """Cutouts whose shape depends on the class position, not too easy (round, elongated, ring)."""
+    from conftest import make_blobs
+
+    return make_blobs(labels, seed, overlapping=True)
 
 
 def write_data(path: Path, classes=(2, 5), n_per_class: int = 30, seed: int = 0) -> Path:
