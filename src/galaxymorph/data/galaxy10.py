@@ -45,16 +45,22 @@ def class_name(class_id: int) -> str:
     return CLASS_NAMES[validate_classes([class_id])[0]]
 
 
+def check_class_id(class_id) -> int:
+    """One Galaxy10 class id as an int, with an error that names a bad one."""
+    try:
+        ci = int(class_id)
+    except (TypeError, ValueError):
+        raise DataError(f"class id {class_id!r} is not an integer (Galaxy10 ids are 0..9)") from None
+    if ci not in CLASS_NAMES:
+        raise DataError(f"unknown class id {ci}: Galaxy10 class ids are 0..9")
+    return ci
+
+
 def validate_classes(classes: Iterable[int]) -> list[int]:
     """Check a class subset: known Galaxy10 ids, no repeats, at least two. Keeps the order."""
     out: list[int] = []
     for c in classes:
-        try:
-            ci = int(c)
-        except (TypeError, ValueError):
-            raise DataError(f"class id {c!r} is not an integer (Galaxy10 ids are 0..9)") from None
-        if ci not in CLASS_NAMES:
-            raise DataError(f"unknown class id {ci}: Galaxy10 class ids are 0..9")
+        ci = check_class_id(c)
         if ci in out:
             raise DataError(f"class id {ci} is given twice")
         out.append(ci)

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import special
 
 from ..errors import DataError
-from .galaxy10 import CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, Galaxy10Writer
+from .galaxy10 import CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, Galaxy10Writer, check_class_id
 
 GENERATOR_VERSION = "galaxymorph-synthetic/2"
 SIZE = IMAGE_SHAPE[0]
@@ -108,12 +108,7 @@ def _gauss_fft(sigma: float) -> np.ndarray:
 # parameters
 # ---------------------------------------------------------------------------------------
 def _check_class(class_id) -> int:
-    try:
-        c = int(class_id)
-    except (TypeError, ValueError):
-        raise DataError(f"class id {class_id!r} is not an integer (Galaxy10 ids are 0..9)") from None
-    if c not in CLASS_NAMES:
-        raise DataError(f"unknown class id {c}: Galaxy10 class ids are 0..9")
+    c = check_class_id(class_id)
     if c not in RENDERED_CLASSES:
         raise DataError(f"the synthetic sky does not render class {c} ({CLASS_NAMES[c]}) yet")
     return c
