@@ -61,3 +61,39 @@ def test_api_mirrors_cli(name):
     import galaxymorph
 
     assert callable(getattr(galaxymorph, name))
+
+
+def test_an_output_path_that_is_a_folder_is_one_line(tiny_h5, tmp_path, capsys):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    assert main(["data", "prepare", str(tiny_h5), "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder; give the path of a file" in err
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "tiny.h5"]
+
+
+def test_a_class_too_small_to_split_is_named(tmp_path, capsys):
+    import numpy as np
+
+    from galaxymorph.data.galaxy10 import write_galaxy10
+
+    path = write_galaxy10(tmp_path / "few.h5", np.zeros((5, 256, 256, 3), np.uint8), [2, 2, 5, 5, 5])
+    assert main(["data", "prepare", str(path), "--out", str(tmp_path / "m.json")]) == 2
+    assert "class 2 (Round Smooth) has only 2 image(s)" in capsys.readouterr().err
+
+
+def test_bad_yaml_config_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot parse config file" in err
+
+
+def test_help_shows_defaults(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 12)" in out and "(default: 'default')" in out and "(default: [2, 5])" in out

@@ -140,3 +140,14 @@ def test_bf16_autocast_option(run, images):
     bf16 = model.predict_proba(images, amp=True)
     assert bf16.dtype == np.float32 and np.allclose(bf16.sum(1), 1, atol=1e-5)
     assert np.abs(bf16 - fp32).max() < 0.05
+
+
+def test_an_out_folder_is_refused_before_any_work(run, tmp_path, monkeypatch):
+    from galaxymorph.models import Classifier
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("predicted before checking --out")
+
+    monkeypatch.setattr(Classifier, "predict_proba", must_not_run)
+    with pytest.raises(GalaxymorphError, match="is a folder"):
+        predict(run, [tmp_path], tmp_path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -25,7 +26,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
         sample = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kwargs: dict = {"dest": f.name, "default": None, "help": HELP.get(f.name)}
+        shown = json.dumps(sample) if isinstance(sample, (list, bool)) else repr(sample)
+        kwargs: dict = {"dest": f.name, "default": None, "help": f"{HELP.get(f.name, '')} (default: {shown})"}
         if isinstance(sample, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(sample, list):
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = dsub.add_parser("info", help="counts per class, shapes, SHA-256, and a PNG grid of examples")
     q.add_argument("file", help="Galaxy10-layout HDF5 file")
-    q.add_argument("--grid", metavar="PNG", help="where to write the example grid (default: FILE's name + _grid.png)")
+    q.add_argument("--grid", metavar="PNG", help="where to write the example grid (default: <FILE name>_grid.png "
+                   "in the current folder)")
     q.add_argument("--n", type=int, default=8, help="examples per class in the grid")
     q.set_defaults(handler=cmd_data_info)
 
@@ -89,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     # -- model work ----------------------------------------------------------------------
     q = sub.add_parser("train", help="train a classifier; writes a run folder")
     _add_config_options(q)
-    q.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default: runs/<date>-<model>)")
+    q.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default: runs/<date>-<time>-<model>-<classes>)")
     q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     q.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     q.set_defaults(handler=cmd_train)
@@ -122,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("run", help="everything: data, split, train, evaluate, explain, report")
     _add_config_options(q)
-    q.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<date>-<model>)")
+    q.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<date>-<time>-<model>-<classes>)")
     q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     q.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     q.set_defaults(handler=cmd_run)
@@ -144,7 +147,7 @@ def cmd_data_fetch(args) -> None:
 def cmd_data_info(args) -> None:
     from .data.info import describe, format_summary
 
-    grid = args.grid or str(Path(args.file).with_name(Path(args.file).stem + "_grid.png"))
+    grid = args.grid or f"{Path(args.file).stem}_grid.png"  # the data's folder may be read-only
     print(format_summary(describe(args.file, grid=grid, per_class=args.n)))
 
 
@@ -217,6 +220,9 @@ def cmd_run(args) -> None:
         run_dir = run(None, resume=args.resume)
     else:
         run_dir = run(_config_from_args(args), out=args.out, overwrite=args.overwrite)
+    from .evaluate import format_metrics
+
+    print(format_metrics(json.loads((Path(run_dir) / "eval" / "metrics.json").read_text(encoding="utf-8"))))
     print(f"report: {Path(run_dir) / 'report.html'}")
 
 

@@ -205,7 +205,7 @@ def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # both parsers raise their own error types
-        raise GalaxymorphError(f"cannot parse config file {path}: {exc}") from None
+        raise GalaxymorphError(f"cannot parse config file {path}: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise GalaxymorphError(f"config file {path} must hold key = value pairs")
     return data

@@ -23,7 +23,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     matplotlib's ``savefig``, still work). On any exception the temporary file is removed and
     ``path`` is left untouched.
     """
-    path = Path(path)
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent
@@ -38,6 +38,16 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or a one-line error if it names an existing folder (not a file)."""
+    from .errors import GalaxymorphError
+
+    path = Path(path)
+    if path.is_dir():
+        raise GalaxymorphError(f"{path} is a folder; give the path of a file to write")
+    return path
 
 
 def _umask() -> int:

@@ -23,7 +23,7 @@ import numpy as np
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, read_image_file
 from .errors import DataError, GalaxymorphError
-from .fileio import atomic_path
+from .fileio import atomic_path, check_output_file
 from .progress import progress_bar
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -161,8 +161,9 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
 
     if batch_size < 1:
         raise GalaxymorphError(f"--batch-size must be at least 1, got {batch_size}")
-    files, h5_files = collect_inputs(inputs)
+    check_output_file(out)  # before any work, not after it
     model = load_model(run_dir)
+    files, h5_files = collect_inputs(inputs)
     class_ids = list(model.class_ids)
     report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids})
 

@@ -93,6 +93,18 @@ def resolve_manifest(config: Config, data_path: Path) -> tuple[dict, Path | None
     return manifest, source
 
 
+def portable_config(config: Config, run_dir: Path) -> Config:
+    """The config as a run folder keeps it: file paths absolute, and the split pointing at the
+    run's own manifest copy, so ``train --config RUN_DIR/config.toml`` repeats the run from any
+    working folder, on the same split."""
+    def absolute(p: str) -> str:
+        return str(Path(p).expanduser().resolve()) if p else p
+
+    data = config.data if config.data in ("synthetic", "galaxy10") else absolute(config.data)
+    return config.replace(data=data, weights=absolute(config.weights),
+                          manifest=str((Path(run_dir) / "manifest.json").resolve()))
+
+
 def write_manifest(run_dir: Path, manifest: dict, source: Path | None) -> Path:
     """RUN_DIR/manifest.json: a byte copy of a given manifest, or the fresh one as JSON."""
     dest = run_dir / "manifest.json"

@@ -274,7 +274,7 @@ def _prepare_run_dir(config: Config, out, resume, overwrite: bool, device, amp_d
     manifest, source = runs.resolve_manifest(config, data_path)
     run_dir, created = runs.create_run_dir(out, config, overwrite)
     try:
-        config.save(run_dir / "config.toml")
+        runs.portable_config(config, run_dir).save(run_dir / "config.toml")
         manifest_file = runs.write_manifest(run_dir, manifest, source)
         write_json(run_dir / "environment.json",
                         runs.environment_info(device, torch.get_num_threads(), _dtype_name(amp_dtype), world))
@@ -299,6 +299,7 @@ def _resume_config(run_dir: Path, given: Config | None) -> Config:
     saved = Config.from_dict(load_mapping(path))
     if given is None:
         return saved
+    given = runs.portable_config(given, run_dir)  # compare like with like: paths as saved
     changed = [k for k, v in given.to_dict().items() if v != getattr(saved, k) and k not in RESUMABLE_CHANGES]
     if changed:
         raise GalaxymorphError(f"cannot resume {run_dir} with different {', '.join(changed)}; "
@@ -483,6 +484,7 @@ def plot_curves(history: list[dict], path: Path, model: Classifier, best_epoch: 
     epochs = [r["epoch"] for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.plot(epochs, [r[f"train_{key}"] for r in history], "o-", ms=3, label="train")
         ax.plot(epochs, [r[f"val_{key}"] for r in history], "o-", ms=3, label="validation")
         if best_epoch:

@@ -23,7 +23,8 @@ MANIFEST_FORMAT = "galaxymorph-split/1"
 SPLITS = ("train", "val", "test")
 
 
-def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int,
+                     names: Sequence[str] | None = None) -> list[np.ndarray]:
     """Positions 0..n-1 split into len(fractions) parts with the same class mix in each.
 
     Each class is shuffled with ``seed`` and cut by the fractions (rounded, at least one image
@@ -37,10 +38,8 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) 
         rng.shuffle(members)
         n = len(members)
         if n < len(fractions):
-            raise DataError(
-                f"class position {label} has only {n} image(s); need at least {len(fractions)} "
-                "to give every split one"
-            )
+            what = names[label] if names is not None else f"class position {label}"
+            raise DataError(f"{what} has only {n} image(s); need at least {len(fractions)} to give every split one")
         cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
         cuts = np.clip(cuts, np.arange(1, len(fractions)), n - np.arange(len(fractions) - 1, 0, -1))
         for part, chunk in zip(parts, np.split(members, cuts)):
@@ -81,7 +80,8 @@ def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
         raise DataError(f"split fractions must be three positive numbers adding to 1, got {list(fractions)}")
     with open_galaxy10(path) as data:
         sel = data.select(classes)
-        parts = stratified_split(sel.labels, fractions, seed)
+        names = [f"class {c} ({CLASS_NAMES[c]})" for c in sel.classes]
+        parts = stratified_split(sel.labels, fractions, seed, names)
         splits = {name: sel.indices[p] for name, p in zip(SPLITS, parts)}
         duplicates = find_cross_split_duplicates(data, splits) if check_duplicates else []
         manifest = {
