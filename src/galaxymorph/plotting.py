@@ -25,7 +25,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
 
 def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], path: str | os.PathLike,
                titles: Sequence[Sequence[str]] | None = None, title: str | None = None,
-               tile_inches: float = 1.6) -> Path:
+               tile_inches: float = 1.6, title_size: float = 7) -> Path:
     """A PNG grid: one row per group (e.g. per class), labelled on the left."""
     n_rows = len(rows)
     n_cols = max((len(r) for r in rows), default=1) or 1
@@ -41,7 +41,7 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], 
             if c < len(images):
                 ax.imshow(images[c], interpolation="nearest")
                 if titles is not None and c < len(titles[r]) and titles[r][c]:
-                    ax.set_title(titles[r][c], fontsize=7)
+                    ax.set_title(titles[r][c], fontsize=title_size)
         axes[r][0].set_ylabel(row_labels[r], fontsize=9, rotation=0, ha="right", va="center", labelpad=6)
     if title:
         fig.suptitle(title, fontsize=11)

@@ -16,7 +16,7 @@ import numpy as np
 from ..plotting import image_grid
 
 ALPHA = 0.4
-COLUMNS = 8
+COLUMNS = 6  # wide enough to scan, narrow enough that captions stay legible in the report
 METHOD_TITLES = {"gradcam": "GradCAM", "gradcam++": "GradCAM++", "integrated-gradients": "Integrated gradients"}
 
 
@@ -64,4 +64,4 @@ def save_gallery(path: str | os.PathLike, images: np.ndarray, maps: np.ndarray, 
             labels.append(row_labels[g] if row_labels is not None and start == 0 else "")
     if not rows:  # nothing to show (e.g. no misclassified image): an empty panel with the title
         rows, row_titles, labels = [[]], [[]], [""]
-    return image_grid(rows, labels, path, titles=row_titles, title=title, tile_inches=1.9)
+    return image_grid(rows, labels, path, titles=row_titles, title=title, tile_inches=1.9, title_size=10)
