@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import h5py
 import numpy as np
@@ -56,15 +56,21 @@ def check_class_id(class_id) -> int:
     return ci
 
 
-def validate_classes(classes: Iterable[int]) -> list[int]:
-    """Check a class subset: known Galaxy10 ids, no repeats, at least two. Keeps the order."""
+def validate_classes(classes: Iterable[int] | int, minimum: int = 2,
+                     check: Callable[[object], int] = check_class_id) -> list[int]:
+    """Check a class subset: each id passes ``check``, no repeats, at least ``minimum`` (two to
+    classify; one is enough to render). Keeps the order."""
+    if isinstance(classes, (int, np.integer)):
+        classes = [classes]
     out: list[int] = []
     for c in classes:
-        ci = check_class_id(c)
+        ci = check(c)
         if ci in out:
             raise DataError(f"class id {ci} is given twice")
         out.append(ci)
-    if len(out) < 2:
+    if not out:
+        raise DataError("no classes given: name Galaxy10 class ids (0..9)")
+    if len(out) < minimum:
         raise DataError(f"need at least two classes to classify, got {out}")
     return out
 

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import special
 
 from ..errors import DataError
-from .galaxy10 import CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, Galaxy10Writer, check_class_id
+from .galaxy10 import CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, Galaxy10Writer, check_class_id, validate_classes
 
 GENERATOR_VERSION = "galaxymorph-synthetic/2"
 SIZE = IMAGE_SHAPE[0]
@@ -498,20 +498,6 @@ def render_galaxy(class_id: int, rng: np.random.Generator, difficulty: float = 0
 # ---------------------------------------------------------------------------------------
 # the data set
 # ---------------------------------------------------------------------------------------
-def _validate_classes(classes: Iterable[int]) -> list[int]:
-    if isinstance(classes, (int, np.integer)):
-        classes = [classes]
-    out: list[int] = []
-    for c in classes:
-        ci = _check_class(c)
-        if ci in out:
-            raise DataError(f"class id {ci} is given twice")
-        out.append(ci)
-    if not out:
-        raise DataError("no classes given: name at least one Galaxy10 class id (0..9)")
-    return out
-
-
 def image_rng(seed: int, class_id: int, index: int) -> np.random.Generator:
     """The random stream of one image: depends only on (seed, class, index), not on chunking."""
     return np.random.default_rng([int(seed), int(class_id), int(index)])
@@ -526,7 +512,7 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] = (2, 5), n_per_cl
     The file is written atomically through :class:`Galaxy10Writer`, with a ``pxscale`` column
     (0.262 arcsec/px) and attributes naming the generator version, seed and difficulty.
     """
-    classes = _validate_classes(classes)
+    classes = validate_classes(classes, minimum=1, check=_check_class)
     if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1:
         raise DataError(f"n_per_class must be a positive integer, got {n_per_class!r}")
     try:
