@@ -198,14 +198,19 @@ def test_bad_arguments_raise(tmp_path, kwargs, match):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_cli_synth_then_info(tmp_path, capsys):
+def test_cli_synth_then_info(tmp_path, capsys, monkeypatch):
     from galaxymorph.cli import main
 
-    out = tmp_path / "sky.h5"
+    data_dir, work_dir = tmp_path / "data", tmp_path / "work"
+    work_dir.mkdir()
+    monkeypatch.chdir(work_dir)
+    out = data_dir / "sky.h5"
     main(["data", "synth", "--out", str(out), "--n-per-class", "3"])
     main(["data", "info", str(out)])
     text = capsys.readouterr().out
     assert "sky.h5" in text and "6" in text
+    assert (work_dir / "sky_grid.png").is_file()  # the default grid: working folder, not beside the data
+    assert sorted(p.name for p in data_dir.iterdir()) == ["sky.h5"]
     with open_galaxy10(out) as f:
         assert f.class_counts() == {2: 3, 5: 3}
     assert main(["data", "synth", "--out", str(tmp_path / "bad.h5"), "--classes", "2", "12"]) != 0
