@@ -344,12 +344,16 @@ def format_metrics(metrics: dict) -> str:
             t = tuned[name]
             row += f"  {t['value']:.4f}" + (f" [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]" if t["ci95"] else "")
         lines.append(row)
+    # Columns are headed by the Galaxy10 class id, so ten classes still fit a terminal.
     cm = metrics["confusion_matrix"]
-    width = max(len(n) for n in cm["labels"]) + 2
-    lines.append("  confusion (rows true, columns predicted):")
-    lines.append("  " + " " * width + "".join(f"{n:>{width}}" for n in cm["labels"]))
-    for name, row in zip(cm["labels"], cm["matrix"]):
-        lines.append(f"  {name:<{width}}" + "".join(f"{v:>{width}d}" for v in row))
+    ids = metrics.get("class_ids") or list(range(len(cm["labels"])))
+    rows = [f"{c} {name}" for c, name in zip(ids, cm["labels"])]
+    first = max(len(r) for r in rows) + 2
+    cell = max(5, max(len(str(v)) for row in cm["matrix"] for v in row) + 2)
+    lines.append("  confusion (rows true, columns predicted, by class id):")
+    lines.append("  " + " " * first + "".join(f"{c:>{cell}}" for c in ids))
+    for label, row in zip(rows, cm["matrix"]):
+        lines.append(f"  {label:<{first}}" + "".join(f"{v:>{cell}d}" for v in row))
     return "\n".join(lines)
 
 
