@@ -204,7 +204,8 @@ def _section_metrics(run_dir: Path, metrics: dict | None) -> str:
     per_class = metrics.get("per_class")
     if isinstance(per_class, dict) and len(per_class) > 2:
         keys = [k for k, _ in _scalar_metrics(next(iter(per_class.values())))]
-        rows = [[_esc(name)] + [_metric_cell(v.get(k)) for k in keys] for name, v in per_class.items()]
+        rows = [[_esc(name)] + [str(int(v[k])) if k == "support" else _metric_cell(v.get(k)) for k in keys]
+                for name, v in per_class.items()]
         parts.append("<h3>Per class</h3>" + _table(["class"] + [_esc(METRIC_NAMES.get(k, k)) for k in keys], rows))
     figs = [("confusion.png", "Confusion matrix: true class on rows, predicted on columns, counts and row %."),
             ("roc.png", "ROC curve from probabilities."), ("pr.png", "Precision-recall curve."),

@@ -493,7 +493,8 @@ def plot_curves(history: list[dict], path: Path, model: Classifier, best_epoch: 
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"{model.name} model: {' vs '.join(model.class_names)}", fontsize=11)
+    classes = " vs ".join(model.class_names) if len(model.class_names) <= 3 else f"{len(model.class_names)} classes"
+    fig.suptitle(f"{model.name} model: {classes}", fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path)
 
