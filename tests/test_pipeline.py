@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 
@@ -75,3 +76,45 @@ def test_cli_run_with_overwrite(finished_run, tmp_path, capsys):
 def test_resume_of_something_else_is_refused(tmp_path):
     with pytest.raises(GalaxymorphError, match="not a galaxymorph run folder"):
         run(None, resume=tmp_path)
+
+
+def _interrupt_once(monkeypatch, module, name):
+    """Make ``module.name`` raise KeyboardInterrupt (Ctrl-C) the first time it is called."""
+    original = getattr(module, name)
+    calls = []
+
+    def once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, once)
+
+
+def test_ctrl_c_during_training_then_run_resume(finished_run, tmp_path, monkeypatch):
+    train_module = importlib.import_module("galaxymorph.train")  # the module, not the function
+
+    data, _ = finished_run
+    _interrupt_once(monkeypatch, train_module, "plot_curves")  # after epoch 1's checkpoint
+    config = _config(data).replace(epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, out=tmp_path / "r", progress=False)
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "interrupted"
+    run(None, resume=tmp_path / "r", progress=False)
+    history = (tmp_path / "r" / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and (tmp_path / "r" / "report.html").is_file()  # header + 2 epochs
+
+
+def test_ctrl_c_during_evaluation_then_run_resume(finished_run, tmp_path, monkeypatch):
+    evaluate_module = importlib.import_module("galaxymorph.evaluate")
+
+    data, _ = finished_run
+    _interrupt_once(monkeypatch, evaluate_module, "evaluate")
+    with pytest.raises(KeyboardInterrupt):
+        run(_config(data), out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "eval" / "metrics.json").exists()
+    best = (tmp_path / "r" / "checkpoints" / "best.pt").stat().st_mtime_ns
+    run(None, resume=tmp_path / "r", progress=False)
+    assert (tmp_path / "r" / "eval" / "metrics.json").is_file() and (tmp_path / "r" / "report.html").is_file()
+    assert (tmp_path / "r" / "checkpoints" / "best.pt").stat().st_mtime_ns == best  # not trained again
