@@ -97,3 +97,10 @@ def test_help_shows_defaults(capsys):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: 12)" in out and "(default: 'default')" in out and "(default: [2, 5])" in out
+
+
+@pytest.mark.parametrize("argv", [["train", "--resume", "nowhere/run"], ["run", "--resume", "nowhere/run"],
+                                  ["predict", "nowhere/run", "x.png", "--out", "p.csv"]])
+def test_a_missing_run_folder_is_named(argv, capsys):
+    assert main(argv) == 2
+    assert "not found" in capsys.readouterr().err

@@ -32,6 +32,8 @@ def run(config: Config | None, out: str | os.PathLike | None = None, resume: str
 
     if resume is not None:
         run_dir = Path(resume)
+        if not run_dir.exists():
+            raise GalaxymorphError(f"cannot resume: run folder not found: {run_dir}")
         if not (run_dir / "config.toml").is_file():
             raise GalaxymorphError(f"cannot resume: {run_dir} is not a galaxymorph run folder (no config.toml)")
         if read_run_json(run_dir).get("status") != "complete":

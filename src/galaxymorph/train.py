@@ -294,6 +294,8 @@ def _prepare_run_dir(config: Config, out, resume, overwrite: bool, device, amp_d
 def _resume_config(run_dir: Path, given: Config | None) -> Config:
     """The config saved in a run folder; a given one may differ only in RESUMABLE_CHANGES."""
     path = run_dir / "config.toml"
+    if not run_dir.exists():
+        raise GalaxymorphError(f"cannot resume: run folder not found: {run_dir}")
     if not path.is_file():
         raise GalaxymorphError(f"cannot resume: {run_dir} is not a galaxymorph run folder (no config.toml)")
     saved = Config.from_dict(load_mapping(path))

@@ -201,6 +201,8 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt",
                device: str | torch.device = "cpu") -> Classifier:
     """The trained model of a run folder (or a checkpoint file), in eval mode."""
     path = Path(run_dir)
+    if not path.exists():
+        raise GalaxymorphError(f"run folder or checkpoint not found: {path}")
     if path.is_dir():
         path = path / "checkpoints" / checkpoint
     model = model_from_checkpoint(read_checkpoint(path)).to(device, memory_format=torch.channels_last)
