@@ -178,8 +178,11 @@ def test_existing_folder_corrupt_checkpoint_and_bad_weights(tiny_h5, tmp_path):
                                                   "status": "interrupted"}))
     with pytest.raises(GalaxymorphError, match="corrupt"):
         train(tiny_config(tiny_h5, epochs=2), resume=run_dir, progress=False)
-    with pytest.raises(GalaxymorphError, match="not a galaxymorph run folder"):
+    with pytest.raises(GalaxymorphError, match="run folder not found"):
         train(None, resume=tmp_path / "nothing", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GalaxymorphError, match="not a galaxymorph run folder"):
+        train(None, resume=tmp_path / "empty", progress=False)
 
 
 def test_out_of_memory_is_a_clear_error_and_leaves_no_folder(tiny_h5, tmp_path, monkeypatch):
