@@ -208,7 +208,7 @@ def test_synthetic_data_is_rendered_once_into_the_cache(tiny_h5, tmp_path, monke
         shutil.copyfile(tiny_h5, out)
         return out
 
-    monkeypatch.setattr(runs, "data_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv("GALAXYMORPH_DATA", str(tmp_path / "cache"))  # the documented override
     monkeypatch.setattr("galaxymorph.data.synthetic.synthesize", fake_synthesize)
     config = Config(data="synthetic", n_per_class=20, seed=3, difficulty=0.25)
     path = runs.resolve_data(config)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, read_image_file
-from .errors import DataError, GalaxymorphError
+from .errors import GalaxymorphError
 from .fileio import atomic_path, check_output_file
 from .progress import progress_bar
 
@@ -74,14 +74,6 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], lis
     return files, h5_files
 
 
-def read_image(path: Path) -> np.ndarray:
-    """One JPG/PNG/FITS file as uint8 (256, 256, 3), read (and resized) as ``data import`` does."""
-    image = np.asarray(read_image_file(path, size=IMAGE_SHAPE[0]))
-    if image.dtype != np.uint8 or image.shape != IMAGE_SHAPE:
-        raise DataError(f"{path.name}: reader returned {image.dtype} {image.shape}, expected uint8 (256, 256, 3)")
-    return image
-
-
 @dataclass
 class PredictReport:
     """What :func:`predict` did; ``str()`` gives the summary printed by the CLI."""
@@ -110,7 +102,7 @@ def _file_batches(files: list[Path], batch_size: int, report: PredictReport
     images: list[np.ndarray] = []
     for path in files:
         try:
-            images.append(read_image(path))
+            images.append(read_image_file(path, size=IMAGE_SHAPE[0]))  # resized as 'data import' does
             names.append(str(path))
         except (GalaxymorphError, OSError, ValueError) as exc:
             report.skipped.append((str(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))

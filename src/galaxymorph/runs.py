@@ -27,29 +27,18 @@ from .fileio import atomic_path, sha256_file, write_json
 
 
 # -- data -------------------------------------------------------------------------------------
-def data_dir() -> Path:
-    """Where downloaded and rendered data live: ``$GALAXYMORPH_DATA`` or the user cache."""
-    try:
-        from .data.download import default_data_dir
-    except ImportError:  # download.py not built yet: same rule, stated here
-        env = os.environ.get("GALAXYMORPH_DATA")
-        return Path(env) if env else Path.home() / ".cache" / "galaxymorph"
-    return Path(default_data_dir())
-
-
 def synthetic_path(config: Config) -> Path:
     """The cache file of the synthetic sky for this config's classes, size, seed and difficulty.
 
     The generator's version is part of the name, so a changed renderer never serves old pixels.
     """
-    try:
-        from .data.synthetic import GENERATOR_VERSION
-    except ImportError:
-        GENERATOR_VERSION = "v0"
+    from .data.download import default_data_dir
+    from .data.synthetic import GENERATOR_VERSION
+
     version = GENERATOR_VERSION.rsplit("/", 1)[-1]
     classes = "-".join(str(c) for c in config.classes)
     name = f"sky-v{version}-c{classes}-n{config.n_per_class}-s{config.seed}-d{config.difficulty:g}.h5"
-    return data_dir() / "synthetic" / name
+    return Path(default_data_dir()) / "synthetic" / name
 
 
 def resolve_data(config: Config, progress: bool = True) -> Path:

@@ -248,8 +248,6 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 def _prepare_run_dir(config: Config, out, resume, overwrite: bool, device, amp_dtype, world: int,
                      show: bool) -> tuple[Path, Path, bool]:
     """Rank 0: data, split and the run folder's first files. Returns (run_dir, data_path, created)."""
-    from .data.splits import check_manifest_matches
-
     if resume is not None:
         run_dir = Path(resume)
         run = runs.read_run_json(run_dir)
@@ -258,14 +256,7 @@ def _prepare_run_dir(config: Config, out, resume, overwrite: bool, device, amp_d
                                    "pass a larger --epochs to train further")
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             raise GalaxymorphError(f"cannot resume {run_dir}: no checkpoints/last.pt")
-        data = run.get("data")
-        data = data.get("path") if isinstance(data, dict) else data
-        data_path = Path(data) if data else runs.resolve_data(config, progress=show)
-        if not data_path.is_file():
-            raise GalaxymorphError(f"cannot resume {run_dir}: its data file {data_path} is gone")
-        from .data.splits import load_manifest
-
-        check_manifest_matches(load_manifest(run_dir / "manifest.json"), data_path)
+        data_path = runs.open_run(run_dir).data_path  # the data file, checked against the manifest
         config.save(run_dir / "config.toml")
         runs.update_run_json(run_dir, status="running", resumed=_now())
         return run_dir, data_path, False
