@@ -151,3 +151,16 @@ def test_an_out_folder_is_refused_before_any_work(run, tmp_path, monkeypatch):
     monkeypatch.setattr(Classifier, "predict_proba", must_not_run)
     with pytest.raises(GalaxymorphError, match="is a folder"):
         predict(run, [tmp_path], tmp_path)
+
+
+def test_folders_are_walked_like_data_import_does(tmp_path):
+    from PIL import Image
+
+    from galaxymorph.predict import collect_inputs
+
+    for rel in ("b.png", "a/c.png", ".ipynb_checkpoints/b-checkpoint.png", ".hidden.png", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / rel, format="PNG") if rel.endswith(".png") else \
+            (tmp_path / rel).write_text("x")
+    files, h5 = collect_inputs([tmp_path])
+    assert [p.relative_to(tmp_path).as_posix() for p in files] == ["a/c.png", "b.png"] and h5 == []

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
-from .data.importers import IMAGE_SUFFIXES, read_image_file
+from .data.importers import IMAGE_SUFFIXES, list_files, read_image_file
 from .errors import GalaxymorphError
 from .fileio import atomic_path, check_output_file
 from .progress import progress_bar
@@ -64,7 +64,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], lis
         if not item.exists():
             raise GalaxymorphError(f"input not found: {item}")
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            found = list_files(item)
             files.extend(p for p in found if p.name.lower().endswith(IMAGE_SUFFIXES))
             h5_files.extend(p for p in found if _is_hdf5(p))
         elif _is_hdf5(item):

@@ -114,7 +114,7 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
     if not src.exists():
         raise DataError(f"nothing to import: {src} does not exist")
     root = src if src.is_dir() else src.parent
-    files = _list_files(src)
+    files = list_files(src)
     if not files:
         raise DataError(f"nothing to import: no files in {src}")
 
@@ -221,8 +221,9 @@ def _strip_suffix(name: str) -> str:
     return Path(name).stem
 
 
-def _list_files(src: Path) -> list[Path]:
-    """Every non-hidden file under ``src`` (or ``src`` itself), in sorted order."""
+def list_files(src: Path) -> list[Path]:
+    """Every file under ``src`` (or ``src`` itself), in sorted order; hidden files and folders
+    (``.git``, ``.ipynb_checkpoints``) are left out. Shared by ``data import`` and ``predict``."""
     if src.is_file():
         return [src]
     files = [p for p in src.rglob("*")
