@@ -25,7 +25,8 @@ import torch
 from galaxymorph.data.batches import Augmenter, make_batch
 from galaxymorph.models import build_model
 from galaxymorph.runs import cpu_name
-from galaxymorph.train import cpu_has_bf16, loss_and_correct
+from galaxymorph.training.device import cpu_has_bf16
+from galaxymorph.training.loop import loss_and_correct
 
 RECIPES = {  # model -> (augmentation, optimizer) as the seed preset and the defaults use them
     "seed": (Augmenter("seed", rotation=0.1, zoom=0.2, shift=0.0), torch.optim.Adam),

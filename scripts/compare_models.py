@@ -1,6 +1,6 @@
 """Compare the seed CNN and GalaxyResNet variants on one synthetic sky and one fixed split.
 
-Every candidate is trained with the project's own ``galaxymorph.train.train`` into a run folder
+Every candidate is trained with the project's own ``galaxymorph.training.train`` into a run folder
 under ``--out`` and scored on the test split with ``galaxymorph.evaluate.evaluate`` (95%
 class-stratified bootstrap intervals). Then, as a sanity check only, each model scores the 22
 real class-2/5 cutouts of ``galaxy10_reference.h5`` (skipped when the file is absent).
@@ -95,7 +95,7 @@ def config_for(name: str, data: Path, split: Path, args) -> Config:
 def train_and_evaluate(name: str, data: Path, split: Path, args, out: Path) -> dict:
     """Train (or reuse) one candidate's run folder and return its test metrics and costs."""
     from galaxymorph.evaluate import evaluate
-    from galaxymorph.train import train
+    from galaxymorph.training import train
 
     run_dir = out / "runs" / name
     metrics_path = run_dir / "eval" / "metrics.json"
@@ -213,7 +213,7 @@ def bn_probe(out: Path, args) -> str:
     from galaxymorph.data.synthetic import synthesize
     from galaxymorph.models import REGISTRY
     from galaxymorph.models.galaxy import GalaxyResNet
-    from galaxymorph.train import train
+    from galaxymorph.training import train
 
     data = out / "bn-probe-sky-d0.5-n150-s1.h5"
     if not data.is_file():

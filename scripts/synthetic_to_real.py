@@ -88,7 +88,7 @@ def markdown(run_dir: Path, result: dict) -> str:
 def train_run(args) -> Path:
     """Train ``args.model`` on a synthetic 2/5 sky into ``args.out`` with the project's train()."""
     from galaxymorph.config import PRESETS, Config
-    from galaxymorph.train import train
+    from galaxymorph.training import train
 
     values = dict(data="synthetic", classes=CLASSES, n_per_class=args.n_per_class, difficulty=args.difficulty,
                   seed=args.seed, threads=args.threads)

@@ -104,3 +104,23 @@ def test_help_shows_defaults(capsys):
 def test_a_missing_run_folder_is_named(argv, capsys):
     assert main(argv) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_importing_the_package_and_the_cli_loads_no_heavy_library():
+    """``import galaxymorph`` and the parser behind ``--help`` load neither torch nor numpy/h5py."""
+    code = ("import sys, galaxymorph, galaxymorph.cli; galaxymorph.cli.build_parser(); "
+            "print(galaxymorph.__version__); "
+            "print(' '.join(m for m in ('torch', 'numpy', 'h5py', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    version, loaded = out.stdout.split("\n")[:2]
+    assert version and loaded == ""
+
+
+def test_api_names_are_the_functions_even_after_their_modules_load():
+    import importlib
+
+    import galaxymorph
+
+    importlib.import_module("galaxymorph.training.loop")
+    assert callable(galaxymorph.train) and galaxymorph.train.__name__ == "train"

@@ -30,7 +30,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, dump: str) ->
     """One rank, set up as torchrun would, dumping its weights after every epoch."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), GALAXYMORPH_NO_PROGRESS="1")
-    from galaxymorph.train import train
+    from galaxymorph.training import train
 
     def dump_weights(epoch, record, model):
         torch.save({"state": model.state_dict(), "record": record}, os.path.join(dump, f"rank{rank}-epoch{epoch}.pt"))

@@ -9,7 +9,7 @@ from galaxymorph.config import Config
 from galaxymorph.data.synthetic import synthesize
 from galaxymorph.evaluate import evaluate
 from galaxymorph.models import load_model
-from galaxymorph.train import train
+from galaxymorph.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

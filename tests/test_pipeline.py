@@ -93,10 +93,10 @@ def _interrupt_once(monkeypatch, module, name):
 
 
 def test_ctrl_c_during_training_then_run_resume(finished_run, tmp_path, monkeypatch):
-    train_module = importlib.import_module("galaxymorph.train")  # the module, not the function
+    loop_module = importlib.import_module("galaxymorph.training.loop")
 
     data, _ = finished_run
-    _interrupt_once(monkeypatch, train_module, "plot_curves")  # after epoch 1's checkpoint
+    _interrupt_once(monkeypatch, loop_module, "plot_curves")  # after epoch 1's checkpoint
     config = _config(data).replace(epochs=2)
     with pytest.raises(KeyboardInterrupt):
         run(config, out=tmp_path / "r", progress=False)

@@ -14,9 +14,11 @@ from galaxymorph.data.galaxy10 import write_galaxy10
 from galaxymorph.data.splits import prepare
 from galaxymorph.errors import DataError
 from galaxymorph.models import build_model, read_checkpoint
-from galaxymorph.train import lr_factor, read_history, train
+from galaxymorph.runs import read_history
+from galaxymorph.training import train
+from galaxymorph.training.schedule import lr_factor
 
-train_module = importlib.import_module("galaxymorph.train")  # the module (galaxymorph.train is the function)
+loop_module = importlib.import_module("galaxymorph.training.loop")
 
 # One thread: the CI machine has two cores, often shared; OpenMP spin-waiting on a busy
 # core makes two threads far slower than one for these tiny batches.
@@ -96,7 +98,7 @@ def test_same_seed_same_history_and_resume_is_exact(tiny_h5, tmp_path, monkeypat
     assert strip_seconds(read_history(straight / "history.csv")) == strip_seconds(read_history(again / "history.csv"))
 
     # Ctrl-C in the middle of epoch 2, then --resume: the same result as never stopping.
-    real = train_module.iterate_batches
+    real = loop_module.iterate_batches
     calls = {"n": 0}
 
     def interrupt_in_epoch_2(*args, **kwargs):
@@ -106,14 +108,14 @@ def test_same_seed_same_history_and_resume_is_exact(tiny_h5, tmp_path, monkeypat
                 raise KeyboardInterrupt
             yield batch
 
-    monkeypatch.setattr(train_module, "iterate_batches", interrupt_in_epoch_2)
+    monkeypatch.setattr(loop_module, "iterate_batches", interrupt_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tiny_h5), out=tmp_path / "c", progress=False)
     assert calls["n"] == 1
     cut = tmp_path / "c"
     assert json.loads((cut / "run.json").read_text())["status"] == "interrupted"
     assert read_checkpoint(cut / "checkpoints" / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(train_module, "iterate_batches", real)
+    monkeypatch.setattr(loop_module, "iterate_batches", real)
 
     train(None, resume=cut, progress=False)
     assert json.loads((cut / "run.json").read_text())["status"] == "complete"
@@ -189,7 +191,7 @@ def test_out_of_memory_is_a_clear_error_and_leaves_no_folder(tiny_h5, tmp_path, 
     def no_memory(*args, **kwargs):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 99999999999 bytes")
 
-    monkeypatch.setattr(train_module, "loss_and_correct", no_memory)
+    monkeypatch.setattr(loop_module, "loss_and_correct", no_memory)
     with pytest.raises(GalaxymorphError, match="smaller --batch-size"):
         train(tiny_config(tiny_h5), out=tmp_path / "oom", progress=False)
     assert not (tmp_path / "oom").exists()

@@ -8,45 +8,55 @@ The Python API mirrors the command line::
     run_dir = gm.train(gm.Config(data="sky.h5", manifest="split.json"))
     gm.evaluate(run_dir)                          # galaxymorph evaluate RUN_DIR
     model = gm.load_model(run_dir)                # torch.nn.Module in eval mode
+
+Importing the package loads nothing but this file and ``_version``: every name below is
+imported on first use, so ``galaxymorph --help`` and ``import galaxymorph`` stay instant (no
+torch, numpy or h5py until a name that needs them is used).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-from .config import Config  # noqa: E402
-from .data.galaxy10 import CLASS_NAMES, Galaxy10File, open_galaxy10, write_galaxy10  # noqa: E402
-from .data.splits import load_manifest, prepare  # noqa: E402
-from .errors import DataError, DownloadError, GalaxymorphError  # noqa: E402
+from ._version import __version__
 
-__all__ = [
-    "CLASS_NAMES", "Config", "DataError", "DownloadError", "Galaxy10File", "GalaxymorphError",
-    "describe", "evaluate", "explain_run", "fetch", "import_images", "load_manifest", "load_model",
-    "open_galaxy10", "predict", "prepare", "run", "synthesize", "train", "write_galaxy10", "write_report",
-]
-
-# ``train``, ``evaluate`` and ``predict`` share their names with their modules: imported here,
-# so that ``galaxymorph.train`` is always the function. Other stages load on first use.
-from .evaluate import evaluate  # noqa: E402
-from .predict import predict  # noqa: E402
-from .train import train  # noqa: E402
-
+# name -> (module, attribute). The modules are named for what they hold (training,
+# evaluation, prediction), so no module shadows the function of the same name.
 _LAZY = {
+    "Config": ("galaxymorph.config", "Config"),
+    "GalaxymorphError": ("galaxymorph.errors", "GalaxymorphError"),
+    "DataError": ("galaxymorph.errors", "DataError"),
+    "DownloadError": ("galaxymorph.errors", "DownloadError"),
+    "CLASS_NAMES": ("galaxymorph.data.galaxy10", "CLASS_NAMES"),
+    "Galaxy10File": ("galaxymorph.data.galaxy10", "Galaxy10File"),
+    "open_galaxy10": ("galaxymorph.data.galaxy10", "open_galaxy10"),
+    "write_galaxy10": ("galaxymorph.data.galaxy10", "write_galaxy10"),
+    "load_manifest": ("galaxymorph.data.splits", "load_manifest"),
+    "prepare": ("galaxymorph.data.splits", "prepare"),
     "fetch": ("galaxymorph.data.download", "fetch"),
     "describe": ("galaxymorph.data.info", "describe"),
     "synthesize": ("galaxymorph.data.synthetic", "synthesize"),
     "import_images": ("galaxymorph.data.importers", "import_images"),
-    "load_model": ("galaxymorph.models", "load_model"),
+    "train": ("galaxymorph.training.loop", "train"),
+    "evaluate": ("galaxymorph.evaluate", "evaluate"),
+    "predict": ("galaxymorph.predict", "predict"),
+    "load_model": ("galaxymorph.models.checkpoints", "load_model"),
     "explain_run": ("galaxymorph.explain.run", "explain_run"),
     "write_report": ("galaxymorph.report", "write_report"),
     "run": ("galaxymorph.pipeline", "run"),
 }
 
+__all__ = ["__version__", *sorted(_LAZY)]
+
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # next time, a plain attribute
+        return value
     raise AttributeError(f"module 'galaxymorph' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -175,7 +175,7 @@ def cmd_data_prepare(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .train import train
+    from .training import train
 
     if args.resume:
         run_dir = train(None, resume=args.resume)

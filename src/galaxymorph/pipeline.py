@@ -28,7 +28,7 @@ def run(config: Config | None, out: str | os.PathLike | None = None, resume: str
     from .evaluate import evaluate
     from .explain.run import explain_run
     from .report import write_report
-    from .train import train
+    from .training import train
 
     if resume is not None:
         run_dir = Path(resume)

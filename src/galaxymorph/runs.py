@@ -1,4 +1,7 @@
-"""Run folders and the data behind them: shared by ``train`` and ``galaxymorph run``.
+"""Run folders and the data behind them: the one place that creates, reopens and resumes a run.
+
+Used by ``train`` (:mod:`galaxymorph.training.loop`), ``galaxymorph run`` and every stage after
+training.
 
 - :func:`resolve_data` turns ``config.data`` into a Galaxy10-layout file on disk. The synthetic
   sky is rendered once and cached in ``<data dir>/synthetic/`` under a name made of everything
@@ -7,12 +10,16 @@
   (``galaxymorph.data.download.default_data_dir``).
 - :func:`resolve_manifest` gives the split manifest: the one named in the config (checked
   against the data file's SHA-256) or a fresh stratified split.
-- :func:`create_run_dir`, :func:`update_run_json`, :func:`environment_info`: the run folder's
-  bookkeeping files (see docs/architecture.md for the layout).
+- :func:`create_run` makes a new run folder with its first files; :func:`resume_config` and
+  :func:`reopen_for_training` continue one; :func:`open_run` reads a trained one.
+- :func:`update_run_json`, :func:`write_history`, :func:`read_history`,
+  :func:`environment_info`: the run folder's bookkeeping files (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import platform
@@ -21,9 +28,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config
+from .config import Config, load_mapping
 from .errors import DataError, GalaxymorphError
-from .fileio import atomic_path, sha256_file, write_json
+from .fileio import atomic_path, sha256_file, write_json, write_text
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads")  # may differ on --resume
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -131,6 +141,76 @@ def create_run_dir(out: str | os.PathLike | None, config: Config, overwrite: boo
     return run_dir, created
 
 
+def create_run(config: Config, out: str | os.PathLike | None, overwrite: bool, progress: bool,
+               environment: dict, world_size: int = 1) -> tuple[Path, Path, bool]:
+    """A new run folder with its first files: data, split, config.toml, manifest.json,
+    environment.json and run.json (status "running").
+
+    Returns (run_dir, data_path, created). On any failure, a folder this call made is removed.
+    """
+    data_path = resolve_data(config, progress=progress)
+    manifest, source = resolve_manifest(config, data_path)
+    run_dir, created = create_run_dir(out, config, overwrite)
+    try:
+        portable_config(config, run_dir).save(run_dir / "config.toml")
+        manifest_file = write_manifest(run_dir, manifest, source)
+        write_json(run_dir / "environment.json", environment)
+        update_run_json(
+            run_dir, status="running", started=now(), model=config.model, classes=config.classes,
+            data=str(data_path.resolve()), data_sha256=data_sha256(manifest, data_path),
+            data_requested=config.data,
+            manifest={"path": "manifest.json", "sha256": sha256_file(manifest_file),
+                      "source": str(source) if source else None},
+            world_size=world_size, mixed_precision=environment.get("mixed_precision", "off"))
+    except BaseException:
+        discard_run_dir(run_dir, created)
+        raise
+    return run_dir, data_path, created
+
+
+def discard_run_dir(run_dir: Path, created: bool) -> None:
+    """Remove a run folder this call made, so no half-made run is left behind."""
+    if created and run_dir.is_dir():
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# -- resume -----------------------------------------------------------------------------------
+def resume_config(run_dir: str | os.PathLike, given: Config | None) -> Config:
+    """The config saved in a run folder; a given one may differ only in RESUMABLE_CHANGES."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.toml"
+    if not run_dir.exists():
+        raise GalaxymorphError(f"cannot resume: run folder not found: {run_dir}")
+    if not path.is_file():
+        raise GalaxymorphError(f"cannot resume: {run_dir} is not a galaxymorph run folder (no config.toml)")
+    saved = Config.from_dict(load_mapping(path))
+    if given is None:
+        return saved
+    given = portable_config(given, run_dir)  # compare like with like: paths as saved
+    changed = [k for k, v in given.to_dict().items() if v != getattr(saved, k) and k not in RESUMABLE_CHANGES]
+    if changed:
+        raise GalaxymorphError(f"cannot resume {run_dir} with different {', '.join(changed)}; "
+                               f"only {', '.join(RESUMABLE_CHANGES)} may change")
+    return given
+
+
+def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Path, Path]:
+    """Check that a run folder can train further under ``config``, save that config and mark the
+    run "running". Returns (run_dir, data_path)."""
+    run_dir = Path(run_dir)
+    run = read_run_json(run_dir)
+    if run.get("status") == "complete" and run.get("epochs_done", 0) >= config.epochs:
+        raise GalaxymorphError(f"{run_dir} is already complete ({run.get('epochs_done')} epochs); "
+                               "pass a larger --epochs to train further")
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        raise GalaxymorphError(f"cannot resume {run_dir}: no checkpoints/last.pt")
+    data_path = open_run(run_dir).data_path  # the data file, checked against the manifest
+    config.save(run_dir / "config.toml")
+    update_run_json(run_dir, status="running", resumed=now())
+    return run_dir, data_path
+
+
+# -- run.json and history.csv -----------------------------------------------------------------
 def read_run_json(run_dir: Path) -> dict:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
@@ -149,6 +229,28 @@ def update_run_json(run_dir: Path, **fields) -> dict:
     return run
 
 
+def write_history(path: Path, history: list[dict]) -> Path:
+    """history.csv: one row per epoch."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row[k] for k in HISTORY_COLUMNS})
+    return write_text(path, buf.getvalue())
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    """history.csv back as a list of dicts of numbers."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def now() -> str:
+    """The local time as run.json records it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# -- a trained run ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunFolder:
     """What the stages after training read from a run folder, checked once."""

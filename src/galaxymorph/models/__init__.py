@@ -1,4 +1,4 @@
-"""Models: a registry of architectures, the classifier wrapper, and checkpoints.
+"""Models: a registry of architectures, the classifier wrapper, and (in :mod:`.checkpoints`) checkpoints.
 
 Every trained model is a :class:`Classifier`: a ``torch.nn.Module`` whose ``forward`` takes the
 float tensor made by its own :meth:`Classifier.preprocess` from uint8 images (N, 256, 256, 3) as
@@ -8,9 +8,7 @@ more. ``galaxymorph.load_model(run_dir)`` gives one back in eval mode.
 
 from __future__ import annotations
 
-import os
 from functools import partial
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -22,8 +20,6 @@ from ..data.galaxy10 import CLASS_NAMES
 from ..errors import GalaxymorphError
 from .galaxy import DEFAULT_VARIANT, VARIANTS, GalaxyResNet, variant
 from .seed import SeedCNN
-
-CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "seed": SeedCNN,
@@ -154,56 +150,7 @@ def build_model(name: str, class_ids: Sequence[int], **net_kwargs) -> Classifier
     return Classifier(name, class_ids, **net_kwargs)
 
 
-def save_checkpoint(path: str | os.PathLike, model: Classifier, **extra) -> Path:
-    """Save model weights and what is needed to rebuild it (plus any training state)."""
-    from ..fileio import atomic_path
-
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "model": model.name,
-        "class_ids": model.class_ids,
-        "net_kwargs": model.net_kwargs,
-        "architecture": model.architecture,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        **extra,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint dict, with a clear error for a missing, corrupt or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise GalaxymorphError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise GalaxymorphError(f"cannot read checkpoint {path}: it is corrupt or not a torch file ({exc})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise GalaxymorphError(f"{path} is not a galaxymorph checkpoint ({CHECKPOINT_FORMAT})")
-    return state
-
-
-def model_from_checkpoint(state: dict) -> Classifier:
-    """Rebuild a :class:`Classifier` from a checkpoint dict, checking the weights fit."""
-    model = build_model(state["model"], state["class_ids"], architecture=state.get("architecture"),
-                        **state.get("net_kwargs", {}))
-    try:
-        model.load_state_dict(state["state_dict"])
-    except RuntimeError as exc:
-        raise GalaxymorphError(f"checkpoint weights do not fit model {state['model']!r}: {exc}") from None
-    return model
-
-
-def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt",
-               device: str | torch.device = "cpu") -> Classifier:
-    """The trained model of a run folder (or a checkpoint file), in eval mode."""
-    path = Path(run_dir)
-    if not path.exists():
-        raise GalaxymorphError(f"run folder or checkpoint not found: {path}")
-    if path.is_dir():
-        path = path / "checkpoints" / checkpoint
-    model = model_from_checkpoint(read_checkpoint(path)).to(device, memory_format=torch.channels_last)
-    return model.eval()
+# checkpoints: at the end, since they build on the Classifier above
+from .checkpoints import (  # noqa: E402
+    CHECKPOINT_FORMAT, load_model, load_weights, model_from_checkpoint, read_checkpoint, save_checkpoint,
+)

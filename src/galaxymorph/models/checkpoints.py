@@ -1,0 +1,100 @@
+"""Checkpoints: save a model with what rebuilds it, read one back, and start from ``--weights``.
+
+A checkpoint is a dict of tensors and plain values (str, int, float, bool, None, lists, tuples,
+dicts): the model's registry name, class ids, architecture and state_dict, plus, in
+``last.pt``, the optimiser, scaler and RNG state that ``--resume`` needs. Files are read with
+``torch.load(weights_only=True)``, so a file that holds anything else, such as a pickled object
+that would run code when loaded, is refused and never executed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import GalaxymorphError
+
+CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
+
+
+def save_checkpoint(path: str | os.PathLike, model, **extra) -> Path:
+    """Save model weights and what is needed to rebuild it (plus any training state)."""
+    from ..fileio import atomic_path
+
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "model": model.name,
+        "class_ids": model.class_ids,
+        "net_kwargs": model.net_kwargs,
+        "architecture": model.architecture,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict, with a clear error for a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise GalaxymorphError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise GalaxymorphError(f"cannot read checkpoint {path}: it is corrupt or not a torch file ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise GalaxymorphError(f"{path} is not a galaxymorph checkpoint ({CHECKPOINT_FORMAT})")
+    return state
+
+
+def model_from_checkpoint(state: dict):
+    """Rebuild a :class:`~galaxymorph.models.Classifier` from a checkpoint dict, checking the weights fit."""
+    from . import build_model
+
+    model = build_model(state["model"], state["class_ids"], architecture=state.get("architecture"),
+                        **state.get("net_kwargs", {}))
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as exc:
+        raise GalaxymorphError(f"checkpoint weights do not fit model {state['model']!r}: {exc}") from None
+    return model
+
+
+def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: str | torch.device = "cpu"):
+    """The trained model of a run folder (or a checkpoint file), in eval mode."""
+    path = Path(run_dir)
+    if not path.exists():
+        raise GalaxymorphError(f"run folder or checkpoint not found: {path}")
+    if path.is_dir():
+        path = path / "checkpoints" / checkpoint
+    model = model_from_checkpoint(read_checkpoint(path)).to(device, memory_format=torch.channels_last)
+    return model.eval()
+
+
+def load_weights(model, path: str | os.PathLike) -> None:
+    """Initialise from a local galaxymorph checkpoint or a plain state_dict (of the Classifier or its net)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GalaxymorphError(f"--weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise GalaxymorphError(f"cannot read --weights {path}: not a torch file ({exc})") from None
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict):
+        raise GalaxymorphError(f"--weights {path} holds no state_dict")
+    try:
+        model.load_state_dict(state)
+        return
+    except RuntimeError:
+        pass
+    try:
+        model.net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[:2]
+        raise GalaxymorphError(f"--weights {path} do not fit model {model.name!r} with {model.n_outputs} "
+                               f"output(s): {' '.join(first)}") from None
