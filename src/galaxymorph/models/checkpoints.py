@@ -10,6 +10,8 @@ that would run code when loaded, is refused and never executed.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -37,15 +39,37 @@ def save_checkpoint(path: str | os.PathLike, model, **extra) -> Path:
     return Path(path)
 
 
+def load_tensors(path: Path, what: str = "checkpoint"):
+    """``torch.load(path, weights_only=True)``: tensors and plain values only, never code.
+
+    A file that holds other objects is refused with a one-line error (unpickling them could run
+    whatever they carry); a damaged file is a one-line error too. ``what`` names the file's role
+    in the messages ("checkpoint", "--weights").
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:  # a pickled class or function: the way a file runs code when loaded
+            raise GalaxymorphError(
+                f"refused to load {what} {path}: it holds Python objects ({found.group(1)}), not only tensors "
+                "and plain values, and loading those could run code") from None
+        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file ({_first_line(exc)})") from None
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint dict, with a clear error for a missing, corrupt or foreign file."""
+    """Load a checkpoint dict, with a clear error for a missing, corrupt, unsafe or foreign file."""
     path = Path(path)
     if not path.is_file():
         raise GalaxymorphError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise GalaxymorphError(f"cannot read checkpoint {path}: it is corrupt or not a torch file ({exc})") from None
+    state = load_tensors(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise GalaxymorphError(f"{path} is not a galaxymorph checkpoint ({CHECKPOINT_FORMAT})")
     return state
@@ -80,10 +104,7 @@ def load_weights(model, path: str | os.PathLike) -> None:
     path = Path(path)
     if not path.is_file():
         raise GalaxymorphError(f"--weights file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise GalaxymorphError(f"cannot read --weights {path}: not a torch file ({exc})") from None
+    obj = load_tensors(path, "--weights")
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict):
         raise GalaxymorphError(f"--weights {path} holds no state_dict")
