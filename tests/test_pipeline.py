@@ -118,3 +118,14 @@ def test_ctrl_c_during_evaluation_then_run_resume(finished_run, tmp_path, monkey
     run(None, resume=tmp_path / "r", progress=False)
     assert (tmp_path / "r" / "eval" / "metrics.json").is_file() and (tmp_path / "r" / "report.html").is_file()
     assert (tmp_path / "r" / "checkpoints" / "best.pt").stat().st_mtime_ns == best  # not trained again
+
+
+def test_cli_run_resume_with_more_epochs_trains_on_and_redoes_the_later_stages(finished_run, tmp_path):
+    _, run_dir = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    metrics = (copy / "eval" / "metrics.json").stat().st_mtime_ns
+    assert main(["run", "--resume", str(copy), "--epochs", "2"]) == 0
+    assert len((copy / "history.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert (copy / "eval" / "metrics.json").stat().st_mtime_ns != metrics  # the new model is scored
+    assert Config.resolve(copy / "config.toml").epochs == 2

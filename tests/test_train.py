@@ -230,3 +230,28 @@ def test_cli_train(tiny_h5, tmp_path, capsys):
     assert code == 0 and (out / "checkpoints" / "best.pt").is_file()
     assert main(["train", "--data", str(tiny_h5), "--out", str(out)]) == 2
     assert "already holds files" in capsys.readouterr().err
+
+
+def test_cli_resume_applies_the_options_given_with_it(tiny_h5, tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    out = tmp_path / "run"
+    base = ["--data", str(tiny_h5), "--batch-size", "8", "--device", "cpu", "--no-amp", "--threads", "1",
+            "--augment", "none", "--patience", "0"]
+    assert main(["train", *base, "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0  # extends the finished run
+    assert [r["epoch"] for r in read_history(out / "history.csv")] == [1, 2]
+    assert Config.resolve(out / "config.toml").epochs == 2
+    capsys.readouterr()
+
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 2  # nothing left to train
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--epochs 3 or more" in err
+
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--lr", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lr (saved 0.002, given 0.1)" in err and "train a new run" in err
+    assert Config.resolve(out / "config.toml").epochs == 2  # a refused resume changes nothing
+
+    assert main(["train", "--resume", str(out), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "takes no --out" in capsys.readouterr().err

@@ -42,6 +42,19 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     return Config.resolve(args.config, {k: v for k, v in vars(args).items() if k in names})
 
 
+def _resume_changes(args: argparse.Namespace) -> dict:
+    """The settings given beside ``--resume`` (from ``--config`` and options): they apply on top
+    of the run's saved config, which checks what may change (``runs.resume_config``)."""
+    from .config import load_mapping
+
+    if args.out or args.overwrite:
+        raise GalaxymorphError(f"--resume continues {args.resume} in place; it takes no --out or --overwrite")
+    names = {f.name for f in dataclasses.fields(Config)}
+    changes = load_mapping(args.config) if args.config else {}
+    changes.update({k: v for k, v in vars(args).items() if k in names and v is not None})
+    return changes
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="galaxymorph",
@@ -93,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("train", help="train a classifier; writes a run folder")
     _add_config_options(q)
     q.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default: runs/<date>-<time>-<model>-<classes>)")
-    q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (or extend a finished "
+                   "one with a larger --epochs); options given with it change the saved config")
     q.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     q.set_defaults(handler=cmd_train)
 
@@ -126,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("run", help="everything: data, split, train, evaluate, explain, report")
     _add_config_options(q)
     q.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<date>-<time>-<model>-<classes>)")
-    q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (or extend a finished "
+                   "one with a larger --epochs); options given with it change the saved config")
     q.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     q.set_defaults(handler=cmd_run)
     return p
@@ -178,7 +193,7 @@ def cmd_train(args) -> None:
     from .training import train
 
     if args.resume:
-        run_dir = train(None, resume=args.resume)
+        run_dir = train(_resume_changes(args), resume=args.resume)
     else:
         run_dir = train(_config_from_args(args), out=args.out, overwrite=args.overwrite)
     print(f"run folder: {run_dir}")
@@ -217,7 +232,7 @@ def cmd_run(args) -> None:
     from .pipeline import run
 
     if args.resume:
-        run_dir = run(None, resume=args.resume)
+        run_dir = run(_resume_changes(args), resume=args.resume)
     else:
         run_dir = run(_config_from_args(args), out=args.out, overwrite=args.overwrite)
     from .evaluate import format_metrics

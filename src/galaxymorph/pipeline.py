@@ -11,42 +11,43 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from .config import Config
 from .errors import GalaxymorphError
-from .runs import default_run_dir, read_run_json, update_run_json
+from .runs import default_run_dir, needs_training, read_run_json, resume_config, update_run_json
 
 
-def run(config: Config | None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
-        overwrite: bool = False, progress: bool = True) -> Path:
+def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None = None,
+        resume: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True) -> Path:
     """Run every stage; returns the run folder, which ends with ``report.html``.
 
-    A folder that already holds a run is refused unless ``overwrite``; ``resume`` continues
-    an interrupted run (training where it stopped, then each stage whose output is missing).
+    A folder that already holds a run is refused unless ``overwrite``. ``resume`` continues a
+    run: training where it stopped (or further, when ``config`` raises ``epochs``), then each
+    stage whose output is missing or older than the training. With ``resume``, ``config`` is
+    None, a mapping of changed settings, or a Config (see :func:`runs.resume_config`).
     """
     from .evaluate import evaluate
     from .explain.run import explain_run
     from .report import write_report
     from .training import train
 
+    trained = True
     if resume is not None:
         run_dir = Path(resume)
-        if not run_dir.exists():
-            raise GalaxymorphError(f"cannot resume: run folder not found: {run_dir}")
-        if not (run_dir / "config.toml").is_file():
-            raise GalaxymorphError(f"cannot resume: {run_dir} is not a galaxymorph run folder (no config.toml)")
-        if read_run_json(run_dir).get("status") != "complete":
-            _stage("train", run_dir, lambda: train(None, resume=run_dir, progress=progress))
+        config = resume_config(run_dir, config)
+        trained = needs_training(run_dir, config)
+        if trained:
+            _stage("train", run_dir, lambda: train(config, resume=run_dir, progress=progress))
     else:
         if config is None:
             raise GalaxymorphError("run needs a config or --resume RUN_DIR")
         run_dir = Path(out) if out is not None else default_run_dir(config)
         _stage("train", run_dir, lambda: train(config, out=run_dir, overwrite=overwrite, progress=progress))
 
-    if resume is None or not (run_dir / "eval" / "metrics.json").is_file():
+    if trained or not (run_dir / "eval" / "metrics.json").is_file():
         _stage("evaluate", run_dir, lambda: evaluate(run_dir, split="test", progress=progress))
-    if resume is None or not (run_dir / "explain" / "explain.json").is_file():
+    if trained or not (run_dir / "explain" / "explain.json").is_file():
         _stage("explain", run_dir, lambda: explain_run(run_dir, split="test", progress=progress))
     _stage("report", run_dir, lambda: write_report(run_dir))
     return run_dir

@@ -27,13 +27,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from .config import Config, load_mapping
 from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path, sha256_file, write_json, write_text
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
-RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads")  # may differ on --resume
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta")  # may differ on --resume
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -175,23 +176,41 @@ def discard_run_dir(run_dir: Path, created: bool) -> None:
 
 
 # -- resume -----------------------------------------------------------------------------------
-def resume_config(run_dir: str | os.PathLike, given: Config | None) -> Config:
-    """The config saved in a run folder; a given one may differ only in RESUMABLE_CHANGES."""
+def resume_config(run_dir: str | os.PathLike, given: Config | Mapping[str, Any] | None) -> Config:
+    """The config to continue a run with: the one saved in the run folder, changed by ``given``.
+
+    ``given`` is None (the saved config as it is), a mapping of changed settings (what was given
+    on the command line with ``--resume``), or a whole Config. Only RESUMABLE_CHANGES may differ
+    from the saved values: the rest decide what the saved weights mean.
+    """
     run_dir = Path(run_dir)
     path = run_dir / "config.toml"
     if not run_dir.exists():
         raise GalaxymorphError(f"cannot resume: run folder not found: {run_dir}")
     if not path.is_file():
         raise GalaxymorphError(f"cannot resume: {run_dir} is not a galaxymorph run folder (no config.toml)")
-    saved = Config.from_dict(load_mapping(path))
+    # as portable_config saves it: the split is the run's own manifest.json, wherever the folder now is
+    saved = portable_config(Config.from_dict(load_mapping(path)), run_dir)
     if given is None:
         return saved
-    given = portable_config(given, run_dir)  # compare like with like: paths as saved
-    changed = [k for k, v in given.to_dict().items() if v != getattr(saved, k) and k not in RESUMABLE_CHANGES]
+    if isinstance(given, Config):
+        given = given.to_dict()
+    wanted = portable_config(Config.from_dict({**saved.to_dict(), **given}), run_dir)  # paths as saved
+    changed = [k for k in given if getattr(wanted, k) != getattr(saved, k) and k not in RESUMABLE_CHANGES]
     if changed:
-        raise GalaxymorphError(f"cannot resume {run_dir} with different {', '.join(changed)}; "
-                               f"only {', '.join(RESUMABLE_CHANGES)} may change")
-    return given
+        differences = ", ".join(f"{k} (saved {getattr(saved, k)!r}, given {getattr(wanted, k)!r})" for k in changed)
+        raise GalaxymorphError(
+            f"cannot resume {run_dir} with a different {differences}: a resumed run keeps its settings "
+            f"except {', '.join(RESUMABLE_CHANGES)}; train a new run to change the others")
+    return wanted.validate()
+
+
+def needs_training(run_dir: Path, config: Config) -> bool:
+    """Whether ``train --resume`` with ``config`` has epochs left to train in this run folder."""
+    run = read_run_json(run_dir)
+    if run.get("status") != "complete":
+        return True
+    return config.epochs > run.get("epochs_done", 0) and not run.get("stopped_early", False)
 
 
 def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Path, Path]:
@@ -199,9 +218,10 @@ def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Pat
     run "running". Returns (run_dir, data_path)."""
     run_dir = Path(run_dir)
     run = read_run_json(run_dir)
-    if run.get("status") == "complete" and run.get("epochs_done", 0) >= config.epochs:
-        raise GalaxymorphError(f"{run_dir} is already complete ({run.get('epochs_done')} epochs); "
-                               "pass a larger --epochs to train further")
+    done = run.get("epochs_done", 0)
+    if run.get("status") == "complete" and done >= config.epochs:
+        raise GalaxymorphError(f"{run_dir} is already complete: {done} epoch(s) trained, and --epochs is "
+                               f"{config.epochs}; give --epochs {done + 1} or more to train it further")
     if not (run_dir / "checkpoints" / "last.pt").is_file():
         raise GalaxymorphError(f"cannot resume {run_dir}: no checkpoints/last.pt")
     data_path = open_run(run_dir).data_path  # the data file, checked against the manifest

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -41,13 +41,13 @@ from .distributed import barrier, local_device, reduce_mean, share, start_distri
 from .schedule import lr_factor
 
 
-def train(config: Config | None = None, out: str | os.PathLike | None = None,
+def train(config: Config | Mapping[str, Any] | None = None, out: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, progress: bool = True, overwrite: bool = False,
           on_epoch_end: Callable[[int, dict, Classifier], None] | None = None) -> Path:
     """Train a classifier and return its run folder.
 
-    ``config``: what to train (``None`` with ``resume`` = the run folder's own config; with
-    ``resume`` it may change only ``runs.RESUMABLE_CHANGES``).
+    ``config``: what to train. With ``resume``: None (the run folder's own config), a mapping
+    of settings to change, or a whole Config; only ``runs.RESUMABLE_CHANGES`` may differ.
     ``out``: the run folder to create (default ``runs/<date>-<time>-<model>-<classes>``); one
     that already holds files is refused unless ``overwrite``. ``on_epoch_end(epoch, record,
     model)`` is called on every rank after each epoch's files are written.
