@@ -129,3 +129,27 @@ def test_cli_run_resume_with_more_epochs_trains_on_and_redoes_the_later_stages(f
     assert len((copy / "history.csv").read_text().splitlines()) == 3  # header + 2 epochs
     assert (copy / "eval" / "metrics.json").stat().st_mtime_ns != metrics  # the new model is scored
     assert Config.resolve(copy / "config.toml").epochs == 2
+
+
+def test_ctrl_c_before_the_run_folder_exists_gives_no_resume_advice(tmp_path, monkeypatch, capsys):
+    def ctrl_c(*args, **kwargs):  # Ctrl-C while the data is being rendered or split
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("galaxymorph.runs.resolve_data", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run(_config(tmp_path / "any.h5"), out=tmp_path / "r", progress=False)
+    err = capsys.readouterr().err
+    assert "--resume" not in err and "nothing to resume" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_into_a_used_folder_is_refused_before_any_data_work(tiny_h5, tmp_path, monkeypatch, capsys):
+    def no_data_work(*args, **kwargs):
+        raise AssertionError("the data was resolved before the folder was checked")
+
+    monkeypatch.setattr("galaxymorph.runs.resolve_data", no_data_work)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    assert main(["run", "--data", str(tiny_h5), "--out", str(used)]) == 2
+    assert "already holds files" in capsys.readouterr().err

@@ -60,8 +60,11 @@ def _stage(name: str, run_dir: Path, work: Callable[[], object]) -> None:
     try:
         work()
     except KeyboardInterrupt:
-        print(f"galaxymorph: interrupted during {name}; continue with: galaxymorph run --resume {run_dir}",
-              file=sys.stderr)
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            advice = f"continue with: galaxymorph run --resume {run_dir}"
+        else:  # stopped before the first checkpoint: train removed its half-made folder, if any
+            advice = "nothing was saved yet, so there is nothing to resume; run the same command again"
+        print(f"galaxymorph: interrupted during {name}; {advice}", file=sys.stderr)
         raise
     timings = read_run_json(run_dir).get("timings", {})
     update_run_json(run_dir, timings={**timings, name: round(time.perf_counter() - start, 2)})

@@ -122,20 +122,27 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{stamp}-{config.model}-{'v'.join(str(c) for c in config.classes)}"
 
 
+def check_run_dir(out: str | os.PathLike | None, config: Config, overwrite: bool = False) -> Path:
+    """The run folder to create (``out`` or a new default name); one that already holds files is
+    refused unless ``overwrite``. Nothing is changed on disk."""
+    run_dir = Path(out) if out is not None else default_run_dir(config)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GalaxymorphError(f"{run_dir} exists and is not a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
+        raise GalaxymorphError(
+            f"run folder {run_dir} already holds files; use --resume {run_dir} to continue it, "
+            "--overwrite to replace it, or another --out")
+    return run_dir
+
+
 def create_run_dir(out: str | os.PathLike | None, config: Config, overwrite: bool = False) -> tuple[Path, bool]:
-    """Make the run folder; refuse one that already holds files unless ``overwrite``.
+    """Make the run folder (:func:`check_run_dir` first; ``overwrite`` empties an existing one).
 
     Returns the folder and whether this call created it (so a failure before the first epoch
     can remove exactly what it made, and never a folder the user had).
     """
-    run_dir = Path(out) if out is not None else default_run_dir(config)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise GalaxymorphError(f"{run_dir} exists and is not a folder")
+    run_dir = check_run_dir(out, config, overwrite)
     if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise GalaxymorphError(
-                f"run folder {run_dir} already holds files; use --resume {run_dir} to continue it, "
-                "--overwrite to replace it, or another --out")
         shutil.rmtree(run_dir)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -149,9 +156,10 @@ def create_run(config: Config, out: str | os.PathLike | None, overwrite: bool, p
 
     Returns (run_dir, data_path, created). On any failure, a folder this call made is removed.
     """
+    run_dir = check_run_dir(out, config, overwrite)  # before any work: data can take minutes
     data_path = resolve_data(config, progress=progress)
     manifest, source = resolve_manifest(config, data_path)
-    run_dir, created = create_run_dir(out, config, overwrite)
+    run_dir, created = create_run_dir(run_dir, config, overwrite)
     try:
         portable_config(config, run_dir).save(run_dir / "config.toml")
         manifest_file = write_manifest(run_dir, manifest, source)
