@@ -124,3 +124,28 @@ def test_api_names_are_the_functions_even_after_their_modules_load():
 
     importlib.import_module("galaxymorph.training.loop")
     assert callable(galaxymorph.train) and galaxymorph.train.__name__ == "train"
+
+
+@pytest.mark.parametrize("action", ["synth", "import", "prepare"])
+def test_data_commands_refuse_an_existing_out_file_before_any_work(action, tiny_h5, tmp_path, capsys, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the --out file was checked")
+
+    for target in ("galaxymorph.data.synthetic.synthesize", "galaxymorph.data.importers.import_images",
+                   "galaxymorph.data.splits.prepare"):
+        monkeypatch.setattr(target, no_work)
+    out = tmp_path / "precious.out"
+    out.write_text("keep me")
+    argv = {"synth": ["data", "synth"], "import": ["data", "import", str(tmp_path)],
+            "prepare": ["data", "prepare", str(tiny_h5)]}[action] + ["--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already exists; add --overwrite" in err
+    assert out.read_text() == "keep me"
+
+
+def test_data_prepare_overwrite_replaces_the_file(tiny_h5, tmp_path):
+    out = tmp_path / "m.json"
+    out.write_text("old")
+    assert main(["data", "prepare", str(tiny_h5), "--out", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["splits"]

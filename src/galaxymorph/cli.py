@@ -55,6 +55,17 @@ def _resume_changes(args: argparse.Namespace) -> dict:
     return changes
 
 
+def _add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
+
+
+def _check_out_file(args) -> None:
+    """Refuse an existing --out file (unless --overwrite) before any work is done."""
+    from .fileio import check_output_file
+
+    check_output_file(args.out, overwrite=args.overwrite)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="galaxymorph",
@@ -87,11 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n-per-class", type=int, default=DEFAULTS.n_per_class, help="images per class")
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed, same images")
     q.add_argument("--difficulty", type=float, default=DEFAULTS.difficulty, help=HELP["difficulty"])
+    _add_overwrite(q)
     q.set_defaults(handler=cmd_data_synth)
 
     q = dsub.add_parser("import", help="turn JPG/PNG folders or FITS cutouts into a Galaxy10-layout file")
     q.add_argument("src", help="folder of images (class from sub-folder name or file-name prefix) or FITS files")
     q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
+    _add_overwrite(q)
     q.set_defaults(handler=cmd_data_import)
 
     q = dsub.add_parser("prepare", help="stratified, seeded train/val/test split saved as a JSON manifest")
@@ -100,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes, help=HELP["classes"])
     q.add_argument("--fractions", nargs=3, type=float, default=DEFAULTS.fractions, help=HELP["fractions"])
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of the split")
+    _add_overwrite(q)
     q.set_defaults(handler=cmd_data_prepare)
 
     # -- model work ----------------------------------------------------------------------
@@ -169,6 +183,7 @@ def cmd_data_info(args) -> None:
 def cmd_data_synth(args) -> None:
     from .data.synthetic import synthesize
 
+    _check_out_file(args)
     path = synthesize(args.out, classes=args.classes, n_per_class=args.n_per_class, seed=args.seed,
                       difficulty=args.difficulty)
     print(f"wrote {path}")
@@ -177,6 +192,7 @@ def cmd_data_synth(args) -> None:
 def cmd_data_import(args) -> None:
     from .data.importers import import_images
 
+    _check_out_file(args)
     report = import_images(args.src, args.out)
     print(report)
 
@@ -184,6 +200,7 @@ def cmd_data_import(args) -> None:
 def cmd_data_prepare(args) -> None:
     from .data.splits import describe_manifest, prepare
 
+    _check_out_file(args)
     manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed)
     print(describe_manifest(manifest))
     print(f"wrote {args.out}")

@@ -40,13 +40,16 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
-def check_output_file(path: str | os.PathLike) -> Path:
-    """``path`` as a Path, or a one-line error if it names an existing folder (not a file)."""
+def check_output_file(path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """``path`` as a Path, or a one-line error if it names an existing folder (not a file), or,
+    unless ``overwrite``, a file that already exists. Commands call it before any work."""
     from .errors import GalaxymorphError
 
     path = Path(path)
     if path.is_dir():
         raise GalaxymorphError(f"{path} is a folder; give the path of a file to write")
+    if not overwrite and path.exists():
+        raise GalaxymorphError(f"{path} already exists; add --overwrite to replace it, or choose another --out")
     return path
 
 
