@@ -255,3 +255,35 @@ def test_cli_resume_applies_the_options_given_with_it(tiny_h5, tmp_path, capsys)
 
     assert main(["train", "--resume", str(out), "--out", str(tmp_path / "elsewhere")]) == 2
     assert "takes no --out" in capsys.readouterr().err
+
+
+def test_disk_full_marks_the_run_failed_in_one_line_and_resume_continues(tiny_h5, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from galaxymorph import fileio
+
+    class FillingDisk:  # every new file fails with ENOSPC once the disk is "full"
+        full = False
+
+        def mkstemp(self, *args, **kwargs):
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return tempfile.mkstemp(*args, **kwargs)
+
+    disk = FillingDisk()
+    monkeypatch.setattr(fileio, "tempfile", disk)
+
+    def fill_after_epoch_1(epoch, record, model):
+        disk.full = True
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(GalaxymorphError, match="disk full") as err:
+        train(tiny_config(tiny_h5), out=run_dir, progress=False, on_epoch_end=fill_after_epoch_1)
+    assert "\n" not in str(err.value) and f"train --resume {run_dir}" in str(err.value)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "failed" and run["epochs_done"] == 1
+
+    disk.full = False  # space freed: the run continues where it stopped
+    train(None, resume=run_dir, progress=False)
+    assert [r["epoch"] for r in read_history(run_dir / "history.csv")] == [1, 2]

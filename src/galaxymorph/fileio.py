@@ -7,6 +7,7 @@ never leaves a half-written file where a finished one is expected.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -66,9 +67,28 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_json(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+def write_json(path: str | os.PathLike, obj, in_place_when_full: bool = False) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically and return the path.
+
+    ``in_place_when_full``: when the disk is full (no room for the temporary file), overwrite
+    the existing file's bytes instead. For small status files (run.json) whose last word must
+    get out even then; a crash mid-write could leave it damaged, which is the lesser harm.
+    """
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    try:
+        return write_text(path, text)
+    except OSError as exc:
+        if not (in_place_when_full and is_disk_full(exc) and Path(path).is_file()):
+            raise
+    with open(path, "r+b") as fh:  # reuses the file's own blocks: needs no new space
+        fh.write(text.encode("utf-8"))
+        fh.truncate()
+    return Path(path)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _json_default(obj):

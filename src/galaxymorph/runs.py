@@ -253,7 +253,7 @@ def update_run_json(run_dir: Path, **fields) -> dict:
     """Merge ``fields`` into RUN_DIR/run.json (keeping keys other stages wrote), atomically."""
     run = read_run_json(run_dir)
     run.update(fields)
-    write_json(Path(run_dir) / "run.json", run)
+    write_json(Path(run_dir) / "run.json", run, in_place_when_full=True)  # "failed" must get out
     return run
 
 

@@ -32,6 +32,7 @@ from .. import runs
 from ..config import Config
 from ..data.batches import Augmenter, BatchSampler, epoch_seed, iterate_batches, load_split
 from ..errors import GalaxymorphError
+from ..fileio import is_disk_full
 from ..models import Classifier, build_model, read_checkpoint, resolve_architecture, save_checkpoint
 from ..models.checkpoints import load_weights
 from ..progress import progress_bar
@@ -186,7 +187,6 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             improved = val_loss < best["val_loss"]
             if improved:
                 best = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc}
-            epochs_done = epoch
 
             # ---- files of this epoch (rank 0) ----------------------------------------------------
             if rank == 0:
@@ -198,6 +198,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                 plot_curves(history, run_dir / "curves.png", model, best["epoch"])
                 runs.update_run_json(run_dir, epochs_done=epoch, best_epoch=best["epoch"],
                                      best_val_loss=best["val_loss"], best_val_acc=best.get("val_acc"))
+            epochs_done = epoch  # saved: what a resume continues from
             if show:
                 print(f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
                       f"val loss {val_loss:.4f} acc {val_acc:.3f}  lr {lr:.2e}  {record['seconds']:.1f}s"
@@ -220,15 +221,23 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                 runs.discard_run_dir(run_dir, created)
         raise
     except BaseException as exc:
+        kept = epochs_done > 0 or resume is not None
         if rank == 0:
-            if epochs_done == 0 and resume is None:
+            if not kept:
                 runs.discard_run_dir(run_dir, created)  # nothing worth keeping: no half-made run folder
             else:
-                runs.update_run_json(run_dir, status="failed", error=str(exc)[:500], epochs_done=epochs_done)
+                try:
+                    runs.update_run_json(run_dir, status="failed", error=str(exc)[:500], epochs_done=epochs_done)
+                except OSError:
+                    pass  # the error below matters more than the record of it
         if is_out_of_memory(exc):
             raise GalaxymorphError(
                 f"out of memory with --batch-size {config.batch_size} on {device}; try a smaller --batch-size "
                 f"(e.g. {max(1, config.batch_size // 2)})") from None
+        if is_disk_full(exc):
+            then = f"continue with: galaxymorph train --resume {run_dir}" if kept else "run the command again"
+            raise GalaxymorphError(f"disk full while writing to {run_dir} ({exc.filename or exc.strerror}); "
+                                   f"free some space, then {then}") from None
         raise
 
     # ---- done ---------------------------------------------------------------------------------
