@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"galaxymorph {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars or stage lines (the same as GALAXYMORPH_NO_PROGRESS=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     # -- data ----------------------------------------------------------------------------
@@ -199,8 +201,10 @@ def cmd_data_import(args) -> None:
 
 def cmd_data_prepare(args) -> None:
     from .data.splits import describe_manifest, prepare
+    from .progress import status
 
     _check_out_file(args)
+    status(f"galaxymorph: splitting {args.file}: reading labels, hashing the file, looking for duplicate images ...")
     manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed)
     print(describe_manifest(manifest))
     print(f"wrote {args.out}")
@@ -261,6 +265,10 @@ def cmd_run(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.quiet:
+        from .progress import set_quiet
+
+        set_quiet()
     try:
         args.handler(args)
     except GalaxymorphError as exc:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 from .config import Config
 from .errors import GalaxymorphError
+from .progress import status
 from .runs import default_run_dir, needs_training, read_run_json, resume_config, update_run_json
 
 
@@ -55,7 +56,7 @@ def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None
 
 def _stage(name: str, run_dir: Path, work: Callable[[], object]) -> None:
     """Run one stage, say so on stderr, and record how long it took in run.json."""
-    print(f"galaxymorph: {name} ...", file=sys.stderr, flush=True)
+    status(f"galaxymorph: {name} ...")
     start = time.perf_counter()
     try:
         work()

@@ -35,7 +35,7 @@ from ..errors import GalaxymorphError
 from ..fileio import is_disk_full
 from ..models import Classifier, build_model, read_checkpoint, resolve_architecture, save_checkpoint
 from ..models.checkpoints import load_weights
-from ..progress import progress_bar
+from ..progress import progress_bar, progress_enabled, status
 from .curves import plot_curves
 from .device import dtype_name, is_out_of_memory, mixed_precision, select_device
 from .distributed import barrier, local_device, reduce_mean, share, start_distributed, sync_buffers
@@ -155,7 +155,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             model.train()
             sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
             bar = progress_bar(total=len(train_batches), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                               disable=not show)
+                               disable=not show, log_line=False)  # the epoch's own line follows
             lr = config.lr
             for x, y in iterate_batches(train_x, train_y, train_batches, epoch, device, model.resize, augment,
                                         config.seed, config.channels_last):
@@ -173,7 +173,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                 sums += torch.stack([losses.detach().sum().double(), correct.double(),
                                      torch.tensor(len(y), dtype=torch.float64, device=device)])
                 bar.update(1)
-                if show and (bar.n % 5 == 0 or bar.n == bar.total):
+                if show and progress_enabled() and (bar.n % 5 == 0 or bar.n == bar.total):
                     s = sums.tolist()
                     bar.set_postfix(loss=f"{s[0] / s[2]:.4f}", acc=f"{s[1] / s[2]:.3f}")
             bar.close()
@@ -200,15 +200,15 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                                      best_val_loss=best["val_loss"], best_val_acc=best.get("val_acc"))
             epochs_done = epoch  # saved: what a resume continues from
             if show:
-                print(f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
-                      f"val loss {val_loss:.4f} acc {val_acc:.3f}  lr {lr:.2e}  {record['seconds']:.1f}s"
-                      + ("  *best" if improved else ""), file=sys.stderr, flush=True)
+                status(f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
+                       f"val loss {val_loss:.4f} acc {val_acc:.3f}  lr {lr:.2e}  {record['seconds']:.1f}s"
+                       + ("  *best" if improved else ""))
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record, model)
             if config.patience and epoch - best["epoch"] >= config.patience:
                 if show:
-                    print(f"early stop: no better validation loss for {config.patience} epochs "
-                          f"(best: epoch {best['epoch']})", file=sys.stderr)
+                    status(f"early stop: no better validation loss for {config.patience} epochs "
+                           f"(best: epoch {best['epoch']})")
                 break
 
     except KeyboardInterrupt:
