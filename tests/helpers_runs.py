@@ -1,7 +1,7 @@
 """Fake run folders for the evaluate/predict tests: a tiny model trained for a few SGD steps.
 
 A run folder here follows docs/architecture.md (config.toml, manifest.json, run.json,
-checkpoints/best.pt) without going through train.py, so these tests do not depend on it.
+checkpoints/best.pt) without going through training, so these tests do not depend on it.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def make_run(run: Path, data: Path, classes=(2, 5), steps: int = 25, seed: int =
     _recalibrate_batchnorm(net, x)
     save_checkpoint(run / "checkpoints" / "best.pt", net.eval())
     Config(classes=list(classes), model=model, data=str(data)).save(run / "config.toml")
-    # as train.py writes it (evaluate also accepts a bare path string: test_missing_data_file_is_named)
-    write_json(run / "run.json", {"data": {"path": str(data), "sha256": manifest["source"]["sha256"]},
+    # as training writes it: the data file's path and its SHA-256
+    write_json(run / "run.json", {"data": str(data), "data_sha256": manifest["source"]["sha256"],
                                   "status": "complete"})
     return run
 

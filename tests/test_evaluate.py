@@ -131,7 +131,7 @@ def test_threshold_is_chosen_on_validation_not_test(binary_run, evaluated, tmp_p
     # flip every test label in the data file: the threshold, chosen on val, must not move
     run = _copy_run(binary_run, tmp_path / "run")
     data = tmp_path / "flipped.h5"
-    shutil.copy(read_json(run / "run.json")["data"]["path"], data)
+    shutil.copy(read_json(run / "run.json")["data"], data)
     import h5py
 
     manifest = read_json(run / "manifest.json")

@@ -190,7 +190,7 @@ def run_folder(tiny_h5, tmp_path, trained):
     run.mkdir()
     splits.prepare(tiny_h5, out=run / "manifest.json", classes=CLASSES, fractions=(0.5, 0.25, 0.25), seed=0)
     save_checkpoint(run / "checkpoints" / "best.pt", trained)
-    (run / "run.json").write_text(json.dumps({"data": {"path": str(tiny_h5)}}))  # as train.py writes it
+    (run / "run.json").write_text(json.dumps({"data": str(tiny_h5)}))  # as training writes it
     return run
 
 

@@ -70,9 +70,7 @@ class Config:
         for name in ("epochs", "batch_size", "n_per_class"):
             if getattr(self, name) < 1:
                 raise GalaxymorphError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        choices = {"optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"),
-                   "augment": ("d4", "seed", "none")}
-        for name, allowed in choices.items():
+        for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise GalaxymorphError(
                     f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -129,6 +127,11 @@ class Config:
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
 
+
+AUGMENTATIONS = ("d4", "seed", "none")  # also what data.batches.Augmenter accepts
+CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few options
+    "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "augment": AUGMENTATIONS,
+}
 
 HELP: dict[str, str] = {
     "data": "'synthetic' (rendered offline), 'galaxy10' (downloaded) or a Galaxy10-layout HDF5 file",

@@ -16,7 +16,3 @@ class DataError(GalaxymorphError):
 
 class DownloadError(GalaxymorphError):
     """A download failed, was cut short, or did not match its published hash."""
-
-
-class NotBuiltYet(GalaxymorphError):
-    """A command that is planned but not implemented yet."""

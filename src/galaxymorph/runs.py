@@ -305,9 +305,7 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
         raise GalaxymorphError(f"{run_dir} is not a run folder: no run.json (train a model first)")
     run = read_run_json(run_dir)
     data = run.get("data")
-    if isinstance(data, dict):  # early run folders wrote {"path": ..., "sha256": ...}
-        data = data.get("path")
-    if not data:
+    if not isinstance(data, str) or not data:
         raise GalaxymorphError(f"{run_dir / 'run.json'} does not name the run's data file ('data')")
     data_path = Path(data)
     if not data_path.is_absolute() and not data_path.exists():

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import AUGMENTATIONS
 from ..errors import DataError
 from ..progress import progress_bar
 from .galaxy10 import IMAGE_SHAPE, open_galaxy10
 from .splits import split_indices
 
-AUGMENTATIONS = ("d4", "seed", "none")
 
 
 def epoch_seed(*parts: int) -> int:
