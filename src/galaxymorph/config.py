@@ -56,7 +56,7 @@ class Config:
     amp: bool = True  # bf16 autocast on CPUs that support it, AMP on CUDA
     channels_last: bool = True
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    threads: int = 0  # CPU threads for torch; 0 = torch default
+    threads: int = 1  # CPU threads for torch; 0 = torch's default (one per core). 1: see benchmarks/bench_threads.py
     tta: bool = False  # D4 test-time averaging at evaluation and prediction
 
     def validate(self) -> "Config":
@@ -158,7 +158,7 @@ HELP: dict[str, str] = {
     "amp": "mixed precision: bf16 autocast on capable CPUs, AMP on CUDA",
     "channels_last": "channels-last memory format (faster convolutions)",
     "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
-    "threads": "CPU threads for torch (0 = torch's default)",
+    "threads": "CPU threads for torch; more than 1 pays only on cores nothing else uses (0 = one per core)",
     "tta": "D4 test-time averaging (8 rotations/flips) at evaluation and prediction",
 }
 
