@@ -11,8 +11,9 @@ import pytest
 from sklearn import metrics as skm
 
 from galaxymorph.errors import GalaxymorphError
-from galaxymorph.evaluate import (choose_threshold, evaluate, format_metrics, point_metrics,
-                                  stratified_bootstrap_weights, weighted_metrics)
+from galaxymorph.evaluation import evaluate, format_metrics
+from galaxymorph.evaluation.metrics import (choose_threshold, point_metrics, stratified_bootstrap_weights,
+                                           weighted_metrics)
 from helpers_runs import make_run, read_json, write_data
 
 PLOTS = ("confusion.png", "roc.png", "pr.png", "reliability.png", "probabilities.png")

@@ -13,7 +13,7 @@ from galaxymorph.cli import main
 from galaxymorph.data.galaxy10 import open_galaxy10
 from galaxymorph.errors import GalaxymorphError
 from galaxymorph.models import load_model
-from galaxymorph.predict import predict
+from galaxymorph.prediction import predict
 from helpers_runs import make_images, make_run, write_data
 
 
@@ -156,7 +156,7 @@ def test_an_out_folder_is_refused_before_any_work(run, tmp_path, monkeypatch):
 def test_folders_are_walked_like_data_import_does(tmp_path):
     from PIL import Image
 
-    from galaxymorph.predict import collect_inputs
+    from galaxymorph.prediction import collect_inputs
 
     for rel in ("b.png", "a/c.png", ".ipynb_checkpoints/b-checkpoint.png", ".hidden.png", "notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,8 @@ __all__ = [
 
 # ``train``, ``evaluate`` and ``predict`` share their names with their modules: imported here,
 # so that ``galaxymorph.train`` is always the function. Other stages load on first use.
-from .evaluate import evaluate  # noqa: E402
-from .predict import predict  # noqa: E402
+from .evaluation import evaluate  # noqa: E402
+from .prediction import predict  # noqa: E402
 from .train import train  # noqa: E402
 
 _LAZY = {

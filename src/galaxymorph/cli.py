@@ -185,7 +185,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, format_metrics
+    from .evaluation import evaluate, format_metrics
 
     metrics = evaluate(args.run_dir, split=args.split, tta=args.tta)
     print(format_metrics(metrics))
@@ -199,7 +199,7 @@ def cmd_explain(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from .predict import predict
+    from .prediction import predict
 
     print(predict(args.run_dir, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size))
 
@@ -220,7 +220,7 @@ def cmd_run(args) -> None:
         run_dir = run(None, resume=args.resume)
     else:
         run_dir = run(_config_from_args(args), out=args.out, overwrite=args.overwrite)
-    from .evaluate import format_metrics
+    from .evaluation import format_metrics
 
     print(format_metrics(json.loads((Path(run_dir) / "eval" / "metrics.json").read_text(encoding="utf-8"))))
     print(f"report: {Path(run_dir) / 'report.html'}")

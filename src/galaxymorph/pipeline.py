@@ -25,7 +25,7 @@ def run(config: Config | None, out: str | os.PathLike | None = None, resume: str
     A folder that already holds a run is refused unless ``overwrite``; ``resume`` continues
     an interrupted run (training where it stopped, then each stage whose output is missing).
     """
-    from .evaluate import evaluate
+    from .evaluation import evaluate
     from .explain.run import explain_run
     from .report import write_report
     from .train import train

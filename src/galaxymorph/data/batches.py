@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
+from ..inference import d4_transform, to_float_nchw
 from ..progress import progress_bar
 from .galaxy10 import IMAGE_SHAPE, open_galaxy10
 from .splits import split_indices
@@ -145,21 +146,6 @@ class Augmenter:
         return affine(x, angle, scale, shift)
 
 
-def d4_transform(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Per image: flip left-right where ``flip``, then rotate by ``k`` quarter turns.
-
-    Done as at most five batched operations on masked groups, so the result is an exact
-    permutation of pixels (no interpolation).
-    """
-    k, flip = k.to(x.device), flip.to(x.device)
-    out = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    for quarter in (1, 2, 3):
-        mask = k == quarter
-        if mask.any():
-            out[mask] = torch.rot90(out[mask], quarter, dims=(-2, -1))
-    return out
-
-
 def affine(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Rotate by ``angle`` (radians), zoom by ``scale`` (>1 enlarges) and shift, per image.
 
@@ -182,8 +168,7 @@ def make_batch(images: np.ndarray, labels: np.ndarray, positions: np.ndarray, de
     uint8 pixels travel to the device (a quarter of the bytes of floats), then: float, resize to
     the model's input size, augment (if given), channels-last memory layout (if asked).
     """
-    block = torch.from_numpy(images[positions])
-    x = block.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    x = to_float_nchw(images[positions], device)
     x = resize(x)
     if augment is not None:
         x = augment(x, generator)

@@ -28,9 +28,9 @@ from ..data.galaxy10 import open_galaxy10
 from ..data.splits import split_indices
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
-from ..evaluate import true_positions
+from ..evaluation.run import true_positions
 from ..models import load_model
-from ..predict import predict_indices
+from ..inference import predict_selection
 from ..runs import open_run
 from . import METHODS, make_explainer
 from .faithfulness import deletion_check, randomisation_check
@@ -89,7 +89,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     t0 = time.perf_counter()
     with open_galaxy10(data_path) as data:
         labels = true_positions(data, indices, model.class_ids)
-        probs = predict_indices(model, data, indices, batch_size, progress=progress, desc=f"predict {split}")
+        probs = predict_selection(model, data, indices, batch_size, progress=progress, desc=f"predict {split}")
         timings["predict_s"] = time.perf_counter() - t0
 
         # 2. galleries; explain each chosen image once, for its predicted class

@@ -5,9 +5,6 @@ training data was stored (uint8, 256x256x3; the model's own ``preprocess`` scale
 input size), classifies it in batches (optionally averaged over the 8 D4 symmetries) and writes
 one CSV row per image. Inputs that cannot be read are reported and skipped, never fatal --
 unless nothing at all could be read.
-
-:func:`predict_indices` (probabilities for some images of a Galaxy10-layout file, streamed in
-chunks) is shared with :mod:`galaxymorph.evaluate`.
 """
 
 from __future__ import annotations
@@ -24,23 +21,10 @@ from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, list_files, read_image_file
 from .errors import GalaxymorphError
 from .fileio import atomic_path, check_output_file
+from .inference import predicted_positions
 from .progress import progress_bar
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
-CHUNK = 256  # images read from an HDF5 file at a time (bounded memory for the 17k-image file)
-
-
-def predict_indices(model, data, indices: np.ndarray, batch_size: int = 64, tta: bool = False,
-                    progress: bool = True, desc: str = "predict") -> np.ndarray:
-    """Probabilities (n, k) for ``indices`` of an open Galaxy10 file, read in bounded chunks."""
-    indices = np.asarray(indices, dtype=np.int64)
-    out = [np.empty((0, len(model.class_ids)), dtype=np.float32)]
-    chunk = max(CHUNK, batch_size)
-    with progress_bar(total=len(indices), desc=desc, unit="img", disable=not progress) as bar:
-        for idx, images in data.iter_images(indices, chunk):
-            out.append(model.predict_proba(images, batch_size=batch_size, tta=tta))
-            bar.update(len(idx))
-    return np.concatenate(out)
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -184,11 +168,3 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
                 if report.skipped else ""
             raise GalaxymorphError(f"no readable image among the inputs{why}")
     return report
-
-
-def predicted_positions(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class positions 0..k-1: positive class iff p >= threshold for two classes, else argmax."""
-    probs = np.asarray(probs)
-    if probs.shape[1] == 2:
-        return (probs[:, 1] >= threshold).astype(np.int64)
-    return probs.argmax(axis=1).astype(np.int64)
