@@ -20,8 +20,8 @@ import numpy as np
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, list_files, read_image_file
 from .errors import GalaxymorphError
-from .fileio import atomic_path, check_output_file
-from .inference import predicted_positions
+from .fileio import atomic_path, check_output_file, spreadsheet_safe
+from .inference import default_batch_size, predicted_positions
 from .progress import progress_bar
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -123,22 +123,29 @@ def _count_images(files: list[Path], h5_files: list[Path]) -> int:
 
 # -- the command ---------------------------------------------------------------------------
 def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | str | os.PathLike,
-            out: str | os.PathLike, tta: bool = False, batch_size: int = 64,
-            progress: bool = True) -> PredictReport:
+            out: str | os.PathLike, tta: bool = False, batch_size: int | None = None,
+            progress: bool = True, device: str | None = None) -> PredictReport:
     """Classify new images with a run's best model; write a CSV; return a summary.
 
     ``inputs``: JPG/PNG files, folders of them (searched recursively, in sorted order), FITS
     cutouts, or Galaxy10-layout HDF5 files (every image, identified by its ``index``).
     The CSV (written atomically) has ``file``, ``index`` (blank except for HDF5 rows),
-    ``predicted`` (Galaxy10 class id), ``predicted_name`` and ``prob_<class id>`` columns.
+    ``predicted`` (Galaxy10 class id), ``predicted_name`` and ``prob_<class id>`` columns. Text
+    cells that a spreadsheet would run as a formula (starting with = + - @) get a leading ``'``.
     For two classes the predicted class is the positive one when its probability is >= 0.5.
+    ``device``: where the model runs (default: the run's configured device when this machine
+    has it, else ``auto``); ``batch_size``: images per forward pass (default 64 on the CPU,
+    512 on a GPU).
     """
     from .models import load_model
+    from .runs import run_device
 
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise GalaxymorphError(f"--batch-size must be at least 1, got {batch_size}")
     check_output_file(out)  # before any work, not after it
-    model = load_model(run_dir)
+    target = run_device(run_dir, device)
+    batch_size = batch_size or default_batch_size(target)
+    model = load_model(run_dir, device=target)
     files, h5_files = collect_inputs(inputs)
     class_ids = list(model.class_ids)
     report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids})
@@ -160,7 +167,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
                 for name, index, p, row in zip(names, indices, predicted, probs):
                     cid = class_ids[p]
                     report.counts[CLASS_NAMES[cid]] += 1
-                    writer.writerow([name, index, cid, CLASS_NAMES[cid]] + [f"{v:.6f}" for v in row])
+                    writer.writerow([spreadsheet_safe(name), index, cid, spreadsheet_safe(CLASS_NAMES[cid])]
+                                    + [f"{v:.6f}" for v in row])
                 report.n_predicted += len(names)
                 bar.update(len(names))
         if report.n_predicted == 0:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..errors import DataError
 from ..inference import d4_transform, to_float_nchw
 from ..progress import progress_bar
-from .galaxy10 import IMAGE_SHAPE, open_galaxy10
+from .galaxy10 import IMAGE_SHAPE, label_positions, open_galaxy10
 from .splits import split_indices
 
 AUGMENTATIONS = ("d4", "seed", "none")
@@ -46,12 +46,10 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
     classes = [int(c) for c in manifest["classes"]]
     indices = split_indices(manifest, split)
     with open_galaxy10(data_path) as data:
-        lookup = {c: i for i, c in enumerate(classes)}
         try:
-            labels = np.array([lookup[int(c)] for c in data.labels[indices]], dtype=np.int64)
-        except KeyError as exc:
-            raise DataError(f"split {split!r} of the manifest points at an image of class {exc.args[0]}, "
-                            f"which is not one of the manifest's classes {classes}") from None
+            labels = label_positions(data.labels[indices], classes)
+        except DataError as exc:
+            raise DataError(f"split {split!r} of the manifest points at images outside its classes: {exc}") from None
         images = np.empty((len(indices), *IMAGE_SHAPE), dtype=np.uint8)
         bar = progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress)
         pos = 0

@@ -1,4 +1,5 @@
-"""The five evaluation figures: confusion matrix, ROC, precision-recall, reliability, probabilities."""
+"""The evaluation figures: confusion matrix, ROC, precision-recall, reliability, probabilities,
+and the grid of training examples per class that the report shows (it reads no data file)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
-from .metrics import ECE_BINS, expected_calibration_error
+from ..data.galaxy10 import CLASS_NAMES
+from .metrics import ECE_BINS, calibration_bins, expected_calibration_error
 
 
 def write_plots(out_dir: Path, y: np.ndarray, probs: np.ndarray, pred: np.ndarray, names: list[str],
@@ -116,9 +118,7 @@ def plot_reliability(path: Path, y, probs, n_bins: int = ECE_BINS) -> Path:
 
     from ..plotting import save_figure
 
-    conf = probs.max(1)
-    correct = probs.argmax(1) == y
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    bins, correct, _ = calibration_bins(y, probs, n_bins)
     counts = np.bincount(bins, minlength=n_bins)
     acc = np.divide(np.bincount(bins, weights=correct, minlength=n_bins), counts,
                     out=np.full(n_bins, np.nan), where=counts > 0)
@@ -165,3 +165,18 @@ def plot_probabilities(path: Path, y, probs, names, threshold: float | None = No
     ax.set_title("Predicted probabilities by true class", fontsize=10)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def write_examples(path: Path, data, manifest: dict, per_class: int = 6, seed: int = 0) -> Path:
+    """A grid of ``per_class`` random training images of each class of ``manifest`` (seeded)."""
+    from ..plotting import image_grid
+
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    train = np.asarray(manifest["splits"]["train"])
+    for c in manifest["classes"]:
+        members = train[data.labels[train] == c]
+        pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
+        rows.append(list(data.images(pick)))
+        labels.append(f"{c} {CLASS_NAMES[c]}")
+    return image_grid(rows, labels, path, title="Training examples per class")

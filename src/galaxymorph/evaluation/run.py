@@ -16,84 +16,55 @@ from typing import Any
 
 import numpy as np
 
-from ..data.galaxy10 import CLASS_NAMES, open_galaxy10
-from ..data.splits import split_indices
-from ..errors import DataError, GalaxymorphError
+from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
 from ..inference import predict_selection, predicted_positions
-from .figures import write_plots
-from .metrics import (THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics, point_metrics,
-                      stratified_bootstrap_weights, with_intervals)
+from ..report import EXAMPLES_PNG
+from .figures import write_examples, write_plots
+from .metrics import (INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
+                      point_metrics, stratified_bootstrap_weights, with_intervals)
 
 EVAL_FORMAT = "galaxymorph-eval/1"
 
 
-def _check_held_out(manifest: dict, split: str) -> np.ndarray:
-    """Indices of ``split``; refuse the training split or any split that shares images with it."""
-    if split == "train":
-        raise GalaxymorphError("refusing to evaluate on the training split: scores on it say nothing "
-                               "about new images (use --split test or val)")
-    indices = split_indices(manifest, split)
-    shared = np.intersect1d(indices, split_indices(manifest, "train"))
-    if shared.size:
-        raise GalaxymorphError(f"refusing to evaluate: {shared.size} image(s) of the {split} split are also "
-                               f"in the training split (e.g. index {int(shared[0])}); make a new split")
-    if indices.size == 0:
-        raise DataError(f"the {split} split of the manifest is empty")
-    return indices
-
-
-def true_positions(data, indices: np.ndarray, class_ids: list[int]) -> np.ndarray:
-    """Label positions 0..k-1 of ``indices``; every class must be present (AUC needs it)."""
-    ids = data.labels[indices]
-    lookup = {c: i for i, c in enumerate(class_ids)}
-    unknown = sorted(set(int(c) for c in np.unique(ids)) - set(lookup))
-    if unknown:
-        raise DataError(f"the split holds class id(s) {unknown} the model was not trained on ({class_ids})")
-    positions = np.array([lookup[int(c)] for c in ids], dtype=np.int64)
-    missing = [c for i, c in enumerate(class_ids) if not np.any(positions == i)]
-    if missing:
-        raise DataError(f"the split has no images of class {missing} ({', '.join(CLASS_NAMES[c] for c in missing)}): "
-                        "ROC AUC and per-class figures need every class; make a split with more images")
-    return positions
-
-
 def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None = None, n_boot: int = 1000,
-             progress: bool = True, seed: int = 0, batch_size: int = 64, plots: bool = True) -> dict:
-    """Score a run's best model on a held-out split; write RUN_DIR/eval/; return the metrics dict."""
+             progress: bool = True, seed: int = 0, batch_size: int | None = None, plots: bool = True,
+             device: str | None = None) -> dict:
+    """Score a run's best model on a held-out split; write RUN_DIR/eval/; return the metrics dict.
+
+    ``device``: where the model runs (``cpu``, ``cuda``, ``cuda:N``, ``auto``); default: the
+    device the run's config names when this machine has it, else ``auto``. ``batch_size``:
+    images per forward pass (default: 64 on the CPU, 512 on a GPU).
+    """
     from ..models import load_model
+    from ..runs import open_held_out, open_run, run_device
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if n_boot < 0:
         raise GalaxymorphError(f"n_boot must be >= 0, got {n_boot}")
-    from ..runs import open_run
-
     folder = open_run(run_dir)
-    config, data_path, manifest = folder.config, folder.data_path, folder.manifest
-    indices = _check_held_out(manifest, split)
-    tta = config.tta if tta is None else bool(tta)
-    model = load_model(run_dir)
-    class_ids = list(model.class_ids)
-    if [int(c) for c in manifest["classes"]] != class_ids:
-        raise GalaxymorphError(f"the checkpoint's classes {class_ids} differ from the manifest's {manifest['classes']}")
-    names = [CLASS_NAMES[c] for c in class_ids]
+    tta = folder.config.tta if tta is None else bool(tta)
+    model = load_model(run_dir, device=run_device(run_dir, device))
+    held_out = open_held_out(folder, split, class_ids=model.class_ids)
+    class_ids, names, y = held_out.class_ids, held_out.class_names, held_out.labels
     binary = len(class_ids) == 2
 
-    with open_galaxy10(data_path) as data:
-        y = true_positions(data, indices, class_ids)
-        probs = predict_selection(model, data, indices, batch_size, tta, progress, desc=f"evaluate {split}")
+    with held_out.open_data() as data:
+        probs = predict_selection(model, data, held_out.indices, batch_size, tta, progress, desc=f"evaluate {split}")
         threshold = None
         if binary:
-            val_idx = split_indices(manifest, "val")
             if split == "val":
                 y_val, p_val = y, probs
             else:
-                y_val = true_positions(data, val_idx, class_ids)
-                p_val = predict_selection(model, data, val_idx, batch_size, tta, progress, desc="evaluate val")
+                val = open_held_out(folder, "val", class_ids=class_ids)
+                y_val = val.labels
+                p_val = predict_selection(model, data, val.indices, batch_size, tta, progress, desc="evaluate val")
             threshold = choose_threshold(y_val, p_val[:, 1])
             if split == "val":
                 threshold["note"] = "chosen and scored on the same split: optimistic"
+        if plots and not (run_dir / EXAMPLES_PNG).is_file():
+            write_examples(run_dir / EXAMPLES_PNG, data, folder.manifest)
     probs = probs.astype(np.float64)
     probs /= probs.sum(1, keepdims=True)
     pred = predicted_positions(probs)
@@ -111,7 +82,11 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         "model": model.name,
         "checkpoint": "checkpoints/best.pt",
         "tta": tta,
-        "data": {"path": str(data_path), "sha256": manifest["source"]["sha256"]},
+        "device": str(model.device),
+        "data": {"path": str(folder.data_path), "sha256": folder.manifest["source"]["sha256"]},
+        "intervals": {"level": 0.95, "methods": INTERVAL_METHODS,
+                      "note": "each metric names its interval; a bootstrap interval cannot reach beyond the "
+                              "sample, so at a perfect score it is [1, 1]"},
         "bootstrap": {"n_boot": int(n_boot), "seed": int(seed), "level": 0.95,
                       "method": "percentile, resampling within each true class"},
         "decision": ("positive class if p >= 0.5" if binary else "argmax of the class probabilities"),
@@ -129,7 +104,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         result["confusion_matrix_at_tuned_threshold"] = confusion(y, tuned, names)
 
     out_dir = run_dir / "eval"
-    _write_predictions(out_dir / "predictions.csv", indices, y, probs, pred, class_ids)
+    _write_predictions(out_dir / "predictions.csv", held_out.indices, y, probs, pred, class_ids)
     if plots:
         write_plots(out_dir, y, probs, pred, names, threshold["tuned"] if threshold else None)
     result["seconds"] = round(time.perf_counter() - started, 2)
@@ -138,9 +113,12 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
 
 
 def _write_predictions(path: Path, indices, y, probs, pred, class_ids) -> None:
+    """One row per scored image; ``explain`` reuses these probabilities instead of predicting again."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["index", "true", "predicted"] + [f"prob_{c}" for c in class_ids])
+        # numbers only (file index, class ids, full-precision probabilities): no cell a
+        # spreadsheet could take for a formula (text cells go through fileio.spreadsheet_safe)
         for i, t, p, row in zip(indices, y, pred, probs):
             writer.writerow([int(i), class_ids[t], class_ids[p]] + [repr(float(v)) for v in row])
 
