@@ -5,7 +5,7 @@ weights (speed does not depend on what the weights are), for each model, batch s
 without D4 test-time augmentation (8 forward passes per image), in float32 and under bf16
 autocast. Each setting runs one warm-up batch, then whole passes over the images until at least
 ``--seconds`` have gone by; the figure is images / wall-clock second. One end-to-end line times
-``galaxymorph.predict.predict`` on a Galaxy10-layout HDF5 file (read, classify, write CSV).
+``galaxymorph.prediction.predict`` on a Galaxy10-layout HDF5 file (read, classify, write CSV).
 
     python benchmarks/bench_predict.py                 # the table in docs/performance.md
     python benchmarks/bench_predict.py --quick         # a fast smoke run
@@ -53,7 +53,7 @@ def end_to_end(n: int, batch_size: int) -> float:
     """images/s of ``predict()`` on an n-image HDF5 file with the default model (fp32, no TTA)."""
     from galaxymorph.config import Config
     from galaxymorph.data.galaxy10 import write_galaxy10
-    from galaxymorph.predict import predict
+    from galaxymorph.prediction import predict
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,8 +69,9 @@ def end_to_end(n: int, batch_size: int) -> float:
 
 def evaluation_overhead() -> None:
     """Seconds for the metrics with 1000 bootstrap resamples, and for the five figures."""
-    from galaxymorph.evaluate import (point_metrics, predicted_positions, stratified_bootstrap_weights,
-                                      with_intervals, write_plots)
+    from galaxymorph.evaluation.figures import write_plots
+    from galaxymorph.evaluation.metrics import point_metrics, stratified_bootstrap_weights, with_intervals
+    from galaxymorph.inference import predicted_positions
 
     rng = np.random.default_rng(0)
     for k, n in ((2, 600), (10, 2660)):

@@ -1,7 +1,7 @@
 """Compare the seed CNN and GalaxyResNet variants on one synthetic sky and one fixed split.
 
 Every candidate is trained with the project's own ``galaxymorph.training.train`` into a run folder
-under ``--out`` and scored on the test split with ``galaxymorph.evaluate.evaluate`` (95%
+under ``--out`` and scored on the test split with ``galaxymorph.evaluation.evaluate`` (95%
 class-stratified bootstrap intervals). Then, as a sanity check only, each model scores the 22
 real class-2/5 cutouts of ``galaxy10_reference.h5`` (skipped when the file is absent).
 
@@ -94,7 +94,7 @@ def config_for(name: str, data: Path, split: Path, args) -> Config:
 
 def train_and_evaluate(name: str, data: Path, split: Path, args, out: Path) -> dict:
     """Train (or reuse) one candidate's run folder and return its test metrics and costs."""
-    from galaxymorph.evaluate import evaluate
+    from galaxymorph.evaluation import evaluate
     from galaxymorph.training import train
 
     run_dir = out / "runs" / name
@@ -135,7 +135,7 @@ def read_predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def paired_difference(run_dir: Path, baseline_dir: Path, n_boot: int = 1000) -> dict:
     """Accuracy and log-loss differences (model - baseline) on the same test images, with 95%
     intervals from one class-stratified bootstrap applied to both models' predictions (paired)."""
-    from galaxymorph.evaluate import stratified_bootstrap_weights
+    from galaxymorph.evaluation.metrics import stratified_bootstrap_weights
 
     idx_a, y, p_a = read_predictions(run_dir)
     idx_b, y_b, p_b = read_predictions(baseline_dir)

@@ -28,7 +28,7 @@ def score_reference(run_dir: str | Path, reference: str | Path = REFERENCE_H5, n
     """Metrics (with 95% bootstrap CIs) and per-image probabilities of a run on the real 2/5 cutouts."""
     from galaxymorph.data.galaxy10 import open_galaxy10
     from galaxymorph.errors import GalaxymorphError
-    from galaxymorph.evaluate import point_metrics, stratified_bootstrap_weights, with_intervals
+    from galaxymorph.evaluation.metrics import point_metrics, stratified_bootstrap_weights, with_intervals
     from galaxymorph.models import load_model
 
     model = load_model(run_dir)

@@ -9,7 +9,8 @@ import torch
 from galaxymorph.data.batches import (Augmenter, BatchSampler, affine, d4_transform, iterate_batches, load_split,
                                       make_batch)
 from galaxymorph.data.splits import prepare
-from galaxymorph.models import build_model, d4_views
+from galaxymorph.inference import d4_views
+from galaxymorph.models import build_model
 
 
 def test_sampler_is_seeded_reshuffled_and_complete():

@@ -11,8 +11,10 @@ import pytest
 from sklearn import metrics as skm
 
 from galaxymorph.errors import GalaxymorphError
-from galaxymorph.evaluate import (choose_threshold, evaluate, format_metrics, point_metrics,
-                                  stratified_bootstrap_weights, weighted_metrics)
+from galaxymorph.evaluation import evaluate, format_metrics
+from galaxymorph.evaluation.metrics import (choose_threshold, expected_calibration_error, mover_interval,
+                                           point_metrics, stratified_bootstrap_weights, weighted_metrics,
+                                           wilson_interval, with_intervals)
 from helpers_runs import make_run, read_json, write_data
 
 PLOTS = ("confusion.png", "roc.png", "pr.png", "reliability.png", "probabilities.png")
@@ -220,3 +222,127 @@ def test_tta_from_config_and_override(binary_run, tmp_path):
     m = evaluate(binary_run, tta=True, n_boot=20, progress=False, plots=False)
     assert m["tta"] is True
     assert evaluate(binary_run, n_boot=20, progress=False, plots=False)["tta"] is False
+
+
+# -- intervals that stay honest at 0 or n successes (issue 9, bug 7) ------------------------
+def test_wilson_interval_at_all_and_none():
+    lo, hi = wilson_interval(90, 90)
+    assert hi == pytest.approx(1.0, abs=1e-12) and lo < 0.97
+    lo, hi = wilson_interval(0, 90)
+    assert lo == pytest.approx(0.0, abs=1e-12) and hi > 0.03
+    lo, hi = wilson_interval(45, 90)
+    assert lo < 0.5 < hi
+    assert wilson_interval(0, 0) is None
+
+
+def test_perfect_and_hopeless_scores_do_not_claim_certainty():
+    """90 of 90 right: recall 1.000 used to get the bootstrap's [1.000, 1.000]."""
+    y = np.repeat([0, 1], 45)
+    probs = np.c_[1 - (0.05 + 0.9 * y), 0.05 + 0.9 * y]
+    W = stratified_bootstrap_weights(y, 200)
+    for pred, bound in ((y, 1.0), (1 - y, 0.0)):
+        m = with_intervals(point_metrics(y, probs, pred), W, y, probs, pred)
+        for name in ("accuracy", "balanced_accuracy", "precision", "recall", "auc_from_labels"):
+            lo, hi = m[name]["ci95"]
+            assert m[name]["value"] == bound, name
+            assert lo < hi, name  # an interval of positive width...
+            assert (hi if bound else lo) == pytest.approx(bound, abs=1e-12), name  # ...ending at the score
+        assert m["accuracy"]["interval"] == "wilson" and m["balanced_accuracy"]["interval"] == "mover-wilson"
+        assert m["roc_auc"]["interval"] == "bootstrap"
+
+
+def test_mover_interval_of_a_mean_lies_inside_the_mean_of_the_bounds():
+    successes, totals = np.array([40, 9, 30]), np.array([45, 10, 60])
+    lo, hi = mover_interval(successes, totals)
+    bounds = np.array([wilson_interval(s, n) for s, n in zip(successes, totals)])
+    mean = (successes / totals).mean()
+    assert bounds[:, 0].mean() <= lo < mean < hi <= bounds[:, 1].mean()
+
+
+def test_metrics_json_names_interval_methods_and_per_class_intervals(evaluated):
+    assert set(evaluated["intervals"]["methods"]) == {"wilson", "mover-wilson", "bootstrap"}
+    assert evaluated["metrics"]["recall"]["interval"] == "wilson"
+    assert evaluated["metrics"]["f1"]["interval"] == "bootstrap"
+    for entry in evaluated["per_class"].values():
+        for name in ("precision", "recall"):
+            lo, hi = entry[name]["ci95"]
+            assert lo <= entry[name]["value"] <= hi and entry[name]["interval"] == "wilson"
+
+
+def test_ece_with_weights_equals_ece_of_the_repeated_sample():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)
+    p = rng.random(40)
+    probs = np.c_[1 - p, p]
+    counts = rng.integers(0, 3, 40)
+    repeated = np.repeat(np.arange(40), counts)
+    weighted = expected_calibration_error(y, probs, weights=counts[None, :].astype(float))
+    assert weighted[0] == pytest.approx(expected_calibration_error(y[repeated], probs[repeated]))
+
+
+# -- predictions.csv holds no text a spreadsheet could run (issue 9, bug 8) ----------------
+def test_evaluate_predictions_csv_is_numbers_only(binary_run, evaluated):
+    for row in _read_predictions(binary_run):
+        for cell in row.values():
+            float(cell)  # every cell is a number: nothing for a spreadsheet to take as a formula
+
+
+# -- the device (issue 10, item 3) ----------------------------------------------------------
+def test_evaluate_on_a_named_device(binary_run, tmp_path):
+    import torch
+
+    run = _copy_run(binary_run, tmp_path / "run")
+    m = evaluate(run, n_boot=20, progress=False, plots=False, device="cpu")
+    assert m["device"] == "cpu"
+    with pytest.raises(GalaxymorphError, match="unknown device"):
+        evaluate(run, n_boot=20, progress=False, plots=False, device="abacus")
+    if not torch.cuda.is_available():
+        with pytest.raises(GalaxymorphError, match="cuda"):
+            evaluate(run, n_boot=20, progress=False, plots=False, device="cuda")
+
+
+def test_run_device_defaults_to_the_runs_device_else_auto(binary_run, tmp_path):
+    import torch
+
+    from galaxymorph.config import Config
+    from galaxymorph.runs import run_device
+
+    run = _copy_run(binary_run, tmp_path / "run")
+    Config.resolve(run / "config.toml").replace(device="cpu").save(run / "config.toml")
+    assert run_device(run) == torch.device("cpu")
+    assert run_device(run, "cpu") == torch.device("cpu")
+    Config.resolve(run / "config.toml").replace(device="cuda").save(run / "config.toml")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"  # a GPU-trained run still scores here
+    assert run_device(run).type == expected
+
+
+def test_report_needs_no_data_file(binary_run, evaluated, tmp_path, monkeypatch):
+    """The report is built from the run folder alone: evaluate wrote the example grid into it."""
+    import h5py
+
+    from galaxymorph.report import EXAMPLES_PNG, build_html
+
+    assert (binary_run / EXAMPLES_PNG).is_file()
+    run = shutil.copytree(binary_run, tmp_path / "run")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the report opened an HDF5 file")
+
+    monkeypatch.setattr(h5py, "File", no_data)
+    page = build_html(run)
+    assert 'alt="example images per class"' in page and "Wilson" in page
+
+
+# -- one scored split ------------------------------------------------------------------------
+def test_open_held_out_checks_once_for_every_caller(binary_run, tmp_path):
+    from galaxymorph.runs import open_held_out
+
+    split = open_held_out(binary_run, "test", class_ids=[2, 5])
+    manifest = read_json(binary_run / "manifest.json")
+    assert split.indices.tolist() == manifest["splits"]["test"]
+    assert set(split.labels.tolist()) == {0, 1} and split.class_names == ["Round Smooth", "Barred Spiral"]
+    assert split.images([0]).shape == (1, 256, 256, 3)
+    with pytest.raises(GalaxymorphError, match="training split"):
+        open_held_out(binary_run, "train")
+    with pytest.raises(GalaxymorphError, match="differ from the manifest"):
+        open_held_out(binary_run, "test", class_ids=[2, 7])

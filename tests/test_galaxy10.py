@@ -128,3 +128,12 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_label_positions_one_lookup_for_every_stage():
+    from galaxymorph.data.galaxy10 import label_positions
+
+    assert label_positions(np.array([5, 2, 5, 7]), [2, 5, 7]).tolist() == [1, 0, 1, 2]
+    assert label_positions(np.array([], dtype=np.uint8), [2, 5]).tolist() == []
+    with pytest.raises(DataError, match=r"\[3\]"):
+        label_positions(np.array([2, 3]), [2, 5])

@@ -7,7 +7,7 @@ import pytest
 
 from galaxymorph.config import Config
 from galaxymorph.data.synthetic import synthesize
-from galaxymorph.evaluate import evaluate
+from galaxymorph.evaluation import evaluate
 from galaxymorph.models import load_model
 from galaxymorph.training import train
 

@@ -107,7 +107,7 @@ def test_ctrl_c_during_training_then_run_resume(finished_run, tmp_path, monkeypa
 
 
 def test_ctrl_c_during_evaluation_then_run_resume(finished_run, tmp_path, monkeypatch):
-    evaluate_module = importlib.import_module("galaxymorph.evaluate")
+    evaluate_module = importlib.import_module("galaxymorph.evaluation")
 
     data, _ = finished_run
     _interrupt_once(monkeypatch, evaluate_module, "evaluate")

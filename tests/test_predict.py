@@ -13,7 +13,7 @@ from galaxymorph.cli import main
 from galaxymorph.data.galaxy10 import open_galaxy10
 from galaxymorph.errors import GalaxymorphError
 from galaxymorph.models import load_model
-from galaxymorph.predict import predict
+from galaxymorph.prediction import predict
 from helpers_runs import make_images, make_run, write_data
 
 
@@ -156,7 +156,7 @@ def test_an_out_folder_is_refused_before_any_work(run, tmp_path, monkeypatch):
 def test_folders_are_walked_like_data_import_does(tmp_path):
     from PIL import Image
 
-    from galaxymorph.predict import collect_inputs
+    from galaxymorph.prediction import collect_inputs
 
     for rel in ("b.png", "a/c.png", ".ipynb_checkpoints/b-checkpoint.png", ".hidden.png", "notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -164,3 +164,32 @@ def test_folders_are_walked_like_data_import_does(tmp_path):
             (tmp_path / rel).write_text("x")
     files, h5 = collect_inputs([tmp_path])
     assert [p.relative_to(tmp_path).as_posix() for p in files] == ["a/c.png", "b.png"] and h5 == []
+
+
+def test_text_cells_are_safe_from_spreadsheet_formulas(run, images, tmp_path, monkeypatch):
+    """A file named like a formula is written as text (leading '), numbers stay numbers."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("=HYPERLINK(1).png", "+1.png", "-2.png", "@x.png", "plain.png"):
+        Image.fromarray(images[0]).save(tmp_path / name)
+    out = tmp_path / "pred.csv"
+    predict(run, ["=HYPERLINK(1).png", "+1.png", "-2.png", "@x.png", "plain.png"], out, progress=False)
+    rows = _rows(out)
+    assert [r["file"] for r in rows] == ["'=HYPERLINK(1).png", "'+1.png", "'-2.png", "'@x.png", "plain.png"]
+    for r in rows:
+        assert float(r["prob_2"]) + float(r["prob_5"]) == pytest.approx(1, abs=1e-5)
+
+
+def test_spreadsheet_safe():
+    from galaxymorph.fileio import spreadsheet_safe
+
+    assert spreadsheet_safe("=1+1") == "'=1+1" and spreadsheet_safe("@SUM(A1)") == "'@SUM(A1)"
+    assert spreadsheet_safe("\t=x") == "'\t=x" and spreadsheet_safe("Round Smooth") == "Round Smooth"
+
+
+def test_predict_on_a_named_device(run, tmp_path):
+    data = write_data(tmp_path / "new.h5", n_per_class=2, seed=5)
+    out = tmp_path / "pred.csv"
+    predict(run, [data], out, device="cpu", progress=False)
+    assert len(_rows(out)) == 4
+    with pytest.raises(GalaxymorphError, match="unknown device"):
+        predict(run, [data], tmp_path / "other.csv", device="abacus", progress=False)

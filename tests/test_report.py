@@ -65,6 +65,7 @@ def run_folder(tiny_h5, tmp_path) -> Path:
     (run / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
                                      "1,0.69,0.5,0.6,0.7,0.001,3\n2,0.5,0.8,0.45,0.85,0.001,3\n")
     _png(run / "curves.png")
+    _png(run / "data_examples.png")  # evaluate writes it: the report reads no data file
     for name in ("confusion", "roc", "pr", "reliability", "probabilities"):
         _png(run / "eval" / f"{name}.png")
     (run / "eval" / "metrics.json").write_text(json.dumps({
@@ -91,7 +92,7 @@ def test_report_is_self_contained(run_folder):
     assert not re.search(r'(href|src)="(https?:)?//', page)  # nothing fetched from a network
     for text in ("Round Smooth vs Barred Spiral", "0.875", "[0.600, 1.000]", "FAIL", "net.features.12"):
         assert text in page
-    assert (run_folder / "data_examples.png").is_file()
+    assert 'alt="example images per class"' in page
 
 
 def test_missing_stages_say_which_command_fills_them_in(run_folder):
@@ -99,6 +100,13 @@ def test_missing_stages_say_which_command_fills_them_in(run_folder):
     shutil.rmtree(run_folder / "explain")
     page = build_html(run_folder)
     assert f"galaxymorph evaluate {run_folder}" in page and f"galaxymorph explain {run_folder}" in page
+
+
+def test_report_without_example_grid_says_evaluate_makes_it(run_folder):
+    (run_folder / "data_examples.png").unlink()
+    page = build_html(run_folder)
+    assert "grid of example images not produced yet" in page.lower() and "example images per class" not in page
+    assert not (run_folder / "data_examples.png").exists()  # the report made nothing from the data
 
 
 def test_not_a_run_folder(tmp_path):

@@ -37,6 +37,12 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, **kwargs)
 
 
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device`` for the commands that run a trained model (evaluate, explain, predict)."""
+    parser.add_argument("--device", help="where the model runs: cpu, cuda, cuda:N or auto (default: the run's "
+                        "device when this machine has it, else auto)")
+
+
 def _config_from_args(args: argparse.Namespace) -> Config:
     names = {f.name for f in dataclasses.fields(Config)}
     return Config.resolve(args.config, {k: v for k, v in vars(args).items() if k in names})
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("--split", default="test", choices=["val", "test"], help="which split to score")
     q.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help=HELP["tta"])
+    _add_device_option(q)
     q.set_defaults(handler=cmd_evaluate)
 
     q = sub.add_parser("explain", help="GradCAM and other heatmaps, galleries and faithfulness checks")
@@ -138,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", default="test", choices=["val", "test"], help="which split to explain")
     q.add_argument("--n", type=int, default=16, help="images per gallery")
     q.add_argument("--method", default="gradcam", help="gradcam, gradcam++ or integrated-gradients")
+    _add_device_option(q)
     q.set_defaults(handler=cmd_explain)
 
     q = sub.add_parser("predict", help="classify new images (JPG/PNG, folders, FITS, Galaxy10 HDF5)")
@@ -145,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("inputs", nargs="+", help="image files, folders, FITS cutouts or an HDF5 file")
     q.add_argument("--out", required=True, metavar="CSV", help="CSV file to write")
     q.add_argument("--tta", action=argparse.BooleanOptionalAction, default=False, help=HELP["tta"])
-    q.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    q.add_argument("--batch-size", type=int, help="images per forward pass (default: 64 on the CPU, 512 on a GPU)")
+    _add_device_option(q)
     q.set_defaults(handler=cmd_predict)
 
     q = sub.add_parser("report", help="write RUN_DIR/report.html, one self-contained page")
@@ -221,23 +230,24 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, format_metrics
+    from .evaluation import evaluate, format_metrics
 
-    metrics = evaluate(args.run_dir, split=args.split, tta=args.tta)
+    metrics = evaluate(args.run_dir, split=args.split, tta=args.tta, device=args.device)
     print(format_metrics(metrics))
 
 
 def cmd_explain(args) -> None:
     from .explain.run import explain_run
 
-    summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method)
+    summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method, device=args.device)
     print(summary["text"] if isinstance(summary, dict) and "text" in summary else summary)
 
 
 def cmd_predict(args) -> None:
-    from .predict import predict
+    from .prediction import predict
 
-    print(predict(args.run_dir, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size))
+    print(predict(args.run_dir, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size,
+                  device=args.device))
 
 
 def cmd_report(args) -> None:
@@ -256,7 +266,7 @@ def cmd_run(args) -> None:
         run_dir = run(_resume_changes(args), resume=args.resume)
     else:
         run_dir = run(_config_from_args(args), out=args.out, overwrite=args.overwrite)
-    from .evaluate import format_metrics
+    from .evaluation import format_metrics
 
     print(format_metrics(json.loads((Path(run_dir) / "eval" / "metrics.json").read_text(encoding="utf-8"))))
     print(f"report: {Path(run_dir) / 'report.html'}")

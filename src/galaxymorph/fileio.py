@@ -127,3 +127,18 @@ def _sha256_bytes(path: str | os.PathLike, chunk_size: int) -> str:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A CSV text cell that a spreadsheet shows as text instead of running it as a formula.
+
+    A cell starting with ``= + - @`` (or a tab or carriage return) is prefixed with ``'``, as
+    OWASP advises against CSV injection: a file named ``=HYPERLINK(...).png`` would otherwise
+    become a live formula in Excel or LibreOffice. Only text cells (file names, class names)
+    go through this; numbers are written as they are.
+    """
+    text = str(text)
+    return "'" + text if text.startswith(SPREADSHEET_TRIGGERS) else text

@@ -28,7 +28,7 @@ def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None
     stage whose output is missing or older than the training. With ``resume``, ``config`` is
     None, a mapping of changed settings, or a Config (see :func:`runs.resume_config`).
     """
-    from .evaluate import evaluate
+    from .evaluation import evaluate
     from .explain.run import explain_run
     from .report import write_report
     from .training import train

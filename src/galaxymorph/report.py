@@ -2,7 +2,8 @@
 
 The page embeds every picture (base64 PNG) and its own CSS, so it opens from disk with no
 server and no internet, and can be mailed or archived as one file. It is built only from the
-files in the run folder; a stage that has not run yet shows the command that would fill it in.
+files in the run folder (it opens no data file and loads no model, so it needs no ``--device``);
+a stage that has not run yet shows the command that would fill it in.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
 from .fileio import write_text
 
-EXAMPLES_PNG = "data_examples.png"
+EXAMPLES_PNG = "data_examples.png"  # training images per class, written by evaluate
 
 
 # -- reading the run folder ---------------------------------------------------------------
@@ -108,29 +107,6 @@ def _scalar_metrics(block: dict) -> list[tuple[str, dict]]:
 
 
 # -- sections -------------------------------------------------------------------------------
-def _examples_png(run_dir: Path, run: dict, manifest: dict, per_class: int = 6) -> Path | None:
-    """A grid of training images per class (made once, kept in the run folder)."""
-    out = run_dir / EXAMPLES_PNG
-    if out.is_file():
-        return out
-    data_path = Path(run.get("data", ""))
-    if not data_path.is_file():
-        return None
-    from .data.galaxy10 import open_galaxy10
-    from .plotting import image_grid
-
-    rng = np.random.default_rng(0)
-    rows, labels = [], []
-    with open_galaxy10(data_path) as data:
-        train = np.asarray(manifest["splits"]["train"])
-        for c in manifest["classes"]:
-            members = train[data.labels[train] == c]
-            pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
-            rows.append(list(data.images(pick)))
-            labels.append(f"{c} {CLASS_NAMES[c]}")
-    return image_grid(rows, labels, out, title="Training examples per class")
-
-
 def _section_data(run_dir: Path, run: dict, manifest: dict | None) -> str:
     if manifest is None:
         return _missing("The split manifest", f"galaxymorph train --out {run_dir}")
@@ -149,12 +125,11 @@ def _section_data(run_dir: Path, run: dict, manifest: dict | None) -> str:
         f"exact duplicates across splits: {len(dups)}.</p>",
         _table(header, rows),
     ]
-    try:
-        png = _examples_png(run_dir, run, manifest)
-    except GalaxymorphError:
-        png = None
-    if png is not None:
-        parts.append(_img(png, "example images per class", "Random training images of each class."))
+    examples = run_dir / EXAMPLES_PNG  # written by 'evaluate': the report reads no data file
+    if examples.is_file():
+        parts.append(_img(examples, "example images per class", "Random training images of each class."))
+    else:
+        parts.append(_missing("The grid of example images", f"galaxymorph evaluate {run_dir}"))
     return "".join(parts)
 
 
@@ -176,13 +151,22 @@ def _section_training(run_dir: Path, run: dict) -> str:
     return text + _img(run_dir / "curves.png", "training curves", "Loss and accuracy per epoch, train vs validation.")
 
 
+def _interval_sentence(metrics: dict) -> str:
+    """What the brackets are: the interval methods metrics.json names (older files: bootstrap)."""
+    if "intervals" not in metrics:
+        return "Brackets give 95% bootstrap intervals."
+    return ("Brackets give 95% intervals: Wilson score intervals for proportions (accuracy, precision, "
+            "recall), MOVER intervals from the per-class Wilson intervals for balanced accuracy, and a "
+            "class-stratified percentile bootstrap for the other metrics.")
+
+
 def _section_metrics(run_dir: Path, metrics: dict | None) -> str:
     if metrics is None:
         return _missing("Test metrics", f"galaxymorph evaluate {run_dir}")
     parts = [f"<p>Split <b>{_esc(metrics.get('split', 'test'))}</b>: {_esc(metrics.get('n', '?'))} images never "
              "seen in training or model selection"
              + (", with test-time averaging over the 8 rotations and flips" if metrics.get("tta") else "")
-             + ". Brackets give 95% bootstrap intervals.</p>"]
+             + ". " + _interval_sentence(metrics) + "</p>"]
     headline = metrics.get("metrics", {})
     tuned = metrics.get("metrics_at_tuned_threshold") or {}
     thr = metrics.get("threshold") or {}

@@ -360,3 +360,93 @@ def cpu_name() -> str:
 def data_sha256(manifest: dict, data_path: Path) -> str:
     """The data file's SHA-256: the manifest's (already checked against the file) or computed."""
     return manifest.get("source", {}).get("sha256") or sha256_file(data_path)
+
+
+# -- the scored split: the one way evaluate and explain open a run's held-out images -----------
+@dataclass(frozen=True)
+class HeldOutSplit:
+    """A run's held-out split, checked once: which images, their labels, the run's classes.
+
+    ``indices`` point into the run's data file; ``labels`` are positions 0..k-1 in
+    ``class_ids`` (the model's label encoding), and every class has at least one image.
+    """
+
+    folder: RunFolder
+    name: str
+    indices: "np.ndarray"
+    labels: "np.ndarray"
+    class_ids: list[int]
+
+    @property
+    def class_names(self) -> list[str]:
+        from .data.galaxy10 import CLASS_NAMES
+
+        return [CLASS_NAMES[c] for c in self.class_ids]
+
+    def open_data(self):
+        """The run's data file, open (use as a context manager); pixels are read on demand."""
+        from .data.galaxy10 import open_galaxy10
+
+        return open_galaxy10(self.folder.data_path)
+
+    def images(self, positions=None) -> "np.ndarray":
+        """uint8 pixels of the split's images (or of ``positions`` into the split), in order."""
+        import numpy as np
+
+        chosen = self.indices if positions is None else self.indices[np.asarray(positions, dtype=np.int64)]
+        with self.open_data() as data:
+            return data.images(chosen)
+
+
+def open_held_out(run: str | os.PathLike | RunFolder, split: str = "test",
+                  class_ids: list[int] | None = None) -> HeldOutSplit:
+    """Open a held-out split of a trained run: refuse the training split, a split that shares
+    images with it or is empty, a model whose classes (``class_ids``, e.g. the checkpoint's)
+    differ from the manifest's, and a split that misses a class (ROC AUC and the per-class
+    figures need every class)."""
+    import numpy as np
+
+    from .data.galaxy10 import CLASS_NAMES, label_positions, open_galaxy10
+    from .data.splits import split_indices
+
+    folder = run if isinstance(run, RunFolder) else open_run(run)
+    manifest = folder.manifest
+    if split == "train":
+        raise GalaxymorphError("refusing to score the training split: results on it say nothing about new "
+                               "images (use --split test or val)")
+    indices = split_indices(manifest, split)
+    shared = np.intersect1d(indices, split_indices(manifest, "train"))
+    if shared.size:
+        raise GalaxymorphError(f"refusing to score: {shared.size} image(s) of the {split} split are also "
+                               f"in the training split (e.g. index {int(shared[0])}); make a new split")
+    if indices.size == 0:
+        raise DataError(f"the {split} split of the manifest is empty")
+    classes = [int(c) for c in manifest["classes"]]
+    if class_ids is not None and [int(c) for c in class_ids] != classes:
+        raise GalaxymorphError(f"the checkpoint's classes {list(class_ids)} differ from the manifest's {classes}")
+    with open_galaxy10(folder.data_path) as data:
+        try:
+            labels = label_positions(data.labels[indices], classes)
+        except DataError as exc:
+            raise DataError(f"the {split} split holds images the model was not trained on: {exc}") from None
+    missing = [c for i, c in enumerate(classes) if not np.any(labels == i)]
+    if missing:
+        raise DataError(f"the {split} split has no images of class {missing} "
+                        f"({', '.join(CLASS_NAMES[c] for c in missing)}): ROC AUC and per-class figures "
+                        "need every class; make a split with more images")
+    return HeldOutSplit(folder, split, indices, labels, classes)
+
+
+def run_device(run_dir: str | os.PathLike, device: str | None = None):
+    """The torch device for scoring a run: ``device`` if given (a missing GPU is an error),
+    else the device the run's config asked for when this machine has it, else ``auto``."""
+    from .training.device import select_device
+
+    if device is not None:
+        return select_device(str(device))
+    cfg_path = Path(run_dir) / "config.toml"
+    wanted = Config.resolve(cfg_path).device if cfg_path.is_file() else "auto"
+    try:
+        return select_device(wanted)
+    except GalaxymorphError:  # trained on a GPU this machine lacks: score where we are
+        return select_device("auto")

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 
 from ..config import AUGMENTATIONS
 from ..errors import DataError
+from ..inference import d4_transform, to_float_nchw
 from ..progress import progress_bar
-from .galaxy10 import IMAGE_SHAPE, open_galaxy10
+from .galaxy10 import IMAGE_SHAPE, label_positions, open_galaxy10
 from .splits import split_indices
 
 
@@ -45,12 +46,10 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
     classes = [int(c) for c in manifest["classes"]]
     indices = split_indices(manifest, split)
     with open_galaxy10(data_path) as data:
-        lookup = {c: i for i, c in enumerate(classes)}
         try:
-            labels = np.array([lookup[int(c)] for c in data.labels[indices]], dtype=np.int64)
-        except KeyError as exc:
-            raise DataError(f"split {split!r} of the manifest points at an image of class {exc.args[0]}, "
-                            f"which is not one of the manifest's classes {classes}") from None
+            labels = label_positions(data.labels[indices], classes)
+        except DataError as exc:
+            raise DataError(f"split {split!r} of the manifest points at images outside its classes: {exc}") from None
         images = np.empty((len(indices), *IMAGE_SHAPE), dtype=np.uint8)
         bar = progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress)
         pos = 0
@@ -145,21 +144,6 @@ class Augmenter:
         return affine(x, angle, scale, shift)
 
 
-def d4_transform(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Per image: flip left-right where ``flip``, then rotate by ``k`` quarter turns.
-
-    Done as at most five batched operations on masked groups, so the result is an exact
-    permutation of pixels (no interpolation).
-    """
-    k, flip = k.to(x.device), flip.to(x.device)
-    out = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    for quarter in (1, 2, 3):
-        mask = k == quarter
-        if mask.any():
-            out[mask] = torch.rot90(out[mask], quarter, dims=(-2, -1))
-    return out
-
-
 def affine(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Rotate by ``angle`` (radians), zoom by ``scale`` (>1 enlarges) and shift, per image.
 
@@ -182,8 +166,7 @@ def make_batch(images: np.ndarray, labels: np.ndarray, positions: np.ndarray, de
     uint8 pixels travel to the device (a quarter of the bytes of floats), then: float, resize to
     the model's input size, augment (if given), channels-last memory layout (if asked).
     """
-    block = torch.from_numpy(images[positions])
-    x = block.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    x = to_float_nchw(images[positions], device)
     x = resize(x)
     if augment is not None:
         x = augment(x, generator)

@@ -203,9 +203,7 @@ class Galaxy10File:
             )
         mask = np.isin(self.labels, classes)
         indices = np.flatnonzero(mask)
-        lookup = {c: i for i, c in enumerate(classes)}
-        labels = np.array([lookup[int(c)] for c in self.labels[indices]], dtype=np.int64)
-        return Selection(tuple(classes), indices, labels)
+        return Selection(tuple(classes), indices, label_positions(self.labels[indices], classes))
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
@@ -292,3 +290,19 @@ def write_galaxy10(path: str | os.PathLike, images: np.ndarray, ans: Sequence[in
     with Galaxy10Writer(path, attrs=attrs) as w:
         w.append(images, ans, **columns)
     return Path(path)
+
+
+def label_positions(class_ids: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """Positions 0..k-1 in ``classes`` of each Galaxy10 class id: the model's label encoding.
+
+    One vectorised lookup for every stage (selection, training batches, scored splits); an id
+    outside ``classes`` is a :class:`DataError` naming it.
+    """
+    ids = np.asarray(class_ids, dtype=np.int64)
+    table = np.full(max(len(CLASS_NAMES), int(ids.max(initial=0)) + 1), -1, dtype=np.int64)
+    table[np.asarray(classes, dtype=np.int64)] = np.arange(len(classes))
+    positions = table[ids]
+    if (positions < 0).any():
+        unknown = sorted(set(ids[positions < 0].tolist()))
+        raise DataError(f"class id(s) {unknown} are not among the classes {list(classes)}")
+    return positions

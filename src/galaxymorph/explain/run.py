@@ -24,14 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.galaxy10 import open_galaxy10
-from ..data.splits import split_indices
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
-from ..evaluate import true_positions
 from ..models import load_model
-from ..predict import predict_indices
-from ..runs import open_run
+from ..inference import predict_selection
+from ..runs import open_held_out, run_device
 from . import METHODS, make_explainer
 from .faithfulness import deletion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_pair
@@ -63,7 +60,7 @@ def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0)
 
 
 def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, method: str = "gradcam",
-                progress: bool = True, batch_size: int = 32, seed: int = 0) -> dict:
+                progress: bool = True, batch_size: int = 32, seed: int = 0, device: str | None = None) -> dict:
     """Explain a run folder's ``split`` with ``method``; write RUN_DIR/explain/; return a summary dict."""
     run_dir = Path(run_dir)
     if split == "train":
@@ -73,23 +70,17 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         raise GalaxymorphError(f"unknown explanation method {method!r}; known methods: {', '.join(METHODS)}")
     if not isinstance(n, int) or n < 1:
         raise GalaxymorphError(f"n (images per gallery) must be a positive integer, got {n!r}")
-    folder = open_run(run_dir)
-    data_path, manifest = folder.data_path, folder.manifest
-    indices = split_indices(manifest, split)
-    if len(indices) == 0:
-        raise GalaxymorphError(f"the {split} split of this run is empty")
-    model = load_model(run_dir)
-    if list(manifest["classes"]) != model.class_ids:
-        raise GalaxymorphError(f"the model's classes {model.class_ids} differ from the manifest's {manifest['classes']}")
+    model = load_model(run_dir, device=run_device(run_dir, device))
+    held_out = open_held_out(run_dir, split, class_ids=model.class_ids)
+    indices, labels = held_out.indices, held_out.labels
     names = model.class_names
     timings: dict[str, float] = {}
     out = run_dir / "explain"
 
     # 1. predict the split (streamed: the real test split is hundreds of MB of pixels)
     t0 = time.perf_counter()
-    with open_galaxy10(data_path) as data:
-        labels = true_positions(data, indices, model.class_ids)
-        probs = predict_indices(model, data, indices, batch_size, progress=progress, desc=f"predict {split}")
+    with held_out.open_data() as data:
+        probs = predict_selection(model, data, indices, batch_size, progress=progress, desc=f"predict {split}")
         timings["predict_s"] = time.perf_counter() - t0
 
         # 2. galleries; explain each chosen image once, for its predicted class

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..data.galaxy10 import CLASS_NAMES
 from ..errors import GalaxymorphError
+from ..inference import predict_proba, to_float_nchw
 from .galaxy import DEFAULT_VARIANT, VARIANTS, GalaxyResNet, variant
 from .seed import SeedCNN
 
@@ -92,27 +93,11 @@ class Classifier(nn.Module):
             return torch.stack([1 - p, p], dim=1)
         return torch.softmax(logits.float(), dim=1)
 
-    @torch.no_grad()
-    def predict_proba(self, images, batch_size: int = 64, tta: bool = False, progress: bool = False,
+    def predict_proba(self, images, batch_size: int | None = None, tta: bool = False, progress: bool = False,
                       amp: bool = False) -> np.ndarray:
-        """Probabilities (N, k) for uint8 images; ``tta`` averages over the 8 D4 symmetries;
-        ``amp`` runs the network under bf16 autocast (probabilities still float32)."""
-        from ..progress import progress_bar
-
-        was_training = self.training
-        self.eval()
-        out = []
-        starts = range(0, len(images), batch_size)
-        for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress):
-            x = self.preprocess(images[start : start + batch_size])
-            # channels-last, contiguous views: rotated views are strided, and convolutions on
-            # strided input take slow paths (2.6x slower for the seed CNN's D4 averaging)
-            views = [v.contiguous(memory_format=torch.channels_last) for v in (d4_views(x) if tta else [x])]
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                out.append(torch.stack([self.probabilities(self(v)) for v in views]).mean(0).cpu())
-        self.train(was_training)
-        k = len(self.class_ids)
-        return torch.cat(out).numpy() if out else np.empty((0, k), dtype=np.float32)
+        """Probabilities (N, k) for uint8 images on the model's device; ``tta`` averages over the 8
+        D4 symmetries; ``amp`` runs the network under bf16 autocast (see :func:`inference.predict_proba`)."""
+        return predict_proba(self, images, batch_size=batch_size, tta=tta, progress=progress, amp=amp)
 
     def gradcam_layer(self) -> nn.Module:
         """The default layer for GradCAM: the one the network names, else its last convolution.
@@ -124,25 +109,6 @@ class Classifier(nn.Module):
             return self.net.gradcam_layer()
         convs = [m for m in self.net.modules() if isinstance(m, nn.Conv2d)]
         return convs[-1]
-
-
-def to_float_nchw(images, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 NHWC images (numpy or torch) -> float32 NCHW in [0, 1] on ``device``."""
-    if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8:
-            raise GalaxymorphError(f"images must be uint8 as stored, got {images.dtype}")
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise GalaxymorphError(f"images must have shape (N, H, W, 3), got {tuple(images.shape)}")
-    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def d4_views(x: torch.Tensor) -> list[torch.Tensor]:
-    """The 8 symmetries of the square (4 rotations, each with and without a flip)."""
-    views = []
-    for flipped in (x, x.flip(-1)):
-        views.extend(torch.rot90(flipped, k, dims=(-2, -1)) for k in range(4))
-    return views
 
 
 def build_model(name: str, class_ids: Sequence[int], **net_kwargs) -> Classifier:

@@ -5,9 +5,6 @@ training data was stored (uint8, 256x256x3; the model's own ``preprocess`` scale
 input size), classifies it in batches (optionally averaged over the 8 D4 symmetries) and writes
 one CSV row per image. Inputs that cannot be read are reported and skipped, never fatal --
 unless nothing at all could be read.
-
-:func:`predict_indices` (probabilities for some images of a Galaxy10-layout file, streamed in
-chunks) is shared with :mod:`galaxymorph.evaluate`.
 """
 
 from __future__ import annotations
@@ -23,24 +20,11 @@ import numpy as np
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, list_files, read_image_file
 from .errors import GalaxymorphError
-from .fileio import atomic_path, check_output_file
+from .fileio import atomic_path, check_output_file, spreadsheet_safe
+from .inference import default_batch_size, predicted_positions
 from .progress import progress_bar
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
-CHUNK = 256  # images read from an HDF5 file at a time (bounded memory for the 17k-image file)
-
-
-def predict_indices(model, data, indices: np.ndarray, batch_size: int = 64, tta: bool = False,
-                    progress: bool = True, desc: str = "predict") -> np.ndarray:
-    """Probabilities (n, k) for ``indices`` of an open Galaxy10 file, read in bounded chunks."""
-    indices = np.asarray(indices, dtype=np.int64)
-    out = [np.empty((0, len(model.class_ids)), dtype=np.float32)]
-    chunk = max(CHUNK, batch_size)
-    with progress_bar(total=len(indices), desc=desc, unit="img", disable=not progress) as bar:
-        for idx, images in data.iter_images(indices, chunk):
-            out.append(model.predict_proba(images, batch_size=batch_size, tta=tta))
-            bar.update(len(idx))
-    return np.concatenate(out)
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -139,22 +123,29 @@ def _count_images(files: list[Path], h5_files: list[Path]) -> int:
 
 # -- the command ---------------------------------------------------------------------------
 def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | str | os.PathLike,
-            out: str | os.PathLike, tta: bool = False, batch_size: int = 64,
-            progress: bool = True) -> PredictReport:
+            out: str | os.PathLike, tta: bool = False, batch_size: int | None = None,
+            progress: bool = True, device: str | None = None) -> PredictReport:
     """Classify new images with a run's best model; write a CSV; return a summary.
 
     ``inputs``: JPG/PNG files, folders of them (searched recursively, in sorted order), FITS
     cutouts, or Galaxy10-layout HDF5 files (every image, identified by its ``index``).
     The CSV (written atomically) has ``file``, ``index`` (blank except for HDF5 rows),
-    ``predicted`` (Galaxy10 class id), ``predicted_name`` and ``prob_<class id>`` columns.
+    ``predicted`` (Galaxy10 class id), ``predicted_name`` and ``prob_<class id>`` columns. Text
+    cells that a spreadsheet would run as a formula (starting with = + - @) get a leading ``'``.
     For two classes the predicted class is the positive one when its probability is >= 0.5.
+    ``device``: where the model runs (default: the run's configured device when this machine
+    has it, else ``auto``); ``batch_size``: images per forward pass (default 64 on the CPU,
+    512 on a GPU).
     """
     from .models import load_model
+    from .runs import run_device
 
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise GalaxymorphError(f"--batch-size must be at least 1, got {batch_size}")
     check_output_file(out)  # before any work, not after it
-    model = load_model(run_dir)
+    target = run_device(run_dir, device)
+    batch_size = batch_size or default_batch_size(target)
+    model = load_model(run_dir, device=target)
     files, h5_files = collect_inputs(inputs)
     class_ids = list(model.class_ids)
     report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids})
@@ -176,7 +167,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
                 for name, index, p, row in zip(names, indices, predicted, probs):
                     cid = class_ids[p]
                     report.counts[CLASS_NAMES[cid]] += 1
-                    writer.writerow([name, index, cid, CLASS_NAMES[cid]] + [f"{v:.6f}" for v in row])
+                    writer.writerow([spreadsheet_safe(name), index, cid, spreadsheet_safe(CLASS_NAMES[cid])]
+                                    + [f"{v:.6f}" for v in row])
                 report.n_predicted += len(names)
                 bar.update(len(names))
         if report.n_predicted == 0:
@@ -184,11 +176,3 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
                 if report.skipped else ""
             raise GalaxymorphError(f"no readable image among the inputs{why}")
     return report
-
-
-def predicted_positions(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class positions 0..k-1: positive class iff p >= threshold for two classes, else argmax."""
-    probs = np.asarray(probs)
-    if probs.shape[1] == 2:
-        return (probs[:, 1] >= threshold).astype(np.int64)
-    return probs.argmax(axis=1).astype(np.int64)

@@ -1,0 +1,156 @@
+"""``evaluate(run_dir)``: score a run's best checkpoint on a held-out split.
+
+Writes ``RUN_DIR/eval/``: ``metrics.json``, ``predictions.csv`` and five PNG figures, and gives
+the terminal table (:func:`format_metrics`). The metrics live in :mod:`.metrics`, the figures in
+:mod:`.figures`. For two classes the headline is at the 0.5 threshold; the threshold-dependent
+metrics are also reported at a threshold tuned on the validation split.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GalaxymorphError
+from ..fileio import atomic_path, write_json
+from ..inference import predict_selection, predicted_positions
+from ..report import EXAMPLES_PNG
+from .figures import write_examples, write_plots
+from .metrics import (INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
+                      point_metrics, stratified_bootstrap_weights, with_intervals)
+
+EVAL_FORMAT = "galaxymorph-eval/1"
+
+
+def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None = None, n_boot: int = 1000,
+             progress: bool = True, seed: int = 0, batch_size: int | None = None, plots: bool = True,
+             device: str | None = None) -> dict:
+    """Score a run's best model on a held-out split; write RUN_DIR/eval/; return the metrics dict.
+
+    ``device``: where the model runs (``cpu``, ``cuda``, ``cuda:N``, ``auto``); default: the
+    device the run's config names when this machine has it, else ``auto``. ``batch_size``:
+    images per forward pass (default: 64 on the CPU, 512 on a GPU).
+    """
+    from ..models import load_model
+    from ..runs import open_held_out, open_run, run_device
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    if n_boot < 0:
+        raise GalaxymorphError(f"n_boot must be >= 0, got {n_boot}")
+    folder = open_run(run_dir)
+    tta = folder.config.tta if tta is None else bool(tta)
+    model = load_model(run_dir, device=run_device(run_dir, device))
+    held_out = open_held_out(folder, split, class_ids=model.class_ids)
+    class_ids, names, y = held_out.class_ids, held_out.class_names, held_out.labels
+    binary = len(class_ids) == 2
+
+    with held_out.open_data() as data:
+        probs = predict_selection(model, data, held_out.indices, batch_size, tta, progress, desc=f"evaluate {split}")
+        threshold = None
+        if binary:
+            if split == "val":
+                y_val, p_val = y, probs
+            else:
+                val = open_held_out(folder, "val", class_ids=class_ids)
+                y_val = val.labels
+                p_val = predict_selection(model, data, val.indices, batch_size, tta, progress, desc="evaluate val")
+            threshold = choose_threshold(y_val, p_val[:, 1])
+            if split == "val":
+                threshold["note"] = "chosen and scored on the same split: optimistic"
+        if plots and not (run_dir / EXAMPLES_PNG).is_file():
+            write_examples(run_dir / EXAMPLES_PNG, data, folder.manifest)
+    probs = probs.astype(np.float64)
+    probs /= probs.sum(1, keepdims=True)
+    pred = predicted_positions(probs)
+
+    W = stratified_bootstrap_weights(y, n_boot, seed)
+    point = point_metrics(y, probs, pred)
+    result: dict[str, Any] = {
+        "format": EVAL_FORMAT,
+        "split": split,
+        "n": int(len(y)),
+        "counts": {name: int((y == c).sum()) for c, name in enumerate(names)},
+        "class_ids": class_ids,
+        "class_names": names,
+        "positive_class": class_ids[1] if binary else None,
+        "model": model.name,
+        "checkpoint": "checkpoints/best.pt",
+        "tta": tta,
+        "device": str(model.device),
+        "data": {"path": str(folder.data_path), "sha256": folder.manifest["source"]["sha256"]},
+        "intervals": {"level": 0.95, "methods": INTERVAL_METHODS,
+                      "note": "each metric names its interval; a bootstrap interval cannot reach beyond the "
+                              "sample, so at a perfect score it is [1, 1]"},
+        "bootstrap": {"n_boot": int(n_boot), "seed": int(seed), "level": 0.95,
+                      "method": "percentile, resampling within each true class"},
+        "decision": ("positive class if p >= 0.5" if binary else "argmax of the class probabilities"),
+        "metrics": with_intervals(point, W, y, probs, pred),
+        "notes": {"auc_from_labels": "roc_auc_score on thresholded 0/1 predictions, as the reference notebook "
+                                     "computed 'AUC'; equals balanced accuracy for two classes. Use roc_auc."} if binary else {},
+        "per_class": per_class_metrics(y, probs, pred, names),
+        "confusion_matrix": confusion(y, pred, names),
+    }
+    if binary:
+        tuned = predicted_positions(probs, threshold["tuned"])
+        tuned_point = {k: v for k, v in point_metrics(y, probs, tuned).items() if k in THRESHOLD_METRICS}
+        result["threshold"] = threshold
+        result["metrics_at_tuned_threshold"] = with_intervals(tuned_point, W, y, probs, tuned)
+        result["confusion_matrix_at_tuned_threshold"] = confusion(y, tuned, names)
+
+    out_dir = run_dir / "eval"
+    _write_predictions(out_dir / "predictions.csv", held_out.indices, y, probs, pred, class_ids)
+    if plots:
+        write_plots(out_dir, y, probs, pred, names, threshold["tuned"] if threshold else None)
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def _write_predictions(path: Path, indices, y, probs, pred, class_ids) -> None:
+    """One row per scored image; ``explain`` reuses these probabilities instead of predicting again."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["index", "true", "predicted"] + [f"prob_{c}" for c in class_ids])
+        # numbers only (file index, class ids, full-precision probabilities): no cell a
+        # spreadsheet could take for a formula (text cells go through fileio.spreadsheet_safe)
+        for i, t, p, row in zip(indices, y, pred, probs):
+            writer.writerow([int(i), class_ids[t], class_ids[p]] + [repr(float(v)) for v in row])
+
+
+def format_metrics(metrics: dict) -> str:
+    """A compact terminal table: metric, value, 95% interval (and at the tuned threshold)."""
+    names = ", ".join(f"{n} {metrics['counts'][n]}" for n in metrics["class_names"])
+    lines = [f"{metrics['model']} on {metrics['split']} (n={metrics['n']}: {names})"
+             f"{', D4 TTA' if metrics.get('tta') else ''}"]
+    tuned = metrics.get("metrics_at_tuned_threshold")
+    head = f"  {'metric':<19}{'value':>7}  {'95% CI':<15}"
+    if tuned:
+        thr = metrics["threshold"]["tuned"]
+        head += f"  at val-tuned threshold {thr:.3f}"
+    lines.append(head)
+    for name, m in metrics["metrics"].items():
+        ci = m["ci95"]
+        row = f"  {name:<19}{m['value']:>7.4f}  " + (f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else " " * 15)
+        if tuned and name in tuned:
+            t = tuned[name]
+            row += f"  {t['value']:.4f}" + (f" [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]" if t["ci95"] else "")
+        lines.append(row)
+    # Columns are headed by the Galaxy10 class id, so ten classes still fit a terminal.
+    cm = metrics["confusion_matrix"]
+    ids = metrics.get("class_ids") or list(range(len(cm["labels"])))
+    rows = [f"{c} {name}" for c, name in zip(ids, cm["labels"])]
+    first = max(len(r) for r in rows) + 2
+    cell = max(5, max(len(str(v)) for row in cm["matrix"] for v in row) + 2)
+    lines.append("  confusion (rows true, columns predicted, by class id):")
+    lines.append("  " + " " * first + "".join(f"{c:>{cell}}" for c in ids))
+    for label, row in zip(rows, cm["matrix"]):
+        lines.append(f"  {label:<{first}}" + "".join(f"{v:>{cell}d}" for v in row))
+    return "\n".join(lines)
+
+

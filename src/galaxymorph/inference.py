@@ -1,0 +1,152 @@
+"""Inference, one copy of each rule: image preprocessing, the D4 symmetries, prediction on any device.
+
+- :func:`to_float_nchw`: uint8 images as stored (N, H, W, 3) -> float32 NCHW in [0, 1] on a
+  device. Training batches, ``Classifier.preprocess`` and the explainers all go through it.
+- :func:`d4` / :func:`d4_views` / :func:`d4_transform`: the 8 symmetries of the square (one for a
+  batch, all 8 of a batch for test-time averaging, a different one per image for augmentation).
+- :func:`predict_proba`: class probabilities of uint8 images in batches on the model's device;
+  :func:`predict_selection` does it for images of a Galaxy10-layout file. On a GPU the uint8
+  pixels are moved once (a quarter of the bytes of floats) and every batch is cut there.
+- :func:`predicted_positions`: the decision rule from probabilities to classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import GalaxymorphError
+
+CPU_BATCH = 64     # images per forward pass on the CPU (measured: docs/performance.md)
+GPU_BATCH = 512    # on a GPU larger batches keep the card busy; inference needs no gradients
+READ_CHUNK = 256   # images read from an HDF5 file at a time on the CPU (bounded memory)
+
+
+# -- devices --------------------------------------------------------------------------------
+def default_batch_size(device: str | torch.device) -> int:
+    """Images per forward pass: small on the CPU (cache-friendly), large on a GPU."""
+    return GPU_BATCH if torch.device(device).type == "cuda" else CPU_BATCH
+
+
+# -- preprocessing --------------------------------------------------------------------------
+def to_float_nchw(images, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 NHWC images (numpy or torch, on any device) -> float32 NCHW in [0, 1] on ``device``.
+
+    The uint8 pixels travel to the device first (a quarter of the bytes of floats).
+    """
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8:
+            raise GalaxymorphError(f"images must be uint8 as stored, got {images.dtype}")
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    elif images.dtype != torch.uint8:
+        raise GalaxymorphError(f"images must be uint8 as stored, got {images.dtype}")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise GalaxymorphError(f"images must have shape (N, H, W, 3), got {tuple(images.shape)}")
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+# -- the symmetries of the square -----------------------------------------------------------
+def d4(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """One symmetry for a whole NCHW batch: flip left-right if ``flip``, then ``k`` quarter turns."""
+    if flip:
+        x = x.flip(-1)
+    return torch.rot90(x, k, dims=(-2, -1)) if k % 4 else x
+
+
+def d4_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """All 8 symmetries of a batch: the 4 rotations, then the 4 rotations of the flipped batch."""
+    return [d4(x, k, flip) for flip in (False, True) for k in range(4)]
+
+
+def d4_transform(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Per image: flip left-right where ``flip``, then rotate by ``k`` quarter turns.
+
+    Done as at most five batched operations on masked groups, so the result is an exact
+    permutation of pixels (no interpolation).
+    """
+    k, flip = k.to(x.device), flip.to(x.device)
+    out = torch.where(flip[:, None, None, None], d4(x, 0, True), x)
+    for quarter in (1, 2, 3):
+        mask = k == quarter
+        if mask.any():
+            out[mask] = d4(out[mask], quarter, False)
+    return out
+
+
+# -- prediction -----------------------------------------------------------------------------
+@torch.no_grad()
+def predict_proba(model, images, batch_size: int | None = None, tta: bool = False, progress: bool = False,
+                  amp: bool = False) -> np.ndarray:
+    """Probabilities (N, k) of uint8 images (numpy or torch) with a Classifier, on its device.
+
+    ``tta`` averages over the 8 D4 symmetries; ``amp`` runs the network under bf16 autocast
+    (probabilities stay float32). On a GPU the whole uint8 array is moved there once and the
+    batches (``batch_size``, default :func:`default_batch_size`) are cut on the GPU.
+    """
+    from .progress import progress_bar
+
+    device = model.device
+    batch_size = batch_size or default_batch_size(device)
+    if batch_size < 1:
+        raise GalaxymorphError(f"batch size must be at least 1, got {batch_size}")
+    if device.type == "cuda" and len(images):
+        images = to_device_uint8(images, device)
+    was_training = model.training
+    model.eval()
+    out = []
+    starts = range(0, len(images), batch_size)
+    try:
+        for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress):
+            x = model.preprocess(images[start : start + batch_size])
+            # channels-last, contiguous views: rotated views are strided, and convolutions on
+            # strided input take slow paths (2.6x slower for the seed CNN's D4 averaging)
+            views = [v.contiguous(memory_format=torch.channels_last) for v in (d4_views(x) if tta else [x])]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out.append(torch.stack([model.probabilities(model(v)) for v in views]).mean(0))
+    finally:
+        model.train(was_training)
+    if not out:
+        return np.empty((0, len(model.class_ids)), dtype=np.float32)
+    return torch.cat(out).cpu().numpy()  # one copy back to the host, not one per batch
+
+
+def to_device_uint8(images, device: torch.device) -> torch.Tensor:
+    """uint8 images as one tensor on ``device`` (pinned host memory first, for a fast copy)."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if images.device.type == "cpu" and torch.device(device).type == "cuda":
+        images = images.pin_memory()
+    return images.to(device, non_blocking=True)
+
+
+def predict_selection(model, data, indices: np.ndarray, batch_size: int | None = None, tta: bool = False,
+                      progress: bool = True, desc: str = "predict") -> np.ndarray:
+    """Probabilities (n, k) for ``indices`` of an open Galaxy10 file, on the model's device.
+
+    On the CPU the pixels are read and classified in bounded chunks (the real test split is
+    hundreds of MB); on a GPU the selection is read once, moved to the card as uint8 in one
+    copy, and classified there in large batches.
+    """
+    from .progress import progress_bar
+
+    indices = np.asarray(indices, dtype=np.int64)
+    k = len(model.class_ids)
+    batch_size = batch_size or default_batch_size(model.device)
+    if model.device.type == "cuda":
+        chunk = max(len(indices), 1)
+    else:
+        chunk = max(READ_CHUNK, batch_size)
+    out = [np.empty((0, k), dtype=np.float32)]
+    with progress_bar(total=len(indices), desc=desc, unit="img", disable=not progress) as bar:
+        for idx, images in data.iter_images(indices, chunk):
+            out.append(predict_proba(model, images, batch_size=batch_size, tta=tta))
+            bar.update(len(idx))
+    return np.concatenate(out)
+
+
+def predicted_positions(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Class positions 0..k-1: positive class iff p >= threshold for two classes, else argmax."""
+    probs = np.asarray(probs)
+    if probs.shape[1] == 2:
+        return (probs[:, 1] >= threshold).astype(np.int64)
+    return probs.argmax(axis=1).astype(np.int64)

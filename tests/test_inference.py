@@ -1,0 +1,54 @@
+"""inference.py: one preprocess, one D4, prediction on the model's device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from galaxymorph.errors import GalaxymorphError
+from galaxymorph.inference import (d4, d4_transform, d4_views, default_batch_size, predict_proba,
+                                   predict_selection, to_float_nchw)
+from galaxymorph.models import build_model
+from helpers_runs import SMALL, write_data
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_to_float_nchw_scales_and_checks():
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    x = to_float_nchw(images)
+    assert x.shape == (2, 3, 8, 8) and x.dtype == torch.float32
+    assert torch.allclose(x, torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
+    assert torch.equal(to_float_nchw(torch.from_numpy(images)), x)  # torch input, same result
+    with pytest.raises(GalaxymorphError, match="uint8"):
+        to_float_nchw(images.astype(np.float32))
+    with pytest.raises(GalaxymorphError, match="uint8"):
+        to_float_nchw(torch.zeros(1, 8, 8, 3))
+    with pytest.raises(GalaxymorphError, match="shape"):
+        to_float_nchw(images[0])
+
+
+def test_d4_views_are_the_per_image_transforms():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    views = d4_views(x)
+    assert len(views) == 8 and len({v.numpy().tobytes() for v in views}) == 8
+    for i, (flip, k) in enumerate((f, k) for f in (False, True) for k in range(4)):
+        same = d4_transform(x, torch.full((2,), k), torch.full((2,), flip))
+        assert torch.equal(views[i], same) and torch.equal(views[i], d4(x, k, flip))
+
+
+def test_predict_on_the_models_device_with_default_batches(tmp_path):
+    from galaxymorph.data.galaxy10 import open_galaxy10
+
+    model = build_model("default", [2, 5], **SMALL).to("cpu").eval()
+    assert default_batch_size("cpu") < default_batch_size("cuda")
+    data = write_data(tmp_path / "d.h5", n_per_class=5)
+    with open_galaxy10(data) as f:
+        images = f.images()
+        direct = predict_proba(model, images, batch_size=3)
+        assert direct.shape == (10, 2) and np.allclose(direct.sum(1), 1, atol=1e-6)
+        assert np.allclose(predict_proba(model, images), direct, atol=1e-6)  # default batch size
+        streamed = predict_selection(model, f, np.arange(10)[::-1], batch_size=4, progress=False)
+    assert np.allclose(streamed, direct[::-1], atol=1e-6)
+    assert predict_proba(model, images[:0]).shape == (0, 2)
