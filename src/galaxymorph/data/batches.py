@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import DataError
 from ..progress import progress_bar
-from .galaxy10 import IMAGE_SHAPE, open_galaxy10
+from .galaxy10 import open_galaxy10
 from .splits import split_indices
 
 AUGMENTATIONS = ("d4", "seed", "none")
@@ -39,8 +39,8 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
     """uint8 images (n, 256, 256, 3) and labels 0..k-1 of one split of a manifest.
 
     Labels are positions in ``manifest["classes"]`` (so the positive class of a binary task is
-    the second class id). Read in chunks into one preallocated array: no float copy, no
-    temporary list of chunks.
+    the second class id). Read chunk by chunk straight into one array of the split's size
+    (:meth:`Galaxy10File.images`): no float copy, no temporary list of chunks.
     """
     classes = [int(c) for c in manifest["classes"]]
     indices = split_indices(manifest, split)
@@ -51,14 +51,8 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
         except KeyError as exc:
             raise DataError(f"split {split!r} of the manifest points at an image of class {exc.args[0]}, "
                             f"which is not one of the manifest's classes {classes}") from None
-        images = np.empty((len(indices), *IMAGE_SHAPE), dtype=np.uint8)
-        bar = progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress)
-        pos = 0
-        for _, block in data.iter_images(indices, batch_size=256):
-            images[pos : pos + len(block)] = block
-            pos += len(block)
-            bar.update(len(block))
-        bar.close()
+        with progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress) as bar:
+            images = data.images(indices, progress=bar.update)
     return images, labels
 
 
