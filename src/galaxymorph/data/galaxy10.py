@@ -108,10 +108,15 @@ class Galaxy10File:
             raise DataError(f"{self.path} is not a readable HDF5 file ({exc})") from None
         try:
             self._validate()
+            self.labels: np.ndarray = self._h5["ans"][()].astype(np.int64)
+        except OSError as exc:  # a damaged chunk of 'ans' or a column: "filter returned failure", ...
+            self._h5.close()
+            reason = " ".join(str(exc).split())
+            raise DataError(f"{self.path}: cannot read its class ids, the file is corrupt or truncated "
+                            f"({reason})") from None
         except BaseException:
             self._h5.close()
             raise
-        self.labels: np.ndarray = self._h5["ans"][()].astype(np.int64)
 
     def _validate(self) -> None:
         f, name = self._h5, self.path.name
