@@ -20,7 +20,8 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import atomic_path, sha256_file
+from ..fileio import atomic_path
+from .filehash import file_sha256
 from .rows import chunk_aligned_batches, read_rows
 
 CLASS_NAMES: dict[int, str] = {
@@ -39,11 +40,6 @@ DEFAULT_CLASSES: tuple[int, ...] = (2, 5)
 IMAGE_SHAPE: tuple[int, int, int] = (256, 256, 3)
 OPTIONAL_COLUMNS: tuple[str, ...] = ("ra", "dec", "redshift", "pxscale")
 DECALS_PIXEL_SCALE = 0.262  # arcsec / pixel of the Legacy Surveys cutouts
-
-
-def class_name(class_id: int) -> str:
-    """Galaxy Zoo name of a Galaxy10 class id, with a clear error for an unknown id."""
-    return CLASS_NAMES[validate_classes([class_id])[0]]
 
 
 def check_class_id(class_id) -> int:
@@ -156,8 +152,9 @@ class Galaxy10File:
 
     @cached_property
     def sha256(self) -> str:
-        """SHA-256 of the file's bytes: ties manifests and runs to exactly this data."""
-        return sha256_file(self.path)
+        """SHA-256 of the file's bytes: ties manifests and runs to exactly this data (remembered
+        across runs for a large file while its size and modification time hold)."""
+        return file_sha256(self.path)
 
     def class_counts(self) -> dict[int, int]:
         """Number of images of each class id present in the file."""
