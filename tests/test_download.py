@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -119,13 +121,53 @@ def test_complete_part_file_answered_416(server, tmp_path):
     assert path.read_bytes() == PAYLOAD
 
 
-def test_server_down_names_manual_path(tmp_path):
+def test_refused_connection_fails_at_once_and_names_manual_path(tmp_path, monkeypatch):
+    slept = []
+    monkeypatch.setattr(download.time, "sleep", slept.append)
     url = f"http://127.0.0.1:{_free_port()}/Galaxy10_DECals.h5"
     with pytest.raises(DownloadError) as info:
-        download.fetch(dest=tmp_path, url=url, sha256=PAYLOAD_SHA, **FAST)
+        download.fetch(dest=tmp_path, url=url, sha256=PAYLOAD_SHA, retries=5, backoff=2.0, timeout=5,
+                       progress=False)
     message = str(info.value)
     assert str(tmp_path / "Galaxy10_DECals.h5") in message
-    assert url in message and "3 attempt" in message
+    assert url in message and "refused" in message.lower()
+    assert slept == []  # no retry, no waiting
+
+
+def test_transient_server_error_is_retried(server, tmp_path):
+    def busy_once(handler):
+        if not handler.server.requests:
+            handler.server.requests.append(dict(handler.headers))
+            handler.send_error(503)
+            return
+        original(handler)
+
+    _Handler.do_GET, original = busy_once, _Handler.do_GET
+    try:
+        path = download.fetch(dest=tmp_path, url=server.url, sha256=PAYLOAD_SHA, **FAST)
+    finally:
+        _Handler.do_GET = original
+    assert path.read_bytes() == PAYLOAD and len(server.requests) == 2
+
+
+def test_a_url_without_sha256_is_kept_and_called_unverified(server, tmp_path, capsys):
+    """Not checked against Galaxy10's hash (which it cannot match): kept, and said to be unverified."""
+    assert main(["data", "fetch", "--url", server.url, "--dest", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / "Galaxy10_DECals.h5")
+    assert "unverified" in captured.err
+    assert (tmp_path / "Galaxy10_DECals.h5").read_bytes() == PAYLOAD
+    assert main(["data", "fetch", "--url", server.url, "--dest", str(tmp_path)]) == 0
+    assert "unverified" in capsys.readouterr().err and len(server.requests) == 1
+
+
+def test_galaxy10s_own_url_is_checked_against_its_hash(monkeypatch, tmp_path):
+    checked = []
+    monkeypatch.setattr(download, "_transfer", lambda url, part, **kw: part.write_bytes(b"not galaxy10"))
+    monkeypatch.setattr(download, "sha256_file", lambda path: checked.append(path) or "0" * 64)
+    with pytest.raises(DownloadError, match=download.GALAXY10_SHA256):
+        download.fetch(dest=tmp_path, **FAST)
+    assert checked and list(tmp_path.iterdir()) == []
 
 
 def test_not_found_is_not_retried(server, tmp_path):
@@ -155,8 +197,10 @@ def test_default_data_dir_env_override(monkeypatch, tmp_path, server):
 
     monkeypatch.delenv("GALAXYMORPH_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    if os.name == "posix" and not os.uname().sysname == "Darwin":
+    if sys.platform.startswith("linux"):
         assert download.default_data_dir() == tmp_path / "xdg" / "galaxymorph"
+        monkeypatch.delenv("XDG_CACHE_HOME")
+        assert download.default_data_dir() == Path.home() / ".cache" / "galaxymorph"
 
 
 def test_cli_fetch(server, tmp_path, capsys):

@@ -137,3 +137,57 @@ def test_label_positions_one_lookup_for_every_stage():
     assert label_positions(np.array([], dtype=np.uint8), [2, 5]).tolist() == []
     with pytest.raises(DataError, match=r"\[3\]"):
         label_positions(np.array([2, 3]), [2, 5])
+
+
+def _corrupt_chunk(path, dataset: str, row: int) -> None:
+    """Overwrite the start of the compressed chunk holding ``row`` of ``dataset`` with junk."""
+    with h5py.File(path, "r") as f:
+        info = f[dataset].id.get_chunk_info_by_coord((row,) + (0,) * (f[dataset].ndim - 1))
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset)
+        fh.write(b"\xff" * (info.size // 2))
+
+
+def test_a_corrupt_image_chunk_is_a_one_line_error_in_prepare_and_train(tiny_h5, tmp_path, capsys):
+    from galaxymorph.cli import main
+    from galaxymorph.data.batches import load_split
+    from galaxymorph.data.splits import prepare
+
+    _corrupt_chunk(tiny_h5, "images", 7)
+    with open_galaxy10(tiny_h5) as data:
+        assert data.images([1, 6]).shape == (2, 256, 256, 3)  # the other chunks still read
+        with pytest.raises(DataError, match=r"tiny\.h5 \('images'\): cannot read rows 7\.\.7, the file is corrupt"):
+            data.images([1, 7])
+    assert main(["data", "prepare", str(tiny_h5), "--out", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "tiny.h5" in err and "corrupt" in err and "filter returned failure" in err
+    manifest = prepare(tiny_h5, check_duplicates=False)  # no pixels read: the split itself works
+    with pytest.raises(DataError, match="corrupt"):
+        for split in ("train", "val", "test"):
+            load_split(tiny_h5, manifest, split)
+    assert main(["train", "--data", str(tiny_h5), "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "tiny.h5" in err and "corrupt" in err
+
+
+def test_a_corrupt_class_id_chunk_is_a_one_line_error(tmp_path):
+    path = tmp_path / "gzip_ans.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", shape=(2, 256, 256, 3), dtype=np.uint8)
+        f.create_dataset("ans", data=np.arange(4000) % 10 == 0, dtype=np.uint8, compression="gzip")
+    with h5py.File(path, "r+") as f:  # 'ans' must match 'images'; shrink images' partner
+        del f["images"]
+        f.create_dataset("images", shape=(4000, 256, 256, 3), dtype=np.uint8, chunks=(1, 256, 256, 3))
+    _corrupt_chunk(path, "ans", 0)
+    with pytest.raises(DataError, match=r"gzip_ans\.h5: cannot read its class ids, the file is corrupt"):
+        open_galaxy10(path)
+
+
+def test_data_info_on_a_file_without_images_is_a_one_line_error(tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    empty = write_galaxy10(tmp_path / "empty.h5", np.empty((0, 256, 256, 3), np.uint8), [])
+    assert main(["data", "info", str(empty), "--grid", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"galaxymorph: error: {empty} holds no images (its 'images' dataset has 0 rows)"
+    assert not (tmp_path / "g.png").exists()

@@ -63,9 +63,9 @@ def resolve_data(config: Config, progress: bool = True) -> Path:
                        difficulty=config.difficulty, progress=progress)
         return path
     if config.data == "galaxy10":
-        from .data.download import ensure_galaxy10
+        from .data.download import fetch
 
-        return Path(ensure_galaxy10(progress=progress))
+        return Path(fetch(progress=progress))
     path = Path(config.data).expanduser()
     if not path.is_file():
         raise DataError(f"data file not found: {path} (give a Galaxy10-layout HDF5 file, 'synthetic' or 'galaxy10')")

@@ -24,7 +24,7 @@ from ..config import AUGMENTATIONS
 from ..errors import DataError
 from ..inference import d4_transform, to_float_nchw
 from ..progress import progress_bar
-from .galaxy10 import IMAGE_SHAPE, label_positions, open_galaxy10
+from .galaxy10 import label_positions, open_galaxy10
 from .splits import split_indices
 
 
@@ -40,8 +40,8 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
     """uint8 images (n, 256, 256, 3) and labels 0..k-1 of one split of a manifest.
 
     Labels are positions in ``manifest["classes"]`` (so the positive class of a binary task is
-    the second class id). Read in chunks into one preallocated array: no float copy, no
-    temporary list of chunks.
+    the second class id). Read chunk by chunk straight into one array of the split's size
+    (:meth:`Galaxy10File.images`): no float copy, no temporary list of chunks.
     """
     classes = [int(c) for c in manifest["classes"]]
     indices = split_indices(manifest, split)
@@ -50,14 +50,8 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
             labels = label_positions(data.labels[indices], classes)
         except DataError as exc:
             raise DataError(f"split {split!r} of the manifest points at images outside its classes: {exc}") from None
-        images = np.empty((len(indices), *IMAGE_SHAPE), dtype=np.uint8)
-        bar = progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress)
-        pos = 0
-        for _, block in data.iter_images(indices, batch_size=256):
-            images[pos : pos + len(block)] = block
-            pos += len(block)
-            bar.update(len(block))
-        bar.close()
+        with progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress) as bar:
+            images = data.images(indices, progress=bar.update)
     return images, labels
 
 

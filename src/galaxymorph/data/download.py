@@ -5,14 +5,20 @@ request, retries a bounded number of times with exponential backoff, and only re
 ``.part`` file onto its final name after its SHA-256 matches the published one. A file at the
 final name is therefore always complete and verified; a ``.part`` file is deliberately kept after
 a network failure (it is what the next attempt resumes from) and deleted after a hash mismatch.
+Only transient failures (timeouts, cut connections, 5xx answers) are retried; a refused
+connection, an unknown host or a 404 end the download at once. A URL other than Galaxy10's is
+checked only against the hash given with it, and reported as unverified without one.
 
 Only the standard library (``urllib``) is used for HTTP, so nothing extra needs installing.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -21,58 +27,59 @@ import urllib.request
 from http.client import HTTPException
 from pathlib import Path
 
+import platformdirs
+
 from .. import __version__
 from ..errors import DownloadError, GalaxymorphError
 from ..fileio import sha256_file
 from ..progress import progress_bar
+from .filehash import file_sha256, remember_sha256
 
 GALAXY10_URL = "https://zenodo.org/records/10845026/files/Galaxy10_DECals.h5"
 GALAXY10_SHA256 = "19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571"
 GALAXY10_FILENAME = "Galaxy10_DECals.h5"
-# Approximate size (about 2.54 GB); used in messages only -- the server's Content-Length rules.
-GALAXY10_SIZE = 2_735_267_419
 
 CHUNK = 1 << 20  # bytes read per network call
 
 
 def default_data_dir() -> Path:
-    """Where downloaded data lives: ``$GALAXYMORPH_DATA``, else the platform's user cache.
+    """Where downloaded data lives: ``$GALAXYMORPH_DATA``, else the platform's user cache folder.
 
-    Linux and others: ``$XDG_CACHE_HOME/galaxymorph`` (default ``~/.cache/galaxymorph``);
-    macOS: ``~/Library/Caches/galaxymorph``; Windows: ``%LOCALAPPDATA%\\galaxymorph``.
+    Linux: ``$XDG_CACHE_HOME/galaxymorph`` (default ``~/.cache/galaxymorph``); macOS:
+    ``~/Library/Caches/galaxymorph``; Windows: ``%LOCALAPPDATA%\\galaxymorph\\Cache``
+    (``platformdirs.user_cache_dir``).
     """
     env = os.environ.get("GALAXYMORPH_DATA")
     if env:
         return Path(env).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "galaxymorph"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "galaxymorph"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "galaxymorph"
+    return Path(platformdirs.user_cache_dir("galaxymorph", appauthor=False))
 
 
-def fetch(dest: str | os.PathLike | None = None, url: str = GALAXY10_URL,
-          sha256: str | None = GALAXY10_SHA256, filename: str | None = None, retries: int = 5,
-          timeout: float = 60, progress: bool = True, backoff: float = 2.0) -> Path:
-    """Download ``url`` into ``dest`` and return the path of the verified file.
+def fetch(dest: str | os.PathLike | None = None, url: str | None = None, sha256: str | None = None,
+          filename: str | None = None, retries: int = 5, timeout: float = 60, progress: bool = True,
+          backoff: float = 2.0) -> Path:
+    """Download ``url`` into ``dest`` and return the path of the file (verified when a hash is known).
 
     Parameters
     ----------
     dest : folder to put the file in (created if needed); default :func:`default_data_dir`.
-    url : where to download from (default: the Galaxy10 DECaLS file on Zenodo).
-    sha256 : expected hex SHA-256 of the file; ``None`` skips the check (not recommended).
+    url : where to download from; default (or Galaxy10's own URL): the Galaxy10 DECaLS file on
+        Zenodo, checked against its published SHA-256.
+    sha256 : expected hex SHA-256 of the file. Without it, a URL other than Galaxy10's is not
+        checked at all, and the messages say the file is unverified.
     filename : name of the file in ``dest``; default: the last part of the URL's path.
-    retries : how many times a failed transfer is tried again (each resumes where it stopped).
+    retries : how many times a transient failure is tried again (each resumes where it stopped).
     timeout : seconds to wait for the server on each network call.
     progress : show a progress bar (bytes).
     backoff : seconds before the first retry; doubled after each failure (0 in tests).
 
     If the file is already in ``dest`` and its hash matches, nothing is downloaded. Raises
-    :class:`DownloadError` when the server stays unreachable (saying where a copy made by hand
-    should go) or when the downloaded bytes do not match ``sha256``.
+    :class:`DownloadError` when the server cannot be reached (saying where a copy made by hand
+    should go) or when the downloaded bytes do not match the expected hash.
     """
+    url = url or GALAXY10_URL
+    if sha256 is None and url == GALAXY10_URL:
+        sha256 = GALAXY10_SHA256
     expected = _validate_sha256(sha256)
     if not isinstance(retries, int) or retries < 0:
         raise GalaxymorphError(f"retries must be a non-negative integer, got {retries!r}")
@@ -86,10 +93,10 @@ def fetch(dest: str | os.PathLike | None = None, url: str = GALAXY10_URL,
 
     if final.is_file():
         if expected is None:
-            _say(f"{final} already exists (no SHA-256 given to check it against)")
+            _say(f"{final} already exists; unverified (no SHA-256 given to check it against)")
             return final
         _say(f"checking SHA-256 of the existing {final} ...")
-        if sha256_file(final) == expected:
+        if file_sha256(final) == expected:
             _say(f"{final} is already present and its SHA-256 matches")
             return final
         _say(f"{final} exists but its SHA-256 does not match; downloading it again")
@@ -103,6 +110,11 @@ def fetch(dest: str | os.PathLike | None = None, url: str = GALAXY10_URL,
         try:
             _transfer(url, part, timeout=timeout, progress=progress)
             break
+        except _Unreachable as exc:
+            raise DownloadError(
+                f"could not download {url} ({exc}); if this machine is offline, download that URL "
+                f"elsewhere and put the file at {final}"
+            ) from None
         except _Retryable as exc:
             failures += 1
             if failures > retries:
@@ -124,21 +136,31 @@ def fetch(dest: str | os.PathLike | None = None, url: str = GALAXY10_URL,
                 "the download was deleted, run the command again"
             )
     os.replace(part, final)  # atomic: the final name only ever holds a verified file
-    _say(f"downloaded {final}")
+    if expected is not None:
+        remember_sha256(final, expected)  # the next start need not hash 2.5 GB again
+    _say(f"downloaded {final}" if expected is not None
+         else f"downloaded {final}; unverified (no SHA-256 given to check it against)")
     return final
-
-
-def ensure_galaxy10(dest: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """The verified Galaxy10 DECaLS file: the local copy if present and valid, else downloaded.
-
-    Used by ``galaxymorph run --data galaxy10``.
-    """
-    return fetch(dest=dest, progress=progress)
 
 
 # -- internals ------------------------------------------------------------------------------
 class _Retryable(Exception):
     """A transfer failure worth trying again (network trouble, 5xx, a cut connection)."""
+
+
+class _Unreachable(Exception):
+    """A failure that waiting will not fix: connection refused, unknown host, bad certificate."""
+
+
+def _network_failure(exc: BaseException) -> Exception:
+    """:class:`_Unreachable` for a failure that will not go away on its own, else :class:`_Retryable`."""
+    reason = getattr(exc, "reason", None) or exc
+    permanent = (
+        isinstance(reason, (ConnectionRefusedError, FileNotFoundError, ssl.SSLCertVerificationError))
+        or (isinstance(reason, socket.gaierror) and reason.errno != socket.EAI_AGAIN)
+        or getattr(reason, "errno", None) in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
+    )
+    return (_Unreachable if permanent else _Retryable)(_reason(exc))
 
 
 def _validate_sha256(sha256: str | None) -> str | None:
@@ -184,7 +206,7 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
             raise _Retryable(f"server answered {exc.code} {exc.reason}") from None
         raise DownloadError(f"cannot download {url}: the server answered {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, HTTPException, OSError) as exc:
-        raise _Retryable(_reason(exc)) from None
+        raise _network_failure(exc) from None
 
     with response:
         status = getattr(response, "status", 200)

@@ -20,7 +20,9 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import atomic_path, sha256_file
+from ..fileio import atomic_path
+from .filehash import file_sha256
+from .rows import chunk_aligned_batches, read_rows
 
 CLASS_NAMES: dict[int, str] = {
     0: "Disturbed",
@@ -38,11 +40,6 @@ DEFAULT_CLASSES: tuple[int, ...] = (2, 5)
 IMAGE_SHAPE: tuple[int, int, int] = (256, 256, 3)
 OPTIONAL_COLUMNS: tuple[str, ...] = ("ra", "dec", "redshift", "pxscale")
 DECALS_PIXEL_SCALE = 0.262  # arcsec / pixel of the Legacy Surveys cutouts
-
-
-def class_name(class_id: int) -> str:
-    """Galaxy Zoo name of a Galaxy10 class id, with a clear error for an unknown id."""
-    return CLASS_NAMES[validate_classes([class_id])[0]]
 
 
 def check_class_id(class_id) -> int:
@@ -107,10 +104,15 @@ class Galaxy10File:
             raise DataError(f"{self.path} is not a readable HDF5 file ({exc})") from None
         try:
             self._validate()
+            self.labels: np.ndarray = self._h5["ans"][()].astype(np.int64)
+        except OSError as exc:  # a damaged chunk of 'ans' or a column: "filter returned failure", ...
+            self._h5.close()
+            reason = " ".join(str(exc).split())
+            raise DataError(f"{self.path}: cannot read its class ids, the file is corrupt or truncated "
+                            f"({reason})") from None
         except BaseException:
             self._h5.close()
             raise
-        self.labels: np.ndarray = self._h5["ans"][()].astype(np.int64)
 
     def _validate(self) -> None:
         f, name = self._h5, self.path.name
@@ -150,8 +152,9 @@ class Galaxy10File:
 
     @cached_property
     def sha256(self) -> str:
-        """SHA-256 of the file's bytes: ties manifests and runs to exactly this data."""
-        return sha256_file(self.path)
+        """SHA-256 of the file's bytes: ties manifests and runs to exactly this data (remembered
+        across runs for a large file while its size and modification time hold)."""
+        return file_sha256(self.path)
 
     def class_counts(self) -> dict[int, int]:
         """Number of images of each class id present in the file."""
@@ -163,27 +166,27 @@ class Galaxy10File:
         return self._h5[key][()] if key in self._h5 else None
 
     # -- pixels ------------------------------------------------------------------------
-    def images(self, indices: Sequence[int] | np.ndarray | slice | None = None) -> np.ndarray:
-        """uint8 images (n, 256, 256, 3) at ``indices`` (any order, repeats allowed)."""
-        ds = self._h5["images"]
-        if indices is None:
-            return ds[()]
-        if isinstance(indices, slice):
-            return ds[indices]
-        idx = np.asarray(indices, dtype=np.int64)
-        if idx.size == 0:
-            return np.empty((0, *IMAGE_SHAPE), dtype=np.uint8)
-        if idx.min() < 0 or idx.max() >= len(self):
-            raise DataError(f"image index out of range 0..{len(self) - 1} in {self.path.name}")
-        order = np.unique(idx)  # h5py wants increasing, unique indices
-        block = ds[order] if len(order) > 1 else ds[int(order[0])][None]
-        return block[np.searchsorted(order, idx)]
+    def images(self, indices: Sequence[int] | np.ndarray | slice | None = None,
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """uint8 images (n, 256, 256, 3) at ``indices`` (any order, repeats allowed; None: all).
+
+        Read chunk by chunk at close to the speed of reading the file straight through, into
+        one array of the selection's size (:func:`~galaxymorph.data.rows.read_rows`).
+        ``progress`` is called with the number of images just read.
+        """
+        if indices is None or isinstance(indices, slice):
+            indices = np.arange(len(self))[indices if indices is not None else slice(None)]
+        return read_rows(self._h5["images"], indices, progress=progress)
 
     def iter_images(self, indices: np.ndarray, batch_size: int = 256):
-        """Yield (indices_chunk, images_chunk) in chunks, to stream large selections."""
+        """Yield (indices_chunk, images_chunk) in chunks, to stream large selections.
+
+        With ascending indices each chunk ends where an HDF5 chunk ends, so no HDF5 chunk is
+        decompressed twice; a chunk then holds up to ``batch_size`` plus one HDF5 chunk's images.
+        """
         indices = np.asarray(indices, dtype=np.int64)
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
+        for start, stop in chunk_aligned_batches(self._h5["images"], indices, batch_size):
+            chunk = indices[start:stop]
             yield chunk, self.images(chunk)
 
     # -- class subsets -----------------------------------------------------------------

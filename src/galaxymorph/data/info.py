@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .galaxy10 import CLASS_NAMES, open_galaxy10
 
 
@@ -17,6 +18,8 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
     The grid shows up to ``per_class`` randomly chosen images of each class present.
     """
     with open_galaxy10(path) as data:
+        if len(data) == 0:
+            raise DataError(f"{path} holds no images (its 'images' dataset has 0 rows)")
         counts = data.class_counts()
         summary = {
             "path": str(Path(path)),

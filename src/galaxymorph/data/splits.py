@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import sha256_file, write_json
+from ..fileio import write_json
+from .filehash import file_sha256
 from .galaxy10 import CLASS_NAMES, DEFAULT_CLASSES, Galaxy10File, open_galaxy10
 
 MANIFEST_FORMAT = "galaxymorph-split/1"
@@ -119,7 +120,7 @@ def load_manifest(path: str | os.PathLike, data_path: str | os.PathLike | None =
 
 def check_manifest_matches(manifest: dict, data_path: str | os.PathLike) -> None:
     """Raise if ``data_path`` is not the file the manifest was made from (by SHA-256)."""
-    actual = sha256_file(data_path)
+    actual = file_sha256(data_path)
     expected = manifest["source"]["sha256"]
     if actual != expected:
         raise DataError(
