@@ -1,0 +1,107 @@
+"""Synthetic-sky speed: one worker's render rate against an earlier renderer, and `data synth` on N cores.
+
+Two measurements, on the same machine in one run (timings on a shared machine vary; compare
+the figures of one run with each other, not with another run's):
+
+1. **Render rate, one core, side by side.** The current renderer and the one at git revision
+   ``--baseline`` (default: the commit before the parallel renderer) render the same
+   ``(class, index)`` list, all ten classes, in alternating rounds; the best round of each is
+   reported (the least disturbed by other work on the machine), with the median beside it.
+2. **`synthesize` end to end** (render, masks, LZF compression, write) with ``--workers 1`` and
+   with every core, in images per second.
+
+    python benchmarks/bench_synthetic.py [--n 200] [--rounds 3] [--baseline 04d272c] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = "04d272c"  # last commit with the single-process, float64 renderer (galaxymorph-synthetic/2)
+
+
+def load_baseline(rev: str):
+    """The synthetic module as it was at git revision ``rev``, imported beside the current one."""
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:src/galaxymorph/data/synthetic.py"],
+                            check=True, capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "synthetic_baseline.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("galaxymorph.data._synthetic_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def render_rate(module, jobs, difficulty: float) -> float:
+    start = time.perf_counter()
+    for c, i in jobs:
+        module.render_galaxy(c, module.image_rng(0, c, i), difficulty)
+    return len(jobs) / (time.perf_counter() - start)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200, help="images per round and per synthesize() call")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the side-by-side render")
+    ap.add_argument("--baseline", default=BASELINE, help="git revision of the renderer to compare with ('' = none)")
+    ap.add_argument("--workers", type=int, default=0, help="workers of the parallel run (0 = every core)")
+    ap.add_argument("--difficulty", type=float, default=0.8)
+    args = ap.parse_args(argv)
+
+    sys.path.insert(0, str(REPO / "src"))
+    from galaxymorph.data import synthetic
+
+    workers = args.workers or synthetic.default_workers()
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {workers} workers; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    jobs = [(c, i) for i in range(args.n) for c in range(10)][: args.n]
+    modules = {"current": synthetic}
+    if args.baseline:
+        modules[f"baseline {args.baseline}"] = load_baseline(args.baseline)
+    for module in modules.values():  # warm up: imports, caches
+        render_rate(module, jobs[:3], args.difficulty)
+    rates: dict[str, list[float]] = {name: [] for name in modules}
+    for _ in range(args.rounds):
+        for name, module in modules.items():
+            rates[name].append(render_rate(module, jobs, args.difficulty))
+    print(f"\nrender rate, one core, {args.n} images of all ten classes, difficulty {args.difficulty}:")
+    for name, r in rates.items():
+        print(f"  {name:28s} best {max(r):6.1f} img/s   median {statistics.median(r):6.1f} img/s")
+    if args.baseline:
+        names = list(rates)
+        print(f"  speed-up (best / best): {max(rates[names[0]]) / max(rates[names[1]]):.2f}x")
+
+    print(f"\nsynthesize() end to end (render + masks + write), {args.n} images of classes 2 and 5:")
+    with tempfile.TemporaryDirectory() as tmp:
+        for w in sorted({1, workers}):
+            start = time.perf_counter()
+            synthetic.synthesize(Path(tmp) / f"sky{w}.h5", classes=(2, 5), n_per_class=args.n // 2,
+                                 difficulty=args.difficulty, progress=False, workers=w)
+            elapsed = time.perf_counter() - start
+            print(f"  workers={w:<3d} {args.n / elapsed:6.1f} img/s  ({elapsed:.1f} s; a Galaxy10-sized "
+                  f"sky of 17,736 images would take {17736 / (args.n / elapsed) / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
