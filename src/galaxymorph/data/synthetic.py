@@ -749,12 +749,27 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
         with Galaxy10Writer(out, attrs=attrs) as writer, \
                 progress_bar(total=len(jobs), desc="synth", unit="img", disable=not progress) as bar:
             for chunk, (images, masks) in zip(chunks, _rendered_chunks(chunks, seed, difficulty, int(workers))):
+                _check_free_space(out, images.nbytes + masks.nbytes)
                 labels = np.array([c for c, _ in chunk], dtype=np.uint8)
                 writer.append(images, labels, pxscale=np.full(len(chunk), DECALS_PIXEL_SCALE))
                 writer.append_masks(masks)
                 bar.update(len(chunk))
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
-            raise DataError(f"disk full while writing {out}: nothing was written; free some space and retry") from None
+            raise DataError(_disk_full(out)) from None
         raise DataError(f"cannot write {out}: {' '.join(str(exc).split())[:200]}") from None
     return out
+
+
+def _disk_full(out: Path) -> str:
+    return f"disk full while writing {out}: nothing was written; free some space and retry"
+
+
+def _check_free_space(out: Path, nbytes: int) -> None:
+    """Refuse to write a batch that might not fit: HDF5 cannot recover from a full disk (it
+    reports the failed writes late, and may crash the process at exit)."""
+    import shutil
+
+    margin = 1 << 20  # metadata, and a batch that compresses worse than it should
+    if shutil.disk_usage(out.parent if str(out.parent) else ".").free < nbytes + margin:
+        raise DataError(_disk_full(out))
