@@ -6,7 +6,8 @@ the figures of one run with each other, not with another run's):
 1. **Render rate, one core, side by side.** The current renderer and the one at git revision
    ``--baseline`` (default: the commit before the parallel renderer) render the same
    ``(class, index)`` list, all ten classes, in alternating rounds; the best round of each is
-   reported (the least disturbed by other work on the machine), with the median beside it.
+   reported (the least disturbed by other work on the machine), in images per wall-clock second
+   and per CPU second (the latter barely depends on other work competing for the cores).
 2. **`synthesize` end to end** (render, masks, LZF compression, write) with ``--workers 1`` and
    with every core, in images per second.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,21 +43,12 @@ def load_baseline(rev: str):
     return module
 
 
-def render_rate(module, jobs, difficulty: float) -> float:
-    start = time.perf_counter()
+def render_rate(module, jobs, difficulty: float) -> tuple[float, float]:
+    """(images per wall-clock second, images per CPU second of this process)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for c, i in jobs:
         module.render_galaxy(c, module.image_rng(0, c, i), difficulty)
-    return len(jobs) / (time.perf_counter() - start)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return len(jobs) / (time.perf_counter() - start), len(jobs) / (time.process_time() - cpu)
 
 
 def main(argv=None) -> None:
@@ -71,6 +62,7 @@ def main(argv=None) -> None:
 
     sys.path.insert(0, str(REPO / "src"))
     from galaxymorph.data import synthetic
+    from galaxymorph.runs import cpu_name
 
     workers = args.workers or synthetic.default_workers()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {workers} workers; load average "
@@ -81,16 +73,20 @@ def main(argv=None) -> None:
         modules[f"baseline {args.baseline}"] = load_baseline(args.baseline)
     for module in modules.values():  # warm up: imports, caches
         render_rate(module, jobs[:3], args.difficulty)
-    rates: dict[str, list[float]] = {name: [] for name in modules}
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in modules}
     for _ in range(args.rounds):
         for name, module in modules.items():
             rates[name].append(render_rate(module, jobs, args.difficulty))
     print(f"\nrender rate, one core, {args.n} images of all ten classes, difficulty {args.difficulty}:")
+    best = {}
     for name, r in rates.items():
-        print(f"  {name:28s} best {max(r):6.1f} img/s   median {statistics.median(r):6.1f} img/s")
+        wall, cpu = [x[0] for x in r], [x[1] for x in r]
+        best[name] = (max(wall), max(cpu))
+        print(f"  {name:28s} wall: best {max(wall):6.1f} img/s, median {statistics.median(wall):6.1f};"
+              f"  CPU: best {max(cpu):6.1f} img/s")
     if args.baseline:
-        names = list(rates)
-        print(f"  speed-up (best / best): {max(rates[names[0]]) / max(rates[names[1]]):.2f}x")
+        (w1, c1), (w0, c0) = best.values()
+        print(f"  speed-up: {w1 / w0:.2f}x wall, {c1 / c0:.2f}x CPU")
 
     print(f"\nsynthesize() end to end (render + masks + write), {args.n} images of classes 2 and 5:")
     with tempfile.TemporaryDirectory() as tmp:

@@ -225,27 +225,31 @@ def _edge_on(rng, c: int, size: float, flux: float) -> dict:
     red disk with a round Sersic bulge that stands out above and below it.
     """
     # visible half-length (px, where the disk falls to 3 sky sigma), kept inside the frame
-    length = float(rng.uniform(60.0, 108.0) if c == 8 else rng.uniform(38.0, 66.0))
-    length = min(length * float(np.clip(size / 1.8, 0.8, 1.15)), 112.0)
-    thin = float(rng.uniform(0.07, 0.12) if c == 8 else rng.uniform(0.11, 0.18))  # z0 / h
-    n_u = float(rng.uniform(0.6, 0.9))  # Sersic-like index along the plane: < 1 gives a lens shape
+    length = float(rng.uniform(80.0, 118.0) if c == 8 else rng.uniform(52.0, 85.0))
+    length = min(length * float(np.clip(size / 1.8, 0.8, 1.15)), 115.0)
+    thin = float(rng.uniform(0.10, 0.17) if c == 8 else rng.uniform(0.11, 0.18))  # z0 / h
+    n_u = float(rng.uniform(0.5, 0.8))  # Sersic-like index along the plane: < 1 gives a lens shape
     # bulgeless edge-ons are young, bluish disks; edge-ons with bulges are red (old, dusty)
     disk, bulge = (0.5 * (DISK + BLUE), RED) if c == 8 else (RED * EDGE_RED, RED * EDGE_RED ** 2)
-    bt = float(rng.uniform(0.0, 0.03)) if c == 8 else float(rng.uniform(0.35, 0.6))
+    bt = float(rng.uniform(0.0, 0.03)) if c == 8 else float(rng.uniform(0.25, 0.45))
     # the scale h that puts 3 sky sigma at +-length: the central surface brightness of
     # exp(-(|u|/h)^(1/n_u)) sech^2(v/z0) is F / (4 Gamma(n_u + 1) z0 h)
     norm = 4.0 * thin * float(special.gamma(n_u + 1.0))
-    h = length / 5.0
-    for _ in range(8):
-        h = length / max(np.log(flux * (1.0 - bt) / (norm * h * h) / 3.0), 1.5) ** n_u
+    while True:
+        h = length / 5.0
+        for _ in range(8):
+            h = length / max(np.log(flux * (1.0 - bt) / (norm * h * h) / 3.0), 1.5) ** n_u
+        if flux * (1.0 - bt) / (norm * h * h) >= 30.0 or length < 30.0:
+            break
+        length *= 0.9  # a faint disk shows less of its length: keep its middle bright (>= 30 sigma)
     g = {"kind": "edgeon", "h": float(h), "z0": float(thin * h), "n_u": n_u, "length": length,
          "pa": float(rng.uniform(0, np.pi)), "incl": float(np.radians(rng.uniform(85, 90))),
          "disk_colour": _jitter(disk, rng), "bulge_colour": _jitter(bulge, rng),
          "dust": float(rng.uniform(0.0, 0.8) if c == 8 else rng.uniform(0.4, 1.4)), "bt": bt}
     if c == 9:
-        g["bulge_re"] = float(length * rng.uniform(0.14, 0.26))
+        g["bulge_re"] = float(length * rng.uniform(0.09, 0.16))
         g["bulge_n"] = float(rng.uniform(1.5, 3.0))
-        g["bulge_q"] = float(rng.uniform(0.65, 0.9))
+        g["bulge_q"] = float(rng.uniform(0.55, 0.8))
     else:  # at most a faint nucleus
         g["bulge_re"], g["bulge_n"], g["bulge_q"] = float(2.0 * g["z0"]), 1.0, 0.8
     return g
@@ -267,7 +271,7 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = DEF
     if c in (6, 7):
         flux *= 2.5 if c == 6 else 3.0  # big disks: keep their surface brightness like the real ones
     if c == 8:
-        flux *= 3.0  # long disks: bright middles like the real ones (their scale follows the flux)
+        flux *= 2.6  # long disks: bright middles like the real ones (their scale follows the flux)
     if c == 9:
         flux *= 2.2
     if c == 1:
