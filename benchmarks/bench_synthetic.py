@@ -60,7 +60,9 @@ def main(argv=None) -> None:
     ap.add_argument("--difficulty", type=float, default=0.8)
     args = ap.parse_args(argv)
 
-    sys.path.insert(0, str(REPO / "src"))
+    src = str(REPO / "src")
+    sys.path.insert(0, src)  # this checkout's galaxymorph, here and in the worker processes
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
     from galaxymorph.data import synthetic
     from galaxymorph.runs import cpu_name
 

@@ -695,9 +695,10 @@ def _rendered_chunks(chunks: list[list[tuple[int, int]]], seed: int, difficulty:
     import multiprocessing
 
     if "forkserver" in multiprocessing.get_all_start_methods():
-        # workers fork from a server that has imported the renderer once: no per-worker imports
+        # workers fork from a server that has imported the heavy libraries once. Not this module:
+        # the server may not see the parent's sys.path, and the workers must run this very file
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__, "astropy.visualization"])
+        context.set_forkserver_preload(["numpy", "scipy.fft", "scipy.special", "h5py", "astropy.visualization"])
     else:  # pragma: no cover - not Linux
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
