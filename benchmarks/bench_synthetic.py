@@ -8,7 +8,8 @@ the figures of one run with each other, not with another run's):
    ``(class, index)`` list, all ten classes, in alternating rounds; the best round of each is
    reported (the least disturbed by other work on the machine), in images per wall-clock second
    and per CPU second (the latter barely depends on other work competing for the cores).
-2. **`synthesize` end to end** (render, masks, LZF compression, write) with ``--workers 1`` and
+2. **Steady state**: the rendering workers' rate after their first batch (without start-up).
+3. **`synthesize` end to end** (render, masks, LZF compression, write) with ``--workers 1`` and
    with every core, in images per second.
 
     python benchmarks/bench_synthetic.py [--n 200] [--rounds 3] [--baseline 04d272c] [--workers N]
@@ -54,7 +55,7 @@ def render_rate(module, jobs, difficulty: float) -> tuple[float, float]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="images per round and per synthesize() call")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the side-by-side render")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the side-by-side render (0: skip it)")
     ap.add_argument("--baseline", default=BASELINE, help="git revision of the renderer to compare with ('' = none)")
     ap.add_argument("--workers", type=int, default=0, help="workers of the parallel run (0 = every core)")
     ap.add_argument("--difficulty", type=float, default=0.8)
@@ -79,16 +80,31 @@ def main(argv=None) -> None:
     for _ in range(args.rounds):
         for name, module in modules.items():
             rates[name].append(render_rate(module, jobs, args.difficulty))
-    print(f"\nrender rate, one core, {args.n} images of all ten classes, difficulty {args.difficulty}:")
+    if args.rounds:
+        print(f"\nrender rate, one core, {args.n} images of all ten classes, difficulty {args.difficulty}:")
     best = {}
-    for name, r in rates.items():
+    for name, r in rates.items() if args.rounds else ():
         wall, cpu = [x[0] for x in r], [x[1] for x in r]
         best[name] = (max(wall), max(cpu))
         print(f"  {name:28s} wall: best {max(wall):6.1f} img/s, median {statistics.median(wall):6.1f};"
               f"  CPU: best {max(cpu):6.1f} img/s")
-    if args.baseline:
+    if args.baseline and args.rounds:
         (w1, c1), (w0, c0) = best.values()
         print(f"  speed-up: {w1 / w0:.2f}x wall, {c1 / c0:.2f}x CPU")
+
+    print(f"\nsteady state (after the first batch: without the workers' start-up), {args.n} images:")
+    jobs2 = [(c, i) for i in range(args.n // 2) for c in (2, 5)]
+    chunks = [jobs2[k:k + synthetic.CHUNK] for k in range(0, len(jobs2), synthetic.CHUNK)]
+    for w in sorted({1, workers}):
+        start = first = time.perf_counter()
+        done = 0
+        for k, (images, _) in enumerate(synthetic._rendered_chunks(chunks, 0, args.difficulty, w)):
+            if k == 0:
+                first = time.perf_counter()
+            else:
+                done += len(images)
+        elapsed = time.perf_counter() - first
+        print(f"  workers={w:<3d} {done / elapsed:6.1f} img/s  (first batch after {first - start:.1f} s)")
 
     print(f"\nsynthesize() end to end (render + masks + write), {args.n} images of classes 2 and 5:")
     with tempfile.TemporaryDirectory() as tmp:

@@ -364,3 +364,18 @@ def test_config_checks_difficulty_with_the_renderers_rule():
 
     with pytest.raises(GalaxymorphError, match="difficulty must be between 0 and 1"):
         Config(difficulty=1.5).validate()
+
+
+def test_default_workers_every_core_but_not_for_a_few_images(tmp_path, monkeypatch):
+    from galaxymorph.data import synthetic
+
+    used = []
+    real = synthetic._rendered_chunks
+    monkeypatch.setattr(synthetic, "default_workers", lambda: 8)
+    monkeypatch.setattr(synthetic, "_rendered_chunks", lambda chunks, seed, d, workers: used.append(workers) or
+                        real(chunks, seed, d, 1))
+    synthesize(tmp_path / "small.h5", classes=(2, 5), n_per_class=1, progress=False)
+    assert used == [1]  # two images: starting workers would cost more than rendering them
+    monkeypatch.setattr(synthetic, "IMAGES_PER_WORKER", 1)
+    synthesize(tmp_path / "big.h5", classes=(2, 5), n_per_class=6, progress=False)
+    assert used[-1] == 8  # enough images: every core

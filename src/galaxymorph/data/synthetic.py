@@ -55,6 +55,7 @@ DEFAULT_DIFFICULTY: float = Config().difficulty  # the one default lives in Conf
 BAND_NOISE_CORR = 0.75  # fraction of the noise variance shared by g, r, z
 NOISE_CORR_PX = 0.95    # sigma (px) of the Gaussian that correlates the sky noise like the real JPEGs'
 CHUNK = 16           # images per task of a worker and per write
+IMAGES_PER_WORKER = 128  # by default, one more worker per this many images (starting one costs ~1 s)
 BAR_H = (9.0, 15.0)  # barred-spiral disk scale length, px, before the size factor (~1.8)
 BAR_SB0 = (25.0, 90.0)  # barred-spiral disk central surface brightness, sky sigma per px
 
@@ -723,7 +724,8 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     Defaults (classes, images per class, seed, difficulty) are :class:`~galaxymorph.Config`'s.
     Images of the classes are interleaved (2, 5, 2, 5, ...); image ``i`` of class ``c`` is a
     pure function of ``(seed, c, i, difficulty)``, so the same arguments give identical pixels
-    whatever the number of ``workers`` (processes; default: every core). The file is written
+    whatever the number of ``workers`` (processes; default: every core, one per 128 images at
+    most, since a worker takes about a second to start). The file is written
     atomically through :class:`Galaxy10Writer`, with a ``pxscale`` column (0.262 arcsec/px),
     the component ``masks`` and attributes naming the generator version, seed and difficulty.
     """
@@ -737,7 +739,9 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     except (TypeError, ValueError):
         raise DataError(f"seed must be an integer, got {seed!r}") from None
     difficulty = check_difficulty(defaults.difficulty if difficulty is None else difficulty)
-    workers = default_workers() if workers is None else workers
+    n_images = len(classes) * int(n_per_class)
+    if workers is None:  # every core, but no process that would cost more to start than it renders
+        workers = max(1, min(default_workers(), n_images // IMAGES_PER_WORKER))
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise DataError(f"workers must be a positive integer, got {workers!r}")
     out = Path(out)
