@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n-per-class", type=int, default=DEFAULTS.n_per_class, help="images per class")
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed, same images")
     q.add_argument("--difficulty", type=float, default=DEFAULTS.difficulty, help=HELP["difficulty"])
-    q.add_argument("--workers", type=int, help="processes rendering in parallel (default: every core); "
-                   "the images do not depend on it")
+    q.add_argument("--workers", type=int, help="processes rendering in parallel (default: every core, at most "
+                   "one per 128 images); the images do not depend on it")
     q.set_defaults(handler=cmd_data_synth)
 
     q = dsub.add_parser("import", help="turn JPG/PNG folders or FITS cutouts into a Galaxy10-layout file")
