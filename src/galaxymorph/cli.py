@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n-per-class", type=int, default=DEFAULTS.n_per_class, help="images per class")
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed, same images")
     q.add_argument("--difficulty", type=float, default=DEFAULTS.difficulty, help=HELP["difficulty"])
+    q.add_argument("--workers", type=int, help="processes rendering in parallel (default: every core, at most "
+                   "one per 128 images); the images do not depend on it")
     _add_overwrite(q)
     q.set_defaults(handler=cmd_data_synth)
 
@@ -196,7 +198,7 @@ def cmd_data_synth(args) -> None:
 
     _check_out_file(args)
     path = synthesize(args.out, classes=args.classes, n_per_class=args.n_per_class, seed=args.seed,
-                      difficulty=args.difficulty)
+                      difficulty=args.difficulty, workers=args.workers)
     print(f"wrote {path}")
 
 

@@ -34,7 +34,7 @@ class Config:
     fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test
     seed: int = 0
     n_per_class: int = 600  # synthetic sky only: images rendered per class
-    difficulty: float = 0.8  # synthetic sky only: 0 easy .. 1 hard (= synthetic.DEFAULT_DIFFICULTY)
+    difficulty: float = 0.8  # synthetic sky only: 0 easy .. 1 hard (docs/synthetic.md: why 0.8)
 
     # -- model -----------------------------------------------------------------------
     model: str = "default"  # "seed" (the reference CNN) or "default"
@@ -74,8 +74,9 @@ class Config:
             if getattr(self, name) not in allowed:
                 raise GalaxymorphError(
                     f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if not 0 <= self.difficulty <= 1:
-            raise GalaxymorphError(f"--difficulty must be between 0 and 1, got {self.difficulty}")
+        from .data.synthetic import check_difficulty  # the one check of the difficulty
+
+        self.difficulty = check_difficulty(self.difficulty)
         if self.patience < 0:
             raise GalaxymorphError(f"--patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if self.lr <= 0:

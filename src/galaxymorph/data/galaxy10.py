@@ -40,6 +40,25 @@ DEFAULT_CLASSES: tuple[int, ...] = (2, 5)
 IMAGE_SHAPE: tuple[int, int, int] = (256, 256, 3)
 OPTIONAL_COLUMNS: tuple[str, ...] = ("ra", "dec", "redshift", "pxscale")
 DECALS_PIXEL_SCALE = 0.262  # arcsec / pixel of the Legacy Surveys cutouts
+# Optional ground truth (the synthetic sky writes it): ``masks`` uint8 (N, 256, 256), one bit per
+# component drawn at each pixel. docs/synthetic.md ("Ground truth") defines each one.
+MASK_BITS: dict[str, int] = {
+    "galaxy": 1,  # the central galaxy's footprint
+    "bulge": 2,
+    "disk": 4,
+    "bar": 8,
+    "arms": 16,
+    "stars": 32,  # field stars
+    "companions": 64,  # other galaxies: background galaxies and a merging partner
+}
+MASK_SHAPE: tuple[int, int] = IMAGE_SHAPE[:2]
+
+
+def mask_of(masks: np.ndarray, component: str) -> np.ndarray:
+    """Boolean map(s) of one component (a ``MASK_BITS`` name) from uint8 ``masks``."""
+    if component not in MASK_BITS:
+        raise DataError(f"unknown mask component {component!r}; known: {', '.join(MASK_BITS)}")
+    return (np.asarray(masks) & MASK_BITS[component]) != 0
 
 
 def check_class_id(class_id) -> int:
@@ -178,6 +197,25 @@ class Galaxy10File:
             indices = np.arange(len(self))[indices if indices is not None else slice(None)]
         return read_rows(self._h5["images"], indices, progress=progress)
 
+    def masks(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray | None:
+        """uint8 component masks (n, 256, 256) at ``indices`` (see ``MASK_BITS``), or None when
+        the file has none (real data). Any order, repeats allowed, like :meth:`images`."""
+        if "masks" not in self._h5:
+            return None
+        ds = self._h5["masks"]
+        if ds.dtype != np.uint8 or tuple(ds.shape) != (len(self), *MASK_SHAPE):
+            raise DataError(f"{self.path.name}: 'masks' has {ds.dtype} {ds.shape}, expected uint8 "
+                            f"({len(self)}, 256, 256)")
+        if indices is None:
+            return ds[()]
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size == 0:
+            return np.empty((0, *MASK_SHAPE), dtype=np.uint8)
+        if idx.min() < 0 or idx.max() >= len(self):
+            raise DataError(f"mask index out of range 0..{len(self) - 1} in {self.path.name}")
+        order = np.unique(idx)
+        return ds[order][np.searchsorted(order, idx)]
+
     def iter_images(self, indices: np.ndarray, batch_size: int = 256):
         """Yield (indices_chunk, images_chunk) in chunks, to stream large selections.
 
@@ -277,14 +315,44 @@ class Galaxy10Writer:
             self._grow(key, n1)[n0:n1] = np.asarray(values, dtype=np.float64)
         self.n = n1
 
+    def append_masks(self, masks: np.ndarray) -> None:
+        """Add component masks, uint8 (n, 256, 256), for the images appended last (optional;
+        given for every batch or for none). See ``MASK_BITS``."""
+        masks = np.asarray(masks)
+        if masks.dtype != np.uint8 or masks.shape[1:] != MASK_SHAPE:
+            raise ValueError(f"masks must be uint8 (n, 256, 256), got {masks.dtype} {masks.shape}")
+        if "masks" not in self._h5:
+            self._h5.create_dataset("masks", shape=(0, *MASK_SHAPE), maxshape=(None, *MASK_SHAPE), dtype=np.uint8,
+                                    chunks=(1, *MASK_SHAPE), compression=self.compression)
+        n0 = self._h5["masks"].shape[0]
+        if n0 + len(masks) > self.n:
+            raise ValueError(f"{n0 + len(masks)} masks for {self.n} images: append the images first")
+        self._grow("masks", n0 + len(masks))[n0:] = masks
+
     def _grow(self, key: str, n: int):
         ds = self._h5[key]
         ds.resize((n, *ds.shape[1:]))
         return ds
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._h5.close()
+        try:
+            if exc is None and "masks" in self._h5 and self._h5["masks"].shape[0] != self.n:
+                raise ValueError(f"{self._h5['masks'].shape[0]} masks for {self.n} images")
+            self._h5.close()
+        except BaseException as close_error:  # e.g. disk full while flushing: remove the partial file
+            self._close_quietly()
+            self._atomic.__exit__(type(close_error), close_error, close_error.__traceback__)
+            if exc is None:
+                raise
+            return
         self._atomic.__exit__(exc_type, exc, tb)
+
+    def _close_quietly(self) -> None:
+        """Close the HDF5 file after a failed write; it is deleted anyway."""
+        try:
+            self._h5.close()
+        except Exception:
+            pass
 
 
 def write_galaxy10(path: str | os.PathLike, images: np.ndarray, ans: Sequence[int],

@@ -10,12 +10,19 @@ rendered in three bands (g, r, z) and shown as a Legacy-Survey-like asinh colour
    disturbed/merging systems; inclination, position angle, colours; the seeing (a Moffat PSF,
    FWHM 1.0-1.5 arcsec), the sky noise, field stars and faint background galaxies.
 2. **Noiseless model** of the central galaxy (:func:`galaxy_model`), per band, in units of the
-   sky noise. Tests measure physics on this (isophote shapes, arm Fourier power, colours).
+   sky noise, built from named components (bulge, disk, bar, arms, companions). Tests measure
+   physics on this (isophote shapes, arm Fourier power, colours).
 3. **Scene**: galaxy + field stars (sub-pixel deltas) + background galaxies, convolved with
-   the PSF by FFT; Gaussian sky noise plus source shot noise, slightly correlated like the
-   resampled, JPEG-compressed real cutouts.
-4. **Stretch** (:func:`asinh_rgb`): a Lupton et al. (2004) asinh mapping on the mean
-   intensity, which keeps colours of bright cores, with the grey sky pedestal of the real JPEGs.
+   the PSF by FFT; sky noise plus source shot noise, slightly correlated like the resampled,
+   JPEG-compressed real cutouts.
+4. **Stretch** (:func:`asinh_rgb`): astropy's Lupton et al. (2004) asinh mapping, which keeps
+   the colours of bright cores, with the grey sky pedestal of the real JPEGs.
+5. **Ground truth** (:func:`component_masks`): one uint8 bit mask per image of the components
+   drawn (``galaxy10.MASK_BITS``), written beside the images as the ``masks`` dataset.
+
+Everything is float32 and vectorised over the pixel grid; the FFTs are scipy's single-precision
+ones. :func:`synthesize` renders in worker processes, each image from its own random stream, so
+the file does not depend on the number of workers.
 
 The ``difficulty`` knob (0..1) moves every prior toward the ambiguous end at once: weaker,
 shorter, rounder bars, fainter arms, more inclined disks, fainter and smaller galaxies,
@@ -25,35 +32,72 @@ with real cutouts; docs/synthetic.md shows how well they match.
 
 from __future__ import annotations
 
+import errno
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
+import scipy.fft as sfft
 from scipy import special
 
+from ..config import Config
 from ..errors import DataError
-from .galaxy10 import CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, Galaxy10Writer, check_class_id, validate_classes
+from .galaxy10 import (
+    CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer, check_class_id, validate_classes,
+)
 
-GENERATOR_VERSION = "galaxymorph-synthetic/2"
+GENERATOR_VERSION = "galaxymorph-synthetic/3"
 SIZE = IMAGE_SHAPE[0]
-BANDS = ("g", "r", "z")
 RENDERED_CLASSES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
-SKY_PEDESTAL = np.array([34.0, 33.0, 32.5], dtype=np.float32)  # R, G, B grey of the real sky
-DISPLAY_GAIN = 9.5  # output counts per unit flux near zero: sky noise ~10 counts like the real ones
-SOFTENING = 6.0      # asinh softening (flux units): where the stretch turns logarithmic
+DEFAULT_DIFFICULTY: float = Config().difficulty  # the one default lives in Config
 BAND_NOISE_CORR = 0.75  # fraction of the noise variance shared by g, r, z
-CHUNK = 32           # images per write
+NOISE_CORR_PX = 0.95    # sigma (px) of the Gaussian that correlates the sky noise like the real JPEGs'
+CHUNK = 16           # images per task of a worker and per write
+IMAGES_PER_WORKER = 128  # by default, one more worker per this many images (starting one costs ~1 s)
 BAR_H = (9.0, 15.0)  # barred-spiral disk scale length, px, before the size factor (~1.8)
 BAR_SB0 = (25.0, 90.0)  # barred-spiral disk central surface brightness, sky sigma per px
+
+# Display: astropy's Lupton asinh stretch, on flux in units of the sky noise. The constants
+# reproduce the look the synthetic sky was calibrated with (docs/synthetic.md): sky at grey
+# ~33 with ~10 counts of noise per unit flux, a logarithmic roll-off above ~10 sky sigma.
+LUPTON_Q = 3.76
+LUPTON_STRETCH = 24.6
+SKY_OFFSET = (3.33, 3.23, 3.18)  # flux shown above black in R, G, B: the grey sky pedestal
+
+# Ground truth: a pixel belongs to a component where that component's light exceeds this many
+# sky sigma (the galaxy footprint, stars and background galaxies measured after the PSF) ...
+MASK_SIGMA = 1.0
+# ... and, for the galaxy's own components, where it also gives this share of the galaxy's light.
+MASK_SHARE = 0.25
 
 # Colours as (g, r, z) flux ratios relative to r, already in display units.
 RED = np.array([0.86, 1.0, 1.06], dtype=np.float32)     # old stars: bulges, ellipticals
 DISK = np.array([0.95, 1.0, 1.0], dtype=np.float32)    # mixed disk light
 BLUE = np.array([1.22, 1.0, 0.86], dtype=np.float32)    # young stars: arms, knots
 EDGE_RED = np.array([0.92, 1.0, 1.0], dtype=np.float32)  # extra reddening of edge-ons with bulges
+# Stellar colours vary mostly along one axis (bluer g-r goes with bluer r-z): jitter moves a colour
+# along it, plus a little independent scatter, so no galaxy turns green.
+COLOUR_AXIS = np.array([1.0, 0.0, -1.0], dtype=np.float32)
 
-_YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) - (SIZE - 1) / 2.0
+# Grids, computed once per process.
+_YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) - np.float32((SIZE - 1) / 2.0)
+_R2_ORIGIN = np.fft.ifftshift(_XX ** 2 + _YY ** 2)  # squared radius from pixel (0, 0), circularly
+_FY = np.fft.fftfreq(SIZE).astype(np.float32)[:, None]
+_FX = np.fft.rfftfreq(SIZE).astype(np.float32)[None, :]
+# the correlation of resampled/JPEG noise: rfft2 of a unit-sum Gaussian, rescaled so the smoothed
+# unit-variance white noise keeps unit variance per pixel
+_NOISE_OTF = (np.exp(-2.0 * (np.pi * NOISE_CORR_PX) ** 2 * (_FX ** 2 + _FY ** 2))
+              * np.float32(2.0 * np.sqrt(np.pi) * NOISE_CORR_PX)).astype(np.float32)
+
+
+def _fft2(a: np.ndarray) -> np.ndarray:
+    return sfft.rfft2(a, workers=1)
+
+
+def _ifft2(a: np.ndarray) -> np.ndarray:
+    return sfft.irfft2(a, s=(SIZE, SIZE), workers=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -65,43 +109,40 @@ def sersic_b(n: float) -> float:
 
 
 def sersic(r: np.ndarray, n: float, re: float) -> np.ndarray:
-    """Sersic surface brightness, normalised to unit total flux for a circular profile."""
+    """Sersic surface brightness, normalised to unit total flux for a circular profile (float32)."""
+    n, re = float(n), float(re)
     b = sersic_b(n)
-    total = 2.0 * np.pi * re * re * n * np.exp(b) * special.gamma(2.0 * n) / b ** (2.0 * n)
-    r = np.maximum(r, 0.35)  # the centre pixel: avoid the unsampled cusp of high-n profiles
-    return (np.exp(-b * ((r / re) ** (1.0 / n) - 1.0)) / total).astype(np.float32)
+    total = float(2.0 * np.pi * re * re * n * np.exp(b) * special.gamma(2.0 * n) / b ** (2.0 * n))
+    r = np.maximum(r, np.float32(0.35))  # the centre pixel: avoid the unsampled cusp of high-n profiles
+    return np.exp(-b * ((r * (1.0 / re)) ** (1.0 / n) - 1.0)) * (1.0 / total)
 
 
 def rotated(x: np.ndarray, y: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates along (u) and across (v) a direction at ``angle`` radians."""
-    c, s = np.cos(angle), np.sin(angle)
+    c, s = float(np.cos(angle)), float(np.sin(angle))
     return c * x + s * y, -s * x + c * y
 
 
 def ferrers(u: np.ndarray, v: np.ndarray, length: float, axis_ratio: float, index: float = 2.0) -> np.ndarray:
     """Projected Ferrers bar (1 - m^2)^index inside m < 1, normalised to unit flux."""
-    m2 = (u / length) ** 2 + (v / (length * axis_ratio)) ** 2
-    prof = np.clip(1.0 - m2, 0.0, None) ** index
-    return prof / max(float(prof.sum()), 1e-12)
+    m2 = (u * (1.0 / length)) ** 2 + (v * (1.0 / (length * axis_ratio))) ** 2
+    prof = np.clip(1.0 - m2, 0.0, None) ** float(index)
+    return prof * (1.0 / max(float(prof.sum()), 1e-12))
 
 
-def moffat_psf_fft(fwhm_px: np.ndarray, beta: float) -> np.ndarray:
-    """rfft2 of a unit-flux Moffat PSF centred on pixel (0, 0), one per band: (3, H, W//2+1)."""
-    r2 = _XX ** 2 + _YY ** 2
-    r2 = np.fft.ifftshift(r2 + 0.0)  # centre on pixel (0, 0) for circular convolution
-    out = []
+def moffat_otf(fwhm_px: Iterable[float], beta: float) -> np.ndarray:
+    """rfft2 of unit-flux Moffat PSFs centred on pixel (0, 0), one per FWHM: (k, H, W//2+1)."""
+    kernels = []
     for fw in fwhm_px:
-        alpha = fw / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-        k = (1.0 + r2 / alpha ** 2) ** (-beta)
-        out.append(np.fft.rfft2(k / k.sum()))
-    return np.stack(out)
+        alpha = float(fw) / (2.0 * float(np.sqrt(2.0 ** (1.0 / beta) - 1.0)))
+        k = (1.0 + _R2_ORIGIN * (1.0 / alpha ** 2)) ** (-float(beta))
+        kernels.append(k * (1.0 / float(k.sum())))
+    return _fft2(np.stack(kernels))
 
 
-def _gauss_fft(sigma: float) -> np.ndarray:
-    """rfft2 of a unit-sum Gaussian (the correlation of resampled/JPEG noise)."""
-    fy = np.fft.fftfreq(SIZE)[:, None]
-    fx = np.fft.rfftfreq(SIZE)[None, :]
-    return np.exp(-2.0 * (np.pi * sigma) ** 2 * (fx ** 2 + fy ** 2))
+def convolve(images: np.ndarray, otf: np.ndarray) -> np.ndarray:
+    """Circular convolution of (k, H, W) float32 images with (k or 1, H, W//2+1) transfer functions."""
+    return _ifft2(_fft2(images) * otf)
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,18 +155,22 @@ def _check_class(class_id) -> int:
     return c
 
 
-def _check_difficulty(difficulty) -> float:
+def check_difficulty(difficulty) -> float:
+    """The difficulty as a float in [0, 1], or a one-line error: the one check of it."""
     try:
         d = float(difficulty)
     except (TypeError, ValueError):
         raise DataError(f"difficulty must be a number in [0, 1], got {difficulty!r}") from None
     if not 0.0 <= d <= 1.0:
-        raise DataError(f"difficulty must be in [0, 1], got {d}")
+        raise DataError(f"difficulty must be between 0 and 1, got {d:g}")
     return d
 
 
 def _jitter(colour: np.ndarray, rng: np.random.Generator, amount: float = 0.06) -> np.ndarray:
-    return (colour * np.exp(rng.normal(0.0, amount, 3))).astype(np.float32)
+    """A colour moved along the stellar colour axis (mostly) and scattered a little per band."""
+    along = rng.normal(0.0, amount)
+    scatter = rng.normal(0.0, amount / 3.0, 3)
+    return (colour * np.exp(along * COLOUR_AXIS + scatter)).astype(np.float32)
 
 
 def _disk_orientation(rng, d: float, max_incl_deg: float) -> tuple[float, float]:
@@ -174,9 +219,41 @@ def _spiral(rng, d: float, kind: str, h: float) -> dict:
     return p
 
 
-# At 0.8 the reference CNN, trained with its own recipe, scores on held-out synthetic 2-vs-5 images
-# about what it scores on real ones (0.950 vs 0.945; docs/synthetic.md, "The difficulty knob").
-DEFAULT_DIFFICULTY = 0.8
+def _edge_on(rng, c: int, size: float, flux: float) -> dict:
+    """An edge-on disk, lens-shaped: bright along its middle, tapering to points inside the frame.
+
+    Class 8 (no bulge): a long, thin, bluish-white disk. Class 9 (bulge): a shorter, thicker,
+    red disk with a round Sersic bulge that stands out above and below it.
+    """
+    # visible half-length (px, where the disk falls to 3 sky sigma), kept inside the frame
+    length = float(rng.uniform(80.0, 118.0) if c == 8 else rng.uniform(52.0, 85.0))
+    length = min(length * float(np.clip(size / 1.8, 0.8, 1.15)), 115.0)
+    thin = float(rng.uniform(0.10, 0.17) if c == 8 else rng.uniform(0.11, 0.18))  # z0 / h
+    n_u = float(rng.uniform(0.5, 0.8))  # Sersic-like index along the plane: < 1 gives a lens shape
+    # bulgeless edge-ons are young, bluish disks; edge-ons with bulges are red (old, dusty)
+    disk, bulge = (0.5 * (DISK + BLUE), RED) if c == 8 else (RED * EDGE_RED, RED * EDGE_RED ** 2)
+    bt = float(rng.uniform(0.0, 0.03)) if c == 8 else float(rng.uniform(0.25, 0.45))
+    # the scale h that puts 3 sky sigma at +-length: the central surface brightness of
+    # exp(-(|u|/h)^(1/n_u)) sech^2(v/z0) is F / (4 Gamma(n_u + 1) z0 h)
+    norm = 4.0 * thin * float(special.gamma(n_u + 1.0))
+    while True:
+        h = length / 5.0
+        for _ in range(8):
+            h = length / max(np.log(flux * (1.0 - bt) / (norm * h * h) / 3.0), 1.5) ** n_u
+        if flux * (1.0 - bt) / (norm * h * h) >= 30.0 or length < 30.0:
+            break
+        length *= 0.9  # a faint disk shows less of its length: keep its middle bright (>= 30 sigma)
+    g = {"kind": "edgeon", "h": float(h), "z0": float(thin * h), "n_u": n_u, "length": length,
+         "pa": float(rng.uniform(0, np.pi)), "incl": float(np.radians(rng.uniform(85, 90))),
+         "disk_colour": _jitter(disk, rng), "bulge_colour": _jitter(bulge, rng),
+         "dust": float(rng.uniform(0.0, 0.8) if c == 8 else rng.uniform(0.4, 1.4)), "bt": bt}
+    if c == 9:
+        g["bulge_re"] = float(length * rng.uniform(0.09, 0.16))
+        g["bulge_n"] = float(rng.uniform(1.5, 3.0))
+        g["bulge_q"] = float(rng.uniform(0.55, 0.8))
+    else:  # at most a faint nucleus
+        g["bulge_re"], g["bulge_n"], g["bulge_q"] = float(2.0 * g["z0"]), 1.0, 0.8
+    return g
 
 
 def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = DEFAULT_DIFFICULTY) -> dict:
@@ -187,7 +264,7 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = DEF
     observation: ``psf_fwhm_arcsec``, ``psf_beta``, ``sky_sigma``, ``n_stars``, ``n_bg``.
     """
     c = _check_class(class_id)
-    d = _check_difficulty(difficulty)
+    d = check_difficulty(difficulty)
     # size and brightness: fainter and smaller as difficulty grows
     size = float(1.8 * np.exp(rng.normal(0.0, 0.25)) * (1.0 - 0.3 * d * rng.uniform()))
     flux = float(np.exp(rng.uniform(np.log(12000), np.log(80000))) * (1.0 - 0.5 * d * rng.uniform()))
@@ -195,9 +272,9 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = DEF
     if c in (6, 7):
         flux *= 2.5 if c == 6 else 3.0  # big disks: keep their surface brightness like the real ones
     if c == 8:
-        flux *= 4.0  # long thin disks: more light keeps their ends above the sky
+        flux *= 2.6  # long disks: bright middles like the real ones (their scale follows the flux)
     if c == 9:
-        flux *= 1.6
+        flux *= 2.2
     if c == 1:
         flux *= 1.8  # two galaxies share the light: keep each core as bright as real ones
     if c in (2, 3, 4):  # smooth: one red Sersic spheroid, rounder -> cigar
@@ -222,23 +299,7 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = DEF
     elif c == 7:
         gal = _spiral(rng, d, "loose", float(rng.uniform(10.0, 18.0) * size))
     elif c in (8, 9):
-        h_range, h_max = ((12.0, 20.0), 45.0) if c == 8 else ((8.0, 14.0), 32.0)
-        # bulgeless edge-ons are young, bluish disks; edge-ons with bulges are red (old, dusty)
-        disk, bulge = (0.5 * (DISK + BLUE), RED) if c == 8 else (RED * EDGE_RED, RED * EDGE_RED ** 2)
-        gal = {"kind": "edgeon", "h": float(min(rng.uniform(*h_range) * size, h_max)), "pa": float(rng.uniform(0, np.pi)),
-               "z0": float(rng.uniform(1.6, 3.2) * size * (1.8 if c == 8 else 1.25)), "incl": float(np.radians(rng.uniform(84, 90))),
-               "disk_colour": _jitter(disk, rng), "bulge_colour": _jitter(bulge, rng),
-               "dust": float(rng.uniform(0.0, 1.2) if c == 8 else rng.uniform(0.4, 1.5)), "bt": 0.0}
-        if c == 8:  # h is capped at 45 px for big size factors: keep the disk thin anyway
-            gal["z0"] = min(gal["z0"], 0.3 * gal["h"])
-        if c == 9:
-            gal["bt"] = float(rng.uniform(0.25 - 0.1 * d, 0.55 - 0.15 * d))
-            gal["bulge_re"] = float(gal["h"] * rng.uniform(0.35, 0.7))
-            gal["bulge_n"] = float(rng.uniform(2.0, 4.0))
-            gal["bulge_q"] = float(rng.uniform(0.6, 0.9))
-        else:
-            gal["bt"] = float(rng.uniform(0.0, 0.04))
-            gal["bulge_re"], gal["bulge_n"], gal["bulge_q"] = gal["z0"] * 1.5, 1.0, 0.8
+        gal = _edge_on(rng, c, size, flux)
     else:  # 0 disturbed, 1 merging: one or two galaxies with tidal arcs and clumps
         n_gal = 2 if c == 1 else 1
         gal = {"kind": "interacting", "members": [], "tails": [], "lopsided": float(rng.uniform(0.2, 0.6))}
@@ -274,158 +335,205 @@ def draw_params(class_id: int, rng: np.random.Generator, difficulty: float = DEF
 
 
 # ---------------------------------------------------------------------------------------
-# the central galaxy, noiseless
+# the central galaxy, noiseless, by component
 # ---------------------------------------------------------------------------------------
-def _spiral_model(g: dict, x: np.ndarray, y: np.ndarray, rng) -> tuple[np.ndarray, list]:
+# Each model returns parts (component name, unit-less 2D light, (g, r, z) colour, per-band
+# attenuation or None) and point sources (x, y, fraction of the flux, colour, component name).
+def _spiral_model(g: dict, x: np.ndarray, y: np.ndarray, rng) -> tuple[list, list]:
     """Bulge, disk, arms and (for barred) bar in the disk plane, projected by inclination."""
     u, v = rotated(x, y, g["pa"])
-    cos_i = max(np.cos(g["incl"]), 0.12)
-    vd = v / cos_i  # deprojected: disk-plane coordinates (u, vd)
+    cos_i = max(float(np.cos(g["incl"])), 0.12)
+    vd = v * (1.0 / cos_i)  # deprojected: disk-plane coordinates (u, vd)
     r = np.sqrt(u * u + vd * vd)
     theta = np.arctan2(vd, u)
     h = g["h"]
-    disk = sersic(r, 1.0, 1.678 * h) / cos_i
+    disk = sersic(r, 1.0, 1.678 * h) * (1.0 / cos_i)
     # logarithmic spiral: phase m*(theta - ln(r)/tan(pitch)); arms peak where cos = 1
-    phase = g["n_arms"] * (theta - np.log(np.maximum(r, 0.5) / h) / np.tan(g["pitch"]) - g["arm_phase"])
-    wave = ((1.0 + np.cos(phase)) / 2.0) ** g["arm_width"]
-    wave = wave / np.float32(special.gamma(g["arm_width"] + 0.5) / (np.sqrt(np.pi) * special.gamma(g["arm_width"] + 1)))
-    ramp = np.clip((r - 0.6 * g["arm_start"]) / (0.6 * g["arm_start"] + 1.0), 0.0, 1.0)
+    phase = g["n_arms"] * (theta - np.log(np.maximum(r, np.float32(0.5)) * (1.0 / h)) * (1.0 / float(np.tan(g["pitch"])))
+                           - g["arm_phase"])
+    width = g["arm_width"]
+    mean_wave = float(special.gamma(width + 0.5) / (np.sqrt(np.pi) * special.gamma(width + 1)))
+    wave = ((1.0 + np.cos(phase)) * 0.5) ** width * (1.0 / mean_wave)
+    ramp = np.clip((r - 0.6 * g["arm_start"]) * (1.0 / (0.6 * g["arm_start"] + 1.0)), 0.0, 1.0)
     arm_amp = g["arm_amp"] * ramp
     bt, bar = g["bt"], g.get("bar_frac", 0.0)
-    disk_w = 1.0 - bt - bar
-    parts = [(disk_w * disk * (1.0 - arm_amp), g["disk_colour"]),
-             (disk_w * disk * arm_amp * wave, g["arm_colour"])]
-    bu, bv = rotated(u, vd, g.get("bar_angle", 0.0)) if bar else (None, None)
+    disk_w = disk * (1.0 - bt - bar)
+    parts = [("disk", disk_w * (1.0 - arm_amp), g["disk_colour"], None),
+             ("arms", disk_w * arm_amp * wave, g["arm_colour"], None)]
     if bar:
-        parts.append((bar * ferrers(bu, bv, g["bar_len"], g["bar_q"]), g["bulge_colour"] * 0.5 + g["disk_colour"] * 0.5))
+        bu, bv = rotated(u, vd, g.get("bar_angle", 0.0))
+        parts.append(("bar", bar * ferrers(bu, bv, g["bar_len"], g["bar_q"]),
+                      g["bulge_colour"] * 0.5 + g["disk_colour"] * 0.5, None))
     bq = g["bulge_q"]  # bulges are nearly round spheroids: barely flattened by inclination
-    rb = np.sqrt(u * u + (v / bq) ** 2)
-    parts.append((bt * sersic(rb, g["bulge_n"], g["bulge_re"]) / bq, g["bulge_colour"]))
+    rb = np.sqrt(u * u + (v * (1.0 / bq)) ** 2)
+    parts.append(("bulge", sersic(rb, g["bulge_n"], g["bulge_re"]) * (bt / bq), g["bulge_colour"], None))
     # star-forming knots on the arms: point sources, blue
     knots = []
+    ca, sa = float(np.cos(g["pa"])), float(np.sin(g["pa"]))
     for _ in range(g["n_knots"]):
         rk = h * rng.uniform(0.8, 3.0)
         arm = rng.integers(g["n_arms"])
         tk = g["arm_phase"] + 2 * np.pi * arm / g["n_arms"] + np.log(rk / h) / np.tan(g["pitch"])
         uk, vk = rk * np.cos(tk), rk * np.sin(tk) * cos_i
-        ca, sa = np.cos(g["pa"]), np.sin(g["pa"])
-        knots.append((ca * uk - sa * vk, sa * uk + ca * vk, g["knot_frac"] / max(g["n_knots"], 1), g["arm_colour"]))
+        knots.append((ca * uk - sa * vk, sa * uk + ca * vk, g["knot_frac"] / max(g["n_knots"], 1), g["arm_colour"], "arms"))
     return parts, knots
 
 
-def _edgeon_model(g: dict, x: np.ndarray, y: np.ndarray) -> list:
-    """Edge-on exponential disk: (R/h) K1(R/h) along the plane, sech^2 across, dust lane."""
+def _edgeon_model(g: dict, x: np.ndarray, y: np.ndarray) -> tuple[list, list]:
+    """Edge-on disk exp(-(|u|/h)^(1/n_u)) sech^2(v/z0) with a dust lane, plus a Sersic bulge."""
     u, v = rotated(x, y, g["pa"])
     h, z0 = g["h"], g["z0"]
-    a = np.maximum(np.abs(u), 0.3) / h
-    radial = (a * special.k1(a)).astype(np.float32)
-    offset = 2.88 * z0 * np.cos(g["incl"])  # the lane sits just off the mid-plane when i < 90
-    vertical = 1.0 / np.cosh(v / z0) ** 2
+    # along the plane a Sersic-like profile softened at the centre: bright middle, lens-shaped
+    # isophotes whose ends taper to points
+    radial = np.exp(-((u * u + (1.5 * z0) ** 2) * (1.0 / h ** 2)) ** (0.5 / g["n_u"]))
+    e = np.exp(np.abs(v) * (-2.0 / z0))
+    vertical = 4.0 * e / (1.0 + e) ** 2  # sech^2(v / z0), without overflow
     disk = radial * vertical
-    disk = disk / disk.sum()
-    lane = np.exp(-0.5 * ((v - offset) / (0.45 * z0)) ** 2) * np.exp(-np.abs(u) / (2.5 * h))
-    parts = [((1.0 - g["bt"]) * disk, g["disk_colour"], lane)]
-    rb = np.sqrt(u * u + (v / g["bulge_q"]) ** 2)
-    parts.append((g["bt"] * sersic(rb, g["bulge_n"], g["bulge_re"]) / g["bulge_q"], g["bulge_colour"], lane))
-    return parts
+    disk *= 1.0 / float(disk.sum())
+    offset = 2.88 * z0 * float(np.cos(g["incl"]))  # the lane sits just off the mid-plane when i < 90
+    lane = np.exp(-0.5 * ((v - offset) * (1.0 / (0.45 * z0))) ** 2) * np.exp(-np.abs(u) * (1.0 / (2.5 * h)))
+    rb = np.sqrt(u * u + (v * (1.0 / g["bulge_q"])) ** 2)
+    bulge = sersic(rb, g["bulge_n"], g["bulge_re"]) * (g["bt"] / g["bulge_q"])
+    # the lane hides the disk; only the half of the bulge behind the disk's mid-plane is dimmed
+    return [("disk", (1.0 - g["bt"]) * disk, g["disk_colour"], lane),
+            ("bulge", bulge, g["bulge_colour"], 0.5 * lane)], []
 
 
 def _interacting_model(g: dict, x, y, rng) -> tuple[list, list]:
-    """Galaxies with lopsided light, tidal arcs (curved tails) and blue clumps."""
+    """Galaxies with lopsided light, tidal arcs (curved tails) and blue clumps.
+
+    The first member is the central galaxy (its light counts as disk for n < 2, else as bulge);
+    a merging partner is a companion. Tails and clumps belong to the galaxy only.
+    """
     parts, knots = [], []
     weights = sum(m["weight"] for m in g["members"])
     tail_total = sum(t["frac"] for t in g["tails"])
-    for m in g["members"]:
-        xm, ym = x - m["offset"][0], y - m["offset"][1]
+    for k, m in enumerate(g["members"]):
+        xm, ym = x - np.float32(m["offset"][0]), y - np.float32(m["offset"][1])
         u, v = rotated(xm, ym, m["pa"])
         # lopsidedness: stretch one side (m=1 distortion)
-        u = np.where(u > 0, u / (1 + g["lopsided"]), u)
-        r = np.sqrt(u * u + (v / m["q"]) ** 2)
+        u = np.where(u > 0, u * (1.0 / (1 + g["lopsided"])), u)
+        r = np.sqrt(u * u + (v * (1.0 / m["q"])) ** 2)
         prof = sersic(r, m["n"], m["re"])
-        prof = prof / prof.sum()
-        parts.append(((1 - tail_total) * m["weight"] / weights * prof, m["colour"]))
+        prof *= 1.0 / float(prof.sum())
+        name = "companions" if k else ("disk" if m["n"] < 2 else "bulge")
+        parts.append((name, ((1 - tail_total) * m["weight"] / weights) * prof, m["colour"], None))
     r = np.sqrt(x * x + y * y)
     theta = np.arctan2(y, x)
     for t in g["tails"]:
         # a tidal arc: a spiral-ish ridge r = r0 * exp(growth * s), s the angle along it
         s = np.mod(t["sign"] * (theta - t["start"]), 2 * np.pi)
         ridge = t["r0"] * np.exp(t["growth"] * s)
-        along = np.clip(1.0 - s / t["sweep"], 0.0, 1.0)
-        arc = np.exp(-0.5 * ((r - ridge) / t["width"]) ** 2) * along
+        along = np.clip(1.0 - s * (1.0 / t["sweep"]), 0.0, 1.0)
+        arc = np.exp(-0.5 * ((r - ridge) * (1.0 / t["width"])) ** 2) * along
         total = float(arc.sum())
         if total > 0:
-            parts.append((t["frac"] * arc / total, g["disk_colour"]))
+            parts.append(("tail", arc * (t["frac"] / total), g["disk_colour"], None))
     for _ in range(g["n_clumps"]):
         rk, tk = rng.uniform(3, 20), rng.uniform(0, 2 * np.pi)
-        knots.append((rk * np.cos(tk), rk * np.sin(tk), rng.uniform(0.01, 0.04), g["clump_colour"]))
+        knots.append((rk * np.cos(tk), rk * np.sin(tk), rng.uniform(0.01, 0.04), g["clump_colour"], "tail"))
     return parts, knots
+
+
+def _smooth_model(g: dict, x, y) -> tuple[list, list]:
+    """A Sersic spheroid (the 'bulge' of the masks), sometimes with a faint outer disk."""
+    u, v = rotated(x, y, g["pa"])
+    r = np.sqrt(u * u + (v * (1.0 / g["q"])) ** 2)
+    halo = g.get("halo_frac", 0.0)
+    parts = [("bulge", sersic(r, g["n"], g["re"]) * ((1 - halo) / g["q"]), g["colour"], None)]
+    if halo:
+        r2 = np.sqrt(u * u + (v * (1.0 / min(1.0, g["q"] * 0.9))) ** 2)
+        parts.append(("disk", sersic(r2, 1.0, 1.678 * g["halo_h"]) * halo, g["colour"], None))
+    return parts, []
+
+
+def galaxy_components(params: dict, knots: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The central galaxy's noiseless, unconvolved light: ((g, r, z) flux (3, 256, 256), components).
+
+    ``components`` maps each drawn component (``bulge``, ``disk``, ``bar``, ``arms``,
+    ``companions``, ``tail``) to its light averaged over the bands, (256, 256), in the same
+    sky-sigma units. Knots (HII regions, clumps) are single-pixel point sources when ``knots``.
+    """
+    g = params["components"]
+    x = _XX - np.float32(params["center"][0])
+    y = _YY - np.float32(params["center"][1])
+    krng = np.random.default_rng(params["knot_seed"])
+    if g["kind"] == "smooth":
+        parts, point_sources = _smooth_model(g, x, y)
+    elif g["kind"] in ("barred", "tight", "loose"):
+        parts, point_sources = _spiral_model(g, x, y, krng)
+    elif g["kind"] == "edgeon":
+        parts, point_sources = _edgeon_model(g, x, y)
+    else:
+        parts, point_sources = _interacting_model(g, x, y, krng)
+    flux = np.float32(params["flux"])
+    out = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+    comps: dict[str, np.ndarray] = {}
+    dust = np.array([1.0, 0.75, 0.45], dtype=np.float32) * np.float32(g.get("dust", 0.0))  # red light gets through
+    for name, light, colour, lane in parts:
+        light = light * flux
+        if lane is None:
+            band = light[None] * colour[:, None, None]
+        else:
+            band = light[None] * (colour[:, None, None] * np.exp(-dust[:, None, None] * lane[None]))
+        out += band
+        mean = band.mean(axis=0)
+        comps[name] = comps[name] + mean if name in comps else mean
+    if knots and point_sources:
+        xs = np.array([k[0] for k in point_sources]) + params["center"][0]
+        ys = np.array([k[1] for k in point_sources]) + params["center"][1]
+        fl = np.stack([k[2] * k[3] for k in point_sources]) * float(flux)
+        _add_points(out, xs, ys, fl)
+        for name in {k[4] for k in point_sources}:
+            sel = [i for i, k in enumerate(point_sources) if k[4] == name]
+            plane = comps.setdefault(name, np.zeros((SIZE, SIZE), dtype=np.float32))
+            _add_points(plane[None], xs[sel], ys[sel], fl[sel].mean(axis=1, keepdims=True))
+    return out, comps
 
 
 def galaxy_model(params: dict, knots: bool = True) -> np.ndarray:
     """Noiseless, unconvolved (g, r, z) flux of the central galaxy: float32 (3, 256, 256).
 
-    Flux is in units of the sky noise (sky_sigma = 1); the r-band total is ``params['flux']``.
-    Knots (HII regions, clumps) are added as single-pixel point sources when ``knots``.
+    Flux is in units of the sky noise (sky_sigma = 1); the r-band total is about ``params['flux']``.
     """
-    g = params["components"]
-    x = _XX - params["center"][0]
-    y = _YY - params["center"][1]
-    out = np.zeros((3, SIZE, SIZE), dtype=np.float32)
-    point_sources = []
-    krng = np.random.default_rng(params["knot_seed"])
-    if g["kind"] == "smooth":
-        u, v = rotated(x, y, g["pa"])
-        r = np.sqrt(u * u + (v / g["q"]) ** 2)
-        halo = g.get("halo_frac", 0.0)
-        out += ((1 - halo) * sersic(r, g["n"], g["re"]) / g["q"])[None] * g["colour"][:, None, None]
-        if halo:
-            r2 = np.sqrt(u * u + (v / min(1.0, g["q"] * 0.9)) ** 2)
-            out += (halo * sersic(r2, 1.0, 1.678 * g["halo_h"]))[None] * g["colour"][:, None, None]
-    elif g["kind"] in ("barred", "tight", "loose"):
-        parts, point_sources = _spiral_model(g, x, y, krng)
-        for img, colour in parts:
-            out += img[None] * colour[:, None, None]
-    elif g["kind"] == "edgeon":
-        tau = np.array([1.0, 0.75, 0.45], dtype=np.float32) * g["dust"]  # redder light gets through
-        for img, colour, lane in _edgeon_model(g, x, y):
-            out += img[None] * colour[:, None, None] * np.exp(-tau[:, None, None] * lane[None])
-    else:
-        parts, point_sources = _interacting_model(g, x, y, krng)
-        for img, colour in parts:
-            out += img[None] * colour[:, None, None]
-    if knots:
-        for kx, ky, frac, colour in point_sources:
-            _add_point(out, kx + params["center"][0], ky + params["center"][1], frac * colour)
-    return out * np.float32(params["flux"])
+    return galaxy_components(params, knots)[0]
 
 
-def _add_point(img: np.ndarray, x: float, y: float, flux: np.ndarray) -> None:
-    """Add a point source at sub-pixel (x, y) (centred coordinates) by bilinear sharing."""
-    px, py = x + (SIZE - 1) / 2.0, y + (SIZE - 1) / 2.0
-    ix, iy = int(np.floor(px)), int(np.floor(py))
+def _add_points(img: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray) -> None:
+    """Add point sources at sub-pixel (x, y) (centred coordinates) by bilinear sharing.
+
+    ``img`` is (k, H, W); ``flux`` is (n, k): each source's flux in each plane.
+    """
+    px, py = np.asarray(x, float) + (SIZE - 1) / 2.0, np.asarray(y, float) + (SIZE - 1) / 2.0
+    ix, iy = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
     fx, fy = px - ix, py - iy
+    flat = img.reshape(img.shape[0], -1)
     for dy, wy in ((0, 1 - fy), (1, fy)):
         for dx, wx in ((0, 1 - fx), (1, fx)):
             jx, jy = ix + dx, iy + dy
-            if 0 <= jx < SIZE and 0 <= jy < SIZE:
-                img[:, jy, jx] += flux * np.float32(wx * wy)
+            ok = (jx >= 0) & (jx < SIZE) & (jy >= 0) & (jy < SIZE)
+            for k in range(flat.shape[0]):
+                np.add.at(flat[k], (jy * SIZE + jx)[ok], (flux[:, k] * wx * wy)[ok].astype(np.float32))
 
 
 # ---------------------------------------------------------------------------------------
 # the field: stars and faint background galaxies
 # ---------------------------------------------------------------------------------------
-def _add_field(scene: np.ndarray, params: dict, rng: np.random.Generator) -> None:
-    """Field stars (steep number counts, a few bright) and small faint background galaxies."""
-    for _ in range(params["n_stars"]):
-        x, y = rng.uniform(-SIZE / 2, SIZE / 2, 2)
-        flux = 90.0 * (rng.pareto(0.9) + 1.0)  # dN/dF ~ F^-1.9: mostly faint, some saturate
-        flux = min(flux, 2e5)
-        t = rng.uniform(-1, 1)  # blue (hot) .. red (cool) stars
-        colour = np.array([1.0 + 0.45 * -t, 1.0, 1.0 + 0.5 * t], dtype=np.float32)
-        _add_point(scene, x, y, flux * np.clip(colour, 0.3, None))
+def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Field stars (steep number counts, a few bright) and small faint background galaxies:
+    their unconvolved (g, r, z) light, each (3, 256, 256)."""
+    stars = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+    n = params["n_stars"]
+    if n:
+        xy = rng.uniform(-SIZE / 2, SIZE / 2, (n, 2))
+        flux = np.minimum(90.0 * (rng.pareto(0.9, n) + 1.0), 2e5)  # dN/dF ~ F^-1.9: mostly faint, some saturate
+        t = rng.uniform(-1, 1, n)  # blue (hot) .. red (cool) stars
+        colour = np.clip(np.stack([1.0 - 0.45 * t, np.ones(n), 1.0 + 0.5 * t], axis=1), 0.3, None)
+        _add_points(stars, xy[:, 0], xy[:, 1], flux[:, None] * colour)
+    galaxies = np.zeros((3, SIZE, SIZE), dtype=np.float32)
     for _ in range(params["n_bg"]):
         cx, cy = rng.uniform(-SIZE / 2, SIZE / 2, 2)
-        re, n, q, pa = rng.uniform(0.8, 3.5), rng.uniform(1.0, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
+        re, n_s, q, pa = rng.uniform(0.8, 3.5), rng.uniform(1.0, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
         flux = 70.0 * (rng.pareto(1.2) + 1.0)
         colour = _jitter(RED if rng.uniform() < 0.5 else BLUE, rng, 0.1)
         half = int(min(6 * re + 4, 30))
@@ -433,66 +541,110 @@ def _add_field(scene: np.ndarray, params: dict, rng: np.random.Generator) -> Non
         y0, y1, x0, x1 = max(iy - half, 0), min(iy + half + 1, SIZE), max(ix - half, 0), min(ix + half + 1, SIZE)
         if y0 >= y1 or x0 >= x1:
             continue
-        sx = _XX[y0:y1, x0:x1] - cx
-        sy = _YY[y0:y1, x0:x1] - cy
-        u, v = rotated(sx, sy, pa)
-        stamp = sersic(np.sqrt(u * u + (v / q) ** 2), n, re) / q
-        scene[:, y0:y1, x0:x1] += flux * stamp[None] * colour[:, None, None]
+        u, v = rotated(_XX[y0:y1, x0:x1] - np.float32(cx), _YY[y0:y1, x0:x1] - np.float32(cy), pa)
+        stamp = sersic(np.sqrt(u * u + (v * (1.0 / q)) ** 2), n_s, re) * float(flux / q)
+        galaxies[:, y0:y1, x0:x1] += stamp[None] * colour[:, None, None]
+    return stars, galaxies
 
 
 # ---------------------------------------------------------------------------------------
 # observing and display
 # ---------------------------------------------------------------------------------------
-def asinh_rgb(flux_grz: np.ndarray, pedestal: np.ndarray = SKY_PEDESTAL, gain: float = DISPLAY_GAIN,
-              softening: float = SOFTENING) -> np.ndarray:
-    """Lupton-style asinh stretch of (g, r, z) flux (3, H, W) -> uint8 RGB (H, W, 3).
+def asinh_rgb(flux_grz: np.ndarray) -> np.ndarray:
+    """(g, r, z) flux (3, H, W) in sky-sigma units -> uint8 RGB (H, W, 3), z, r, g -> R, G, B.
 
-    The stretch acts on the mean intensity I and scales each band by the same factor
-    asinh(I/s)/(I/s), so bright cores keep their colour instead of all turning white; near
-    I = 0 the factor is 1, so sky noise stays symmetric around the grey pedestal.
+    astropy's ``make_lupton_rgb`` (Lupton et al. 2004): the asinh stretch acts on the mean
+    intensity and scales every band by the same factor, so bright cores keep their colour; the
+    sky sits at the grey pedestal of the real cutouts (``SKY_OFFSET``).
     """
-    intensity = flux_grz.mean(axis=0)
-    t = intensity / softening
-    safe = np.where(np.abs(t) < 1e-4, 1.0, t)
-    factor = np.where(np.abs(t) < 1e-4, 1.0, np.arcsinh(safe) / safe).astype(np.float32)
-    rgb = flux_grz[::-1] * (factor * np.float32(gain))[None]  # z, r, g -> R, G, B
-    rgb = np.moveaxis(rgb, 0, -1) + pedestal
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    from astropy.visualization import make_lupton_rgb
+
+    g, r, z = flux_grz
+    return make_lupton_rgb(z, r, g, minimum=[-o for o in SKY_OFFSET], stretch=LUPTON_STRETCH, Q=LUPTON_Q)
+
+
+def _psf_fwhm_px(params: dict) -> np.ndarray:
+    """Seeing FWHM in px for g, r, z: slightly broader in g than in z."""
+    return params["psf_fwhm_arcsec"] / DECALS_PIXEL_SCALE * np.array([1.06, 1.0, 0.95])
 
 
 def observe(model: np.ndarray, params: dict, rng: np.random.Generator, noise: bool = True,
             field: bool = True) -> np.ndarray:
     """PSF-convolve a (3, H, W) flux scene (+ field sources) and add correlated sky/shot noise."""
-    scene = model.copy()
+    return _observe(model, params, rng, noise, field)[0]
+
+
+def _observe(model: np.ndarray, params: dict, rng, noise: bool, field: bool):
+    """:func:`observe`, also returning the PSF's transfer functions and the unconvolved field."""
+    otf = moffat_otf(_psf_fwhm_px(params), params["psf_beta"])
+    scene = model
+    stars = galaxies = None
     if field:
-        _add_field(scene, params, rng)
-    fwhm_px = params["psf_fwhm_arcsec"] / DECALS_PIXEL_SCALE * np.array([1.06, 1.0, 0.95])
-    conv = np.fft.irfft2(np.fft.rfft2(scene) * moffat_psf_fft(fwhm_px, params["psf_beta"]), s=(SIZE, SIZE))
-    conv = conv.astype(np.float32)
+        stars, galaxies = _field(params, rng)
+        scene = model + stars + galaxies
+    conv = convolve(scene, otf)
     if noise:
-        sigma = params["sky_sigma"]
-        # white noise smoothed by a ~1 px Gaussian (lag-1 correlation ~0.75, as measured on the
-        # real JPEGs), rescaled so the per-pixel sky noise stays sigma; plus source shot noise
-        corr = 0.95
-        # most of the real noise is common to the three channels (luminance): mix in a shared field
-        white = rng.standard_normal((4, SIZE, SIZE)).astype(np.float32)
-        white = np.float32(np.sqrt(1 - BAND_NOISE_CORR)) * white[:3] + np.float32(np.sqrt(BAND_NOISE_CORR)) * white[3:]
-        shot = np.sqrt(np.clip(conv, 0, None) / 25.0)
-        smooth = np.fft.irfft2(np.fft.rfft2(white * (sigma + shot)) * _gauss_fft(corr), s=(SIZE, SIZE))
-        conv = conv + (smooth * (2.0 * np.sqrt(np.pi) * corr)).astype(np.float32)
-    return conv
+        # white noise smoothed by a ~1 px Gaussian (lag-1 correlation ~0.75, as measured on the real
+        # JPEGs), with per-pixel sky noise sigma; most of it common to the three bands (luminance,
+        # as in the real cutouts). Uniform deviates are 6x cheaper than normal ones, and after the
+        # smoothing (which sums ~11 of them) the noise is Gaussian to within a few per cent.
+        white = (rng.random((4, SIZE, SIZE), dtype=np.float32) - np.float32(0.5)) * np.float32(np.sqrt(12.0))
+        smooth = _ifft2(_fft2(white) * _NOISE_OTF)
+        smooth = np.float32(np.sqrt(1 - BAND_NOISE_CORR)) * smooth[:3] + np.float32(np.sqrt(BAND_NOISE_CORR)) * smooth[3:]
+        # plus source shot noise, varying on the scale of the PSF (slower than the noise correlation)
+        amplitude = np.float32(params["sky_sigma"]) + np.sqrt(np.clip(conv, 0, None) * np.float32(1 / 25.0))
+        conv = conv + smooth * amplitude
+    return conv, otf, stars, galaxies
 
 
-def render_galaxy(class_id: int, rng: np.random.Generator, difficulty: float = 0.5, noise: bool = True,
+def component_masks(comps: dict[str, np.ndarray], params: dict, otf: np.ndarray,
+                    stars: np.ndarray | None = None, galaxies: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (256, 256) bit mask of what was drawn where (bits: ``galaxy10.MASK_BITS``).
+
+    * ``galaxy``: the footprint, where the central galaxy's PSF-convolved light (mean of the
+      bands) exceeds ``MASK_SIGMA`` x the sky noise.
+    * ``bulge``, ``disk``, ``bar``, ``arms``: inside the footprint, where the component's own
+      (unconvolved) light exceeds ``MASK_SIGMA`` sky sigma and is at least ``MASK_SHARE`` of the
+      galaxy's light there. Round/in-between/cigar galaxies are one spheroid (``bulge``).
+    * ``stars``, ``companions``: where PSF-convolved field stars, or background galaxies, exceed
+      ``MASK_SIGMA`` sky sigma; ``companions`` also marks a merging partner (class 1), which is
+      inside the footprint as well.
+    """
+    level = np.float32(MASK_SIGMA * params["sky_sigma"])
+    total = sum(comps.values())
+    planes = [total] + [p.mean(axis=0) for p in (stars, galaxies) if p is not None]
+    conv = convolve(np.stack(planes), otf[1:2])
+    mask = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    footprint = conv[0] > level
+    mask[footprint] |= MASK_BITS["galaxy"]
+    share = np.float32(MASK_SHARE) * total
+    for name, light in comps.items():
+        if name in MASK_BITS:
+            mask[footprint & (light > level) & (light >= share)] |= MASK_BITS[name]
+    if stars is not None:
+        mask[conv[1] > level] |= MASK_BITS["stars"]
+        mask[conv[2] > level] |= MASK_BITS["companions"]
+    return mask
+
+
+def render(class_id: int, rng: np.random.Generator, difficulty: float = DEFAULT_DIFFICULTY,
+           noise: bool = True, field: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One synthetic cutout with its ground truth: (uint8 RGB (256, 256, 3), uint8 mask (256, 256), params)."""
+    params = draw_params(class_id, rng, difficulty)
+    model, comps = galaxy_components(params)
+    flux, otf, stars, galaxies = _observe(model, params, rng, noise, field)
+    return asinh_rgb(flux), component_masks(comps, params, otf, stars, galaxies), params
+
+
+def render_galaxy(class_id: int, rng: np.random.Generator, difficulty: float = DEFAULT_DIFFICULTY, noise: bool = True,
                   field: bool = True) -> tuple[np.ndarray, dict]:
     """One synthetic cutout: (uint8 (256, 256, 3) RGB image, its parameter dict).
 
     ``noise=False`` / ``field=False`` switch off sky noise and field sources (for tests and
-    figures that look at the galaxy alone).
+    figures that look at the galaxy alone). :func:`render` also returns the component masks.
     """
-    params = draw_params(class_id, rng, difficulty)
-    flux = observe(galaxy_model(params), params, rng, noise=noise, field=field)
-    return asinh_rgb(flux), params
+    image, _, params = render(class_id, rng, difficulty, noise, field)
+    return image, params
 
 
 # ---------------------------------------------------------------------------------------
@@ -503,40 +655,130 @@ def image_rng(seed: int, class_id: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(class_id), int(index)])
 
 
-def synthesize(out: str | os.PathLike, classes: Iterable[int] = (2, 5), n_per_class: int = 500, seed: int = 0,
-               difficulty: float = DEFAULT_DIFFICULTY, progress: bool = True) -> Path:
+def render_chunk(jobs: list[tuple[int, int]], seed: int, difficulty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Images and masks of ``(class, index)`` jobs: ((n, 256, 256, 3), (n, 256, 256)) uint8.
+
+    A module-level function of plain arguments, so worker processes (spawn or forkserver) can run it.
+    """
+    images = np.empty((len(jobs), *IMAGE_SHAPE), dtype=np.uint8)
+    masks = np.empty((len(jobs), SIZE, SIZE), dtype=np.uint8)
+    for k, (c, i) in enumerate(jobs):
+        images[k], masks[k], _ = render(c, image_rng(seed, c, i), difficulty)
+    return images, masks
+
+
+def default_workers() -> int:
+    """All the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _workers_can_start() -> bool:
+    """False when worker processes could not re-import the main program (code read from stdin)."""
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
+def _rendered_chunks(chunks: list[list[tuple[int, int]]], seed: int, difficulty: float,
+                     workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield the rendered chunks in order, from ``workers`` processes (in this one when 1).
+
+    At most two chunks per worker are in flight, so memory stays small whatever the sky's size.
+    """
+    if workers <= 1 or len(chunks) <= 1 or not _workers_can_start():
+        for chunk in chunks:
+            yield render_chunk(chunk, seed, difficulty)
+        return
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        # workers fork from a server that has imported the heavy libraries once. Not this module:
+        # the server may not see the parent's sys.path, and the workers must run this very file
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["numpy", "scipy.fft", "scipy.special", "h5py", "astropy.visualization"])
+    else:  # pragma: no cover - not Linux
+        context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = []
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(render_chunk, chunk, seed, difficulty))
+                if len(pending) >= 2 * workers:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_per_class: int | None = None,
+               seed: int | None = None, difficulty: float | None = None, progress: bool = True,
+               workers: int | None = None) -> Path:
     """Render a Galaxy10-layout HDF5 file of synthetic cutouts and return its path.
 
+    Defaults (classes, images per class, seed, difficulty) are :class:`~galaxymorph.Config`'s.
     Images of the classes are interleaved (2, 5, 2, 5, ...); image ``i`` of class ``c`` is a
-    pure function of ``(seed, c, i, difficulty)``, so the same arguments give identical pixels.
-    The file is written atomically through :class:`Galaxy10Writer`, with a ``pxscale`` column
-    (0.262 arcsec/px) and attributes naming the generator version, seed and difficulty.
+    pure function of ``(seed, c, i, difficulty)``, so the same arguments give identical pixels
+    whatever the number of ``workers`` (processes; default: every core, one per 128 images at
+    most, since a worker takes about a second to start). The file is written
+    atomically through :class:`Galaxy10Writer`, with a ``pxscale`` column (0.262 arcsec/px),
+    the component ``masks`` and attributes naming the generator version, seed and difficulty.
     """
-    classes = validate_classes(classes, minimum=1, check=_check_class)
+    defaults = Config()
+    classes = validate_classes(defaults.classes if classes is None else classes, minimum=1, check=_check_class)
+    n_per_class = defaults.n_per_class if n_per_class is None else n_per_class
     if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1:
         raise DataError(f"n_per_class must be a positive integer, got {n_per_class!r}")
     try:
-        seed = int(seed)
+        seed = int(defaults.seed if seed is None else seed)
     except (TypeError, ValueError):
         raise DataError(f"seed must be an integer, got {seed!r}") from None
-    difficulty = _check_difficulty(difficulty)
+    difficulty = check_difficulty(defaults.difficulty if difficulty is None else difficulty)
+    n_images = len(classes) * int(n_per_class)
+    if workers is None:  # every core, but no process that would cost more to start than it renders
+        workers = max(1, min(default_workers(), n_images // IMAGES_PER_WORKER))
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise DataError(f"workers must be a positive integer, got {workers!r}")
     out = Path(out)
     if out.is_dir():
         raise DataError(f"--out must be a file path, got a folder: {out}")
     jobs = [(c, i) for i in range(int(n_per_class)) for c in classes]
+    chunks = [jobs[start:start + CHUNK] for start in range(0, len(jobs), CHUNK)]
     attrs = {"generator": GENERATOR_VERSION, "seed": seed, "difficulty": difficulty,
              "classes": np.array(classes, dtype=np.int64), "n_per_class": int(n_per_class),
              "description": "synthetic Galaxy10-like DECaLS cutouts (galaxymorph data synth)"}
     from ..progress import progress_bar
 
-    with Galaxy10Writer(out, attrs=attrs) as writer, \
-            progress_bar(total=len(jobs), desc="synth", unit="img", disable=not progress) as bar:
-        for start in range(0, len(jobs), CHUNK):
-            chunk = jobs[start:start + CHUNK]
-            images = np.empty((len(chunk), *IMAGE_SHAPE), dtype=np.uint8)
-            for k, (c, i) in enumerate(chunk):
-                images[k] = render_galaxy(c, image_rng(seed, c, i), difficulty)[0]
-                bar.update(1)
-            labels = np.array([c for c, _ in chunk], dtype=np.uint8)
-            writer.append(images, labels, pxscale=np.full(len(chunk), DECALS_PIXEL_SCALE))
+    try:
+        with Galaxy10Writer(out, attrs=attrs) as writer, \
+                progress_bar(total=len(jobs), desc="synth", unit="img", disable=not progress) as bar:
+            for chunk, (images, masks) in zip(chunks, _rendered_chunks(chunks, seed, difficulty, int(workers))):
+                _check_free_space(out, images.nbytes + masks.nbytes)
+                labels = np.array([c for c, _ in chunk], dtype=np.uint8)
+                writer.append(images, labels, pxscale=np.full(len(chunk), DECALS_PIXEL_SCALE))
+                writer.append_masks(masks)
+                bar.update(len(chunk))
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+            raise DataError(_disk_full(out)) from None
+        raise DataError(f"cannot write {out}: {' '.join(str(exc).split())[:200]}") from None
     return out
+
+
+def _disk_full(out: Path) -> str:
+    return f"disk full while writing {out}: nothing was written; free some space and retry"
+
+
+def _check_free_space(out: Path, nbytes: int) -> None:
+    """Refuse to write a batch that might not fit: HDF5 cannot recover from a full disk (it
+    reports the failed writes late, and may crash the process at exit)."""
+    import shutil
+
+    margin = 1 << 20  # metadata, and a batch that compresses worse than it should
+    if shutil.disk_usage(out.parent if str(out.parent) else ".").free < nbytes + margin:
+        raise DataError(_disk_full(out))
