@@ -33,6 +33,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from .data.galaxy10 import CLASS_NAMES, open_galaxy10
+from .data.scale import check_file_scale
 from .data.splits import split_indices
 from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path, write_json
@@ -301,6 +302,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
                                      "computed 'AUC'; equals balanced accuracy for two classes. Use roc_auc."} if binary else {},
         "per_class": per_class_metrics(y, probs, pred, names),
         "confusion_matrix": confusion(y, pred, names),
+        "scale_warnings": check_file_scale(run_dir, data_path, indices),  # one line on stderr
     }
     if binary:
         tuned = predicted_positions(probs, threshold["tuned"])

@@ -294,7 +294,13 @@ def read_image_file(path: str | os.PathLike, size: int = 256) -> np.ndarray:
     replaced with the sky level. Raises :class:`DataError` for a file it cannot read, or one
     under ``MIN_SIDE`` pixels on a side (a thumbnail or icon, not a cutout to blow up).
     """
-    return _read(Path(path), size).image
+    return read_image(path, size).image
+
+
+def read_image(path: str | os.PathLike, size: int = 256) -> ImageRead:
+    """:func:`read_image_file` with what the file says about itself: its class from a FITS
+    header and its pixel scale from a FITS WCS (see :class:`ImageRead`)."""
+    return _read(Path(path), size)
 
 
 def class_from_path(rel: str | os.PathLike) -> int | None:
@@ -363,6 +369,11 @@ class ImageRead:
     header_class: int | None  # class id from a FITS header keyword
     side: int  # side in px of the square cut from the file (before resizing)
     wcs_scale: float  # arcsec/px of the file from its FITS WCS, NaN where unknown
+
+    @property
+    def pxscale(self) -> float:
+        """arcsec/px of the stored image from the file's WCS (NaN where unknown)."""
+        return self.wcs_scale * self.side / self.image.shape[0]
 
 
 def _read(path: Path, size: int) -> ImageRead:
