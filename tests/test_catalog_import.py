@@ -52,22 +52,23 @@ def test_catalogue_join_order_missing_and_extra_rows(folder, tmp_path):
     # rows in another order than the images; c.png has no row; two rows match no image;
     # a blank vote; a text column; the catalogue itself sits in the folder (passed over quietly)
     cat = _csv(folder / "catalog.csv",
-               ["File", "galaxy10_class", "RA", "dec", "smooth", "bar", "survey"],
-               [["barred_spiral/e.png", "5", "10.5", "-1.5", "0.1", "0.9", "SDSS"],
-                ["round_smooth/a.png", "Round Smooth", "10.1", "-1.1", "0.9", "", "SDSS"],
-                ["./round_smooth/b.png", "2", "10.2", "-1.2", "0.8", "0.0", "DECaLS"],
-                ["round_smooth/gone.png", "2", "11", "-2", "0.7", "0.1", "SDSS"],
-                ["barred_spiral/d.png", "5.0", "10.4", "-1.4", "0.2", "0.8", "SDSS"],
-                ["elsewhere/x.png", "5", "12", "-3", "0.3", "0.7", "SDSS"]])
+               ["File", "galaxy10_class", "RA", "dec", "smooth", "bar", "survey", "objid"],
+               [["barred_spiral/e.png", "5", "10.5", "-1.5", "0.1", "0.9", "SDSS", "1237648720693755918"],
+                ["round_smooth/a.png", "Round Smooth", "10.1", "-1.1", "0.9", "", "SDSS", "1237648720693755919"],
+                ["./round_smooth/b.png", "2", "10.2", "-1.2", "0.8", "0.0", "DECaLS", ""],
+                ["round_smooth/gone.png", "2", "11", "-2", "0.7", "0.1", "SDSS", "1237648720693755920"],
+                ["barred_spiral/d.png", "5.0", "10.4", "-1.4", "0.2", "0.8", "SDSS", "1237648720693755921"],
+                ["elsewhere/x.png", "5", "12", "-3", "0.3", "0.7", "SDSS", "1237648720693755922"]])
     out = tmp_path / "out.h5"
     report = import_images(folder, out, catalog=cat, progress=False)
     assert report.n_written == 5 and report.skipped == [] and report.ignored == 1
     assert [str(p) for p in report.not_in_catalog] == ["round_smooth/c.png"]
-    assert report.unmatched_rows == 2 and report.ignored_columns == ["survey"]
+    assert report.unmatched_rows == 2
+    assert report.ignored_columns == ["survey", "objid (integers beyond float32, e.g. ids)"]
     assert report.stored_columns == ["ra", "dec", "catalog/smooth", "catalog/bar"]
     text = str(report)
     assert "4 of 5 image(s) matched" in text and "round_smooth/c.png" in text
-    assert "2 row(s) match no image file" in text and "ignored non-numeric column(s): survey" in text
+    assert "2 row(s) match no image file" in text and "ignored column(s) that are not numbers: survey, objid" in text
     with open_galaxy10(out) as f:
         # images in sorted path order: barred_spiral/d, e, round_smooth/a, b, c
         assert f.labels.tolist() == [5, 5, 2, 2, 2]

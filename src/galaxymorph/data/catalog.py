@@ -10,7 +10,8 @@ spaces around names are fine; names are matched case-insensitively):
 - a class column, the first of ``galaxy10_class``, ``class``, ``label``: a Galaxy10 class id or
   name, checked against the class the folder or file name gives;
 - any other column: kept when every non-blank value is a number (e.g. vote fractions),
-  otherwise ignored and named in the import report (free text is no per-image value).
+  otherwise ignored and named in the import report (free text is no per-image value); so
+  are whole numbers past 2**24 (object ids), which the float32 store would change.
 
 :func:`read_catalog` checks the file once; :meth:`Catalog.row_of` finds an image's row, by its
 path relative to FOLDER first and then by its name alone.
@@ -122,6 +123,8 @@ def read_catalog(path: str | os.PathLike) -> Catalog:
             catalog.columns[lower[col]] = values
         elif values is None:
             catalog.ignored.append(name)
+        elif _too_large_for_float32(values):
+            catalog.ignored.append(f"{name} (integers beyond float32, e.g. ids)")
         else:
             catalog.extra[name.replace("/", "_")] = values  # '/' would nest HDF5 groups
     return catalog
@@ -154,6 +157,13 @@ def _numbers(texts) -> np.ndarray | None:
         except ValueError:
             return None
     return out
+
+
+def _too_large_for_float32(values: np.ndarray) -> bool:
+    """Whole numbers past 2**24 (object ids): float32 would store other numbers."""
+    finite = values[np.isfinite(values)]
+    return bool(len(finite)) and bool(np.all(finite == np.round(finite))) and \
+        float(np.abs(finite).max()) > 2**24
 
 
 def _first_text(texts) -> str:

@@ -107,7 +107,7 @@ class ImportReport:
             if self.unmatched_rows:
                 lines.append(f"  {self.unmatched_rows} row(s) match no image file")
             if self.ignored_columns:
-                lines.append(f"  ignored non-numeric column(s): {', '.join(self.ignored_columns)}")
+                lines.append(f"  ignored column(s) that are not numbers: {', '.join(self.ignored_columns)}")
         if self.excluded:
             lines.append(f"left out {self.excluded} image(s) of classes not asked for")
         for title, items in (("that could not be read or used", self.unreadable),
