@@ -184,9 +184,10 @@ def test_pixel_scale_is_recorded_for_the_stored_image(tmp_path):
     import_images(src, out, pixel_scale=0.2, catalog=cat, progress=False)
     with open_galaxy10(out) as f:
         np.testing.assert_allclose(f.column("pxscale"), [0.1, 0.2 * 424 / 256, 0.262])
-    import_images(src, out, progress=False)  # nothing known: no column at all
+    report = import_images(src, out, progress=False)  # nothing known: no column at all
     with open_galaxy10(out) as f:
         assert f.column("pxscale") is None
+    assert "pixel scale unknown: --pixel-scale ARCSEC" in str(report)
     with pytest.raises(DataError, match="positive number of arcsec"):
         import_images(src, out, pixel_scale=-1, progress=False)
 
@@ -247,3 +248,17 @@ def test_real_sdss_catalogue(sdss_gz2, tmp_path):
             np.testing.assert_allclose(f.catalog(name), [float(r[name]) for r in picked], atol=1e-6)
         side = Image.open(sdss_gz2 / picked[0]["file"]).size[0]
         np.testing.assert_allclose(f.column("pxscale"), 0.2 * side / 256)
+
+
+def test_writer_columns_are_checked_before_anything_is_kept(tmp_path):
+    from galaxymorph.data.galaxy10 import Galaxy10Writer
+
+    images = np.zeros((3, 256, 256, 3), np.uint8)
+    for bad, message in ((dict(catalog={"smooth": [0.1, 0.2]}), r"'catalog/smooth' has shape \(2,\)"),
+                         (dict(pxscale=[0.1, 0.1, 0.1], sky=[1, 2, 3]), "unknown columns"),
+                         (dict(ra=[1, 2]), "expected \\(3,\\)")):
+        with pytest.raises(ValueError, match=message):
+            with Galaxy10Writer(tmp_path / "w.h5") as w:
+                w.append(images, [2, 5, 2])
+                w.write_columns(**bad)
+        assert not (tmp_path / "w.h5").exists()

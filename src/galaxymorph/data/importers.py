@@ -97,6 +97,8 @@ class ImportReport:
         lines += [f"  class {c} ({CLASS_NAMES[c]}): {n}" for c, n in sorted(self.counts.items())]
         if self.stored_columns:
             lines.append(f"columns: {', '.join(self.stored_columns)}")
+        if "pxscale" not in self.stored_columns:
+            lines.append("pixel scale unknown: --pixel-scale ARCSEC (or a catalogue pxscale column) records it")
         if self.catalog is not None:
             matched = self.n_written - len(self.not_in_catalog)
             lines.append(f"catalogue {self.catalog.name}: {matched} of {self.n_written} image(s) matched")
