@@ -10,7 +10,11 @@ import pytest
 
 os.environ.setdefault("GALAXYMORPH_NO_PROGRESS", "1")
 
-REFERENCE_H5 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "galaxy10_reference.h5"
+# ../shared/data beside the repository; GALAXYMORPH_SHARED_DATA names another place (a git worktree)
+SHARED_DATA = Path(os.environ.get("GALAXYMORPH_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+REFERENCE_H5 = SHARED_DATA / "galaxy10_reference.h5"
+SDSS_GZ2 = SHARED_DATA / "sdss_gz2"
 
 
 def make_blobs(labels: np.ndarray, seed: int = 0, overlapping: bool = False) -> np.ndarray:
@@ -67,3 +71,11 @@ def reference_h5() -> Path:
     if not REFERENCE_H5.is_file():
         pytest.skip(f"real reference cutouts not present at {REFERENCE_H5}")
     return REFERENCE_H5
+
+
+@pytest.fixture
+def sdss_gz2() -> Path:
+    """The real SDSS folder of JPEGs and catalog.csv in ../shared/data, or a skip when absent."""
+    if not (SDSS_GZ2 / "catalog.csv").is_file():
+        pytest.skip(f"real SDSS galaxies not present at {SDSS_GZ2}")
+    return SDSS_GZ2

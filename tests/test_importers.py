@@ -77,16 +77,16 @@ def test_modes_resize_and_corrupt_file(tmp_path):
     Image.fromarray(big).save(src / "5_big.jpg", quality=95)
     (src / "5").mkdir()
     (src / "5" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
-    (src / "notes.txt").write_text("hello")
+    (src / "data.xyz").write_text("hello")  # unknown suffix: listed, not passed over
 
     out = tmp_path / "out.h5"
     report = import_images(src, out, progress=False)
     assert report.n_written == 3
     skipped = {str(p): reason for p, reason in report.skipped}
-    assert set(skipped) == {"5/broken.png", "notes.txt"}
-    assert "unreadable image" in skipped["5/broken.png"]
+    assert set(skipped) == {"5/broken.png", "data.xyz"}
+    assert "unreadable image" in skipped["5/broken.png"] and "not an image" in skipped["data.xyz"]
     text = str(report)
-    assert "skipped 2 unreadable file(s):" in text and "5/broken.png" in text
+    assert "skipped 2 file(s) that could not be read or used:" in text and "5/broken.png" in text
     with open_galaxy10(out) as f:
         grey_img, rgba_img, big_img = f.images([0, 1, 2])  # 2/grey, 2/rgba, 5_big
         assert f.labels.tolist() == [2, 2, 5]
@@ -158,7 +158,7 @@ def test_corrupt_fits_and_no_class_only(tmp_path):
 def test_classes_filter(tmp_path):
     src = tmp_path / "src"
     for c in (1, 2, 5):
-        _save(src / str(c) / "a.png", np.zeros((16, 16, 3), np.uint8))
+        _save(src / str(c) / "a.png", np.zeros((64, 64, 3), np.uint8))
     report = import_images(src, tmp_path / "o.h5", classes=[2, 5], progress=False)
     assert report.counts == {2: 1, 5: 1} and report.excluded == 1
     with pytest.raises(DataError, match="unknown class"):

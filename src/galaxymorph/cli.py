@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("src", help="folder of images (class from sub-folder name or file-name prefix) or FITS files")
     q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
     _add_overwrite(q)
+    q.add_argument("--catalog", metavar="CSV", help="join a CSV by its file/filename/path column: ra, dec, redshift, "
+                   "pxscale, a class column (checked) and numeric columns (stored under catalog/)")
+    q.add_argument("--pixel-scale", type=float, metavar="ARCSEC", help="arcsec per pixel of the image files "
+                   "(where the catalogue and FITS WCS do not say); recorded as pxscale of the stored 256 px images")
     q.set_defaults(handler=cmd_data_import)
 
     q = dsub.add_parser("prepare", help="stratified, seeded train/val/test split saved as a JSON manifest")
@@ -206,7 +210,7 @@ def cmd_data_import(args) -> None:
     from .data.importers import import_images
 
     _check_out_file(args)
-    report = import_images(args.src, args.out)
+    report = import_images(args.src, args.out, catalog=args.catalog, pixel_scale=args.pixel_scale)
     print(report)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, list_files, read_image_file
+from .data.scale import check_scale, inputs_scale
 from .errors import GalaxymorphError
 from .fileio import atomic_path, check_output_file, spreadsheet_safe
 from .inference import default_batch_size, predicted_positions
@@ -67,6 +68,7 @@ class PredictReport:
     counts: dict[str, int] = field(default_factory=dict)  # predicted class name -> images
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
     tta: bool = False
+    scale_warnings: list[str] = field(default_factory=list)  # inputs at another scale than training
 
     def __str__(self) -> str:
         lines = [f"classified {self.n_predicted} image(s){' with D4 TTA' if self.tta else ''} -> {self.out}"]
@@ -149,6 +151,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     files, h5_files = collect_inputs(inputs)
     class_ids = list(model.class_ids)
     report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids})
+    report.scale_warnings = check_scale(run_dir, lambda: inputs_scale(files, h5_files))  # one line on stderr
 
     def batches() -> Iterable[tuple[list[str], list[str], np.ndarray]]:
         yield from _file_batches(files, batch_size, report)

@@ -170,11 +170,21 @@ def create_run(config: Config, out: str | os.PathLike | None, overwrite: bool, p
             data_requested=config.data,
             manifest={"path": "manifest.json", "sha256": sha256_file(manifest_file),
                       "source": str(source) if source else None},
-            world_size=world_size, mixed_precision=environment.get("mixed_precision", "off"))
+            world_size=world_size, mixed_precision=environment.get("mixed_precision", "off"),
+            data_scale=_training_scale(data_path, manifest))
     except BaseException:
         discard_run_dir(run_dir, created)
         raise
     return run_dir, data_path, created
+
+
+def _training_scale(data_path: Path, manifest: dict) -> dict:
+    """The pixel scale and apparent galaxy size of the training split, kept in run.json so that
+    evaluate and predict can warn about inputs at another scale without re-measuring it."""
+    from .data.scale import file_scale
+    from .data.splits import split_indices
+
+    return file_scale(data_path, split_indices(manifest, "train"))
 
 
 def discard_run_dir(run_dir: Path, created: bool) -> None:

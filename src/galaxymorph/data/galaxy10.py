@@ -52,6 +52,7 @@ MASK_BITS: dict[str, int] = {
     "companions": 64,  # other galaxies: background galaxies and a merging partner
 }
 MASK_SHAPE: tuple[int, int] = IMAGE_SHAPE[:2]
+CATALOG_GROUP = "catalog"  # HDF5 group of per-image numeric catalogue columns (float32, NaN = unknown)
 
 
 def mask_of(masks: np.ndarray, component: str) -> np.ndarray:
@@ -246,6 +247,26 @@ class Galaxy10File:
         indices = np.flatnonzero(mask)
         return Selection(tuple(classes), indices, label_positions(self.labels[indices], classes))
 
+    # -- catalogue columns (written by ``data import --catalog``) -------------------------
+    def catalog_columns(self) -> list[str]:
+        """Names of the per-image numeric columns under the ``catalog/`` group, in the
+        catalogue's order (e.g. Galaxy Zoo vote fractions); empty when there are none."""
+        group = self._h5.get(CATALOG_GROUP)
+        return list(group.keys()) if isinstance(group, h5py.Group) else []
+
+    def catalog(self, name: str, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """float32 values of catalogue column ``name`` at ``indices`` (all by default); NaN
+        where the catalogue had no value for an image."""
+        if name not in self.catalog_columns():
+            have = ", ".join(self.catalog_columns()) or "none"
+            raise DataError(f"{self.path.name} has no catalogue column {name!r} (columns: {have})")
+        ds = self._h5[CATALOG_GROUP][name]
+        if ds.shape != (len(self),):
+            raise DataError(f"{self.path.name}: '{CATALOG_GROUP}/{name}' has shape {ds.shape}, "
+                            f"expected ({len(self)},)")
+        values = ds[()].astype(np.float32)
+        return values if indices is None else values[np.asarray(indices, dtype=np.int64)]
+
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
         self._h5.close()
@@ -328,6 +349,26 @@ class Galaxy10Writer:
         if n0 + len(masks) > self.n:
             raise ValueError(f"{n0 + len(masks)} masks for {self.n} images: append the images first")
         self._grow("masks", n0 + len(masks))[n0:] = masks
+
+    def write_columns(self, catalog: dict[str, Sequence[float]] | None = None,
+                      **columns: Sequence[float]) -> None:
+        """Whole per-image columns for all images appended so far, after the last batch:
+        ``OPTIONAL_COLUMNS`` (float64, as :meth:`append` writes them) and ``catalog`` values as
+        float32 datasets ``catalog/<name>`` (NaN where unknown), kept in the order given."""
+        unknown = set(columns) - set(OPTIONAL_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown columns {sorted(unknown)}; allowed: {OPTIONAL_COLUMNS}")
+        items = [(key, np.asarray(v, dtype=np.float64)) for key, v in columns.items()]
+        items += [(f"{CATALOG_GROUP}/{name}", np.asarray(v, dtype=np.float32))
+                  for name, v in (catalog or {}).items()]
+        if catalog and CATALOG_GROUP not in self._h5:
+            self._h5.create_group(CATALOG_GROUP, track_order=True)
+        for key, values in items:
+            if values.shape != (self.n,):
+                raise ValueError(f"column {key!r} has shape {values.shape}, expected ({self.n},)")
+            if key in self._h5:
+                raise ValueError(f"column {key!r} was already written")
+            self._h5.create_dataset(key, data=values, chunks=True)
 
     def _grow(self, key: str, n: int):
         ds = self._h5[key]

@@ -2,9 +2,18 @@
 
 ``import_images(src, out)`` walks ``src`` in sorted order, reads every image, finds its class, and
 streams the 256x256 RGB cutouts into a Galaxy10-layout HDF5 file (atomically, through
-:class:`~galaxymorph.data.galaxy10.Galaxy10Writer`). A file that cannot be read, or whose class
-cannot be told, is skipped and listed in the returned :class:`ImportReport` -- never dropped
-silently.
+:class:`~galaxymorph.data.galaxy10.Galaxy10Writer`). An image that cannot be read, is too small
+to be a cutout (under ``MIN_SIDE`` px on a side: never blown up to 256 px), or whose class cannot
+be told, is skipped and listed in the returned :class:`ImportReport` -- never dropped silently.
+Files that are plainly not images (``.csv``, ``.json``, ``.txt``, README, ...; hidden files
+and folders) are passed over quietly.
+
+With ``catalog=`` a CSV is joined by file name (:mod:`galaxymorph.data.catalog`): its ``ra``,
+``dec``, ``redshift`` and ``pxscale`` become the Galaxy10 columns, its class column is checked
+against the folder's class, and every other numeric column is stored as a float32 dataset
+``catalog/<name>`` (NaN for images without a row). The ``pxscale`` column records the scale
+of each *stored* 256 px image in arcsec/px: the file's own scale (a catalogue ``pxscale``,
+else a FITS WCS, else ``pixel_scale``) times the side of the square cut from the file / 256.
 
 Where the class comes from, first match wins:
 
@@ -30,12 +39,20 @@ import numpy as np
 
 from ..errors import DataError
 from ..progress import progress_bar
-from .galaxy10 import CLASS_NAMES, IMAGE_SHAPE, Galaxy10Writer
+from .catalog import Catalog, class_text_is_blank, read_catalog
+from .galaxy10 import CLASS_NAMES, IMAGE_SHAPE, OPTIONAL_COLUMNS, Galaxy10Writer
 
 PIL_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
 IMAGE_SUFFIXES = PIL_SUFFIXES + FITS_SUFFIXES
 CLASS_KEYWORDS = ("GZCLASS",)  # FITS header keywords that may hold the class
+MIN_SIDE = 64  # px: a smaller image is refused rather than blown up to 256 px
+# Files passed over quietly: documents, tables and data that sit beside images in a folder.
+NOT_IMAGE_SUFFIXES = (".csv", ".tsv", ".txt", ".md", ".rst", ".json", ".yaml", ".yml", ".toml",
+                      ".xml", ".html", ".htm", ".pdf", ".py", ".ipynb", ".log", ".ini", ".cfg",
+                      ".h5", ".hdf5", ".hdf", ".npy", ".npz", ".parquet", ".db", ".sqlite",
+                      ".zip", ".tar", ".tgz", ".pt")
+NOT_IMAGE_NAMES = ("readme", "license", "licence", "changelog", "makefile", "thumbs.db", "desktop.ini")
 
 # FITS colour: the Lupton et al. (2004) asinh stretch (astropy's make_lupton_rgb), z -> R,
 # r -> G, g -> B. Bands are weighted as the Legacy Surveys viewer weights them (whose JPEGs are
@@ -60,6 +77,12 @@ class ImportReport:
     counts: dict[int, int] = field(default_factory=dict)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     excluded: int = 0  # readable images of classes not asked for
+    ignored: int = 0  # files that are plainly not images, passed over quietly
+    catalog: Path | None = None
+    not_in_catalog: list[Path] = field(default_factory=list)  # imported images without a row
+    unmatched_rows: int = 0  # catalogue rows that match no image file
+    stored_columns: list[str] = field(default_factory=list)  # 'ra', ..., 'catalog/smooth'
+    ignored_columns: list[str] = field(default_factory=list)  # non-numeric catalogue columns
 
     @property
     def unreadable(self) -> list[tuple[Path, str]]:
@@ -72,21 +95,34 @@ class ImportReport:
     def __str__(self) -> str:
         lines = [f"wrote {self.n_written} image(s) to {self.out}"]
         lines += [f"  class {c} ({CLASS_NAMES[c]}): {n}" for c, n in sorted(self.counts.items())]
+        if self.stored_columns:
+            lines.append(f"columns: {', '.join(self.stored_columns)}")
+        if "pxscale" not in self.stored_columns:
+            lines.append("pixel scale unknown: --pixel-scale ARCSEC (or a catalogue pxscale column) records it")
+        if self.catalog is not None:
+            matched = self.n_written - len(self.not_in_catalog)
+            lines.append(f"catalogue {self.catalog.name}: {matched} of {self.n_written} image(s) matched")
+            if self.not_in_catalog:
+                lines.append(f"  {len(self.not_in_catalog)} image(s) have no row (their values are NaN): "
+                             + ", ".join(str(p) for p in self.not_in_catalog[:5])
+                             + (", ..." if len(self.not_in_catalog) > 5 else ""))
+            if self.unmatched_rows:
+                lines.append(f"  {self.unmatched_rows} row(s) match no image file")
+            if self.ignored_columns:
+                lines.append(f"  ignored column(s) that are not numbers: {', '.join(self.ignored_columns)}")
         if self.excluded:
             lines.append(f"left out {self.excluded} image(s) of classes not asked for")
-        for title, items in (("unreadable", self.unreadable), ("with no class", self.unlabelled)):
-            if not items:
-                continue
-            if title == "unreadable":
-                lines.append(f"skipped {len(items)} unreadable file(s):")
-            else:
+        for title, items in (("that could not be read or used", self.unreadable),
+                             ("with no class", self.unlabelled)):
+            if items:
                 lines.append(f"skipped {len(items)} file(s) {title}:")
-            lines += [f"  {p}: {r}" for p, r in items]
+                lines += [f"  {p}: {r}" for p, r in items]
         return "\n".join(lines)
 
 
 def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, size: int = 256,
-                  progress: bool = True) -> ImportReport:
+                  progress: bool = True, catalog: str | os.PathLike | None = None,
+                  pixel_scale: float | None = None) -> ImportReport:
     """Import a folder of JPG/PNG images or FITS cutouts into a Galaxy10-layout HDF5 file.
 
     Parameters
@@ -96,12 +132,17 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
     classes : Galaxy10 class ids to keep (others are counted as ``excluded``); default all.
     size : output side in pixels; the Galaxy10 layout needs 256.
     progress : show a progress bar.
+    catalog : a CSV to join by file name (see :mod:`galaxymorph.data.catalog`).
+    pixel_scale : arcsec per pixel of the image files, where neither the catalogue nor a FITS
+        WCS says; recorded (scaled to the stored 256 px image) as ``pxscale``.
 
-    Returns an :class:`ImportReport`. Raises :class:`DataError` if ``src`` does not exist or no
-    file in it could be imported.
+    Returns an :class:`ImportReport`. Raises :class:`DataError` if ``src`` does not exist, no
+    file in it could be imported, or the catalogue contradicts the folders.
     """
     if int(size) != IMAGE_SHAPE[0]:
         raise DataError(f"size must be {IMAGE_SHAPE[0]} for the Galaxy10 layout, got {size}")
+    if pixel_scale is not None and not (np.isfinite(pixel_scale) and pixel_scale > 0):
+        raise DataError(f"the pixel scale must be a positive number of arcsec per pixel, got {pixel_scale}")
     keep = None
     if classes is not None:
         keep = set()
@@ -113,39 +154,58 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
     src = Path(src).expanduser()
     if not src.exists():
         raise DataError(f"nothing to import: {src} does not exist")
+    table = read_catalog(catalog) if catalog is not None else None
     root = src if src.is_dir() else src.parent
     files = list_files(src)
     if not files:
         raise DataError(f"nothing to import: no files in {src}")
 
-    report = ImportReport(out=Path(out))
+    report = ImportReport(out=Path(out), catalog=table.path if table is not None else None)
     batch_images: list[np.ndarray] = []
     batch_labels: list[int] = []
+    rows: list[int] = []  # catalogue row of each written image, -1 for none
+    scales: list[float] = []  # arcsec/px of each stored image, NaN where unknown
+    matched: dict[int, Path] = {}  # catalogue row -> the image file that matched it
     with Galaxy10Writer(out, attrs={"source": str(src.resolve()), "created_by": "galaxymorph data import"}) as writer:
         for path in progress_bar(files, desc="importing", unit="file", disable=not progress):
             rel = path.relative_to(root)
             if not path.name.lower().endswith(IMAGE_SUFFIXES):
-                report.skipped.append((rel, "not an image file (JPG, PNG or FITS)"))
+                if is_plainly_not_image(path):
+                    report.ignored += 1
+                else:
+                    report.skipped.append((rel, "not an image file (JPG, PNG or FITS)"))
                 continue
+            row = table.row_of(rel) if table is not None else None
+            if row is not None:
+                if row in matched:
+                    raise DataError(f"{matched[row]} and {rel} both match row {row + 2} of "
+                                    f"{table.path.name} ({table.files[row]}); give paths relative to {src}")
+                matched[row] = rel
             try:
-                image, header_class = _read(path, size)
+                read = _read(path, size)
             except DataError as exc:
                 report.skipped.append((rel, str(exc)))
                 continue
             label = class_from_path(rel)
             if label is None:
-                label = header_class
+                label = read.header_class
+            label = _catalog_class(table, row, rel, label)
             if label is None:
                 report.skipped.append(
                     (rel, f"{_NO_CLASS}: name a sub-folder or prefix the file name with a "
-                          "Galaxy10 class id or name, e.g. 2_xxx.jpg")
+                          "Galaxy10 class id or name, e.g. 2_xxx.jpg"
+                          + (", or give it in the catalogue" if table is not None else ""))
                 )
                 continue
             if keep is not None and label not in keep:
                 report.excluded += 1
                 continue
-            batch_images.append(image)
+            batch_images.append(read.image)
             batch_labels.append(label)
+            rows.append(-1 if row is None else row)
+            scales.append(_stored_scale(read, table, row, pixel_scale, size))
+            if table is not None and row is None:
+                report.not_in_catalog.append(rel)
             report.counts[label] = report.counts.get(label, 0) + 1
             if len(batch_images) == 64:
                 writer.append(np.stack(batch_images), batch_labels)
@@ -155,11 +215,75 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
         report.n_written = writer.n
         if writer.n == 0:  # raising inside the writer leaves nothing at ``out``
             first = f"; first: {report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else ""
+            ignored = f", {report.ignored} non-image file(s) ignored" if report.ignored else ""
             raise DataError(
                 f"nothing imported from {src}: {len(report.skipped)} file(s) skipped, "
-                f"{report.excluded} of other classes{first}"
+                f"{report.excluded} of other classes{ignored}{first}"
             )
+        columns, extra = _column_values(table, np.asarray(rows, dtype=np.int64), np.asarray(scales))
+        writer.write_columns(catalog=extra, **columns)
+        report.stored_columns = list(columns) + [f"catalog/{name}" for name in extra]
+    if table is not None:
+        report.unmatched_rows = len(table) - len(matched)
+        report.ignored_columns = list(table.ignored)
     return report
+
+
+def is_plainly_not_image(path: str | os.PathLike) -> bool:
+    """True for files that sit beside images but are not images: catalogues, notes, README."""
+    name = Path(path).name.lower()
+    if name.endswith(IMAGE_SUFFIXES):
+        return False
+    return name.endswith(NOT_IMAGE_SUFFIXES) or name.startswith(NOT_IMAGE_NAMES)
+
+
+def _catalog_class(table: Catalog | None, row: int | None, rel: Path, label: int | None) -> int | None:
+    """The class the catalogue gives an image, checked against ``label`` from its folder or name."""
+    if table is None or table.classes is None or row is None or class_text_is_blank(table.classes[row]):
+        return label
+    text = table.classes[row]
+    listed = _parse_class(text)
+    if listed is None and re.fullmatch(r"\d\.0*", text.strip()):
+        listed = int(float(text))  # '2.0', as spreadsheets write integers
+    if listed is None:
+        raise DataError(f"{table.path.name} row {row + 2} ({rel}): {table.class_column} {text!r} is not a "
+                        "Galaxy10 class id (0..9) or name")
+    if label is not None and label != listed:
+        raise DataError(f"{rel}: its folder or name says class {label} ({CLASS_NAMES[label]}) but "
+                        f"{table.path.name} says {listed} ({CLASS_NAMES[listed]})")
+    return listed
+
+
+def _stored_scale(read: "ImageRead", table: Catalog | None, row: int | None, pixel_scale: float | None,
+                  size: int) -> float:
+    """arcsec/px of the stored image: the file's scale (the catalogue's, else its FITS WCS,
+    else ``pixel_scale``) times the side of the square cut from it, over the stored side."""
+    file_scale = float("nan")
+    if table is not None and row is not None and "pxscale" in table.columns:
+        file_scale = float(table.columns["pxscale"][row])
+    if not np.isfinite(file_scale):
+        file_scale = read.wcs_scale
+    if not np.isfinite(file_scale) and pixel_scale is not None:
+        file_scale = float(pixel_scale)
+    return file_scale * read.side / size
+
+
+def _column_values(table: Catalog | None, rows: np.ndarray, scales: np.ndarray
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-image Galaxy10 columns and ``catalog/`` columns for the written images (NaN where
+    an image has no row). ``pxscale`` is written when any image's scale is known."""
+    def pick(values: np.ndarray) -> np.ndarray:
+        return np.where(rows >= 0, values[np.maximum(rows, 0)], np.nan) if len(values) else \
+            np.full(len(rows), np.nan)
+
+    columns: dict[str, np.ndarray] = {}
+    extra: dict[str, np.ndarray] = {}
+    if table is not None:
+        columns = {k: pick(table.columns[k]) for k in OPTIONAL_COLUMNS if k in table.columns and k != "pxscale"}
+        extra = {name: pick(values) for name, values in table.extra.items()}
+    if np.isfinite(scales).any():
+        columns["pxscale"] = scales
+    return columns, extra
 
 
 def read_image_file(path: str | os.PathLike, size: int = 256) -> np.ndarray:
@@ -169,9 +293,16 @@ def read_image_file(path: str | os.PathLike, size: int = 256) -> np.ndarray:
     ``size`` pixels wide; RGBA is composited on black, greyscale and 16-bit images become RGB.
     FITS cutouts become colour with an asinh (Lupton) stretch: a (g, r, z) cube in one HDU or
     one band per HDU (``EXTNAME``/``BAND``/``FILTER``); a single band gives grey. NaNs are
-    replaced with the sky level. Raises :class:`DataError` for a file it cannot read.
+    replaced with the sky level. Raises :class:`DataError` for a file it cannot read, or one
+    under ``MIN_SIDE`` pixels on a side (a thumbnail or icon, not a cutout to blow up).
     """
-    return _read(Path(path), size)[0]
+    return read_image(path, size).image
+
+
+def read_image(path: str | os.PathLike, size: int = 256) -> ImageRead:
+    """:func:`read_image_file` with what the file says about itself: its class from a FITS
+    header and its pixel scale from a FITS WCS (see :class:`ImageRead`)."""
+    return _read(Path(path), size)
 
 
 def class_from_path(rel: str | os.PathLike) -> int | None:
@@ -232,15 +363,35 @@ def list_files(src: Path) -> list[Path]:
 
 
 # -- reading --------------------------------------------------------------------------------
-def _read(path: Path, size: int) -> tuple[np.ndarray, int | None]:
-    """(uint8 image (size, size, 3), class id from the FITS header or None)."""
+@dataclass(frozen=True)
+class ImageRead:
+    """One image file as stored: the uint8 cutout and what the file said about itself."""
+
+    image: np.ndarray  # uint8 (size, size, 3)
+    header_class: int | None  # class id from a FITS header keyword
+    side: int  # side in px of the square cut from the file (before resizing)
+    wcs_scale: float  # arcsec/px of the file from its FITS WCS, NaN where unknown
+
+    @property
+    def pxscale(self) -> float:
+        """arcsec/px of the stored image from the file's WCS (NaN where unknown)."""
+        return self.wcs_scale * self.side / self.image.shape[0]
+
+
+def _read(path: Path, size: int) -> ImageRead:
+    """Read, check the size of, centre-crop and resize one image file."""
     if not path.is_file():
         raise DataError(f"image file not found: {path}")
+    header_class, wcs_scale = None, float("nan")
     if path.name.lower().endswith(FITS_SUFFIXES):
-        rgb, header_class = _read_fits(path)
+        rgb, header_class, wcs_scale = _read_fits(path)
     else:
-        rgb, header_class = _read_pil(path), None
-    return _square_resize(rgb, size), header_class
+        rgb = _read_pil(path)
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise DataError(f"too small to be a cutout: {w}x{h} px (at least {MIN_SIDE} px on a side; "
+                        f"images are stored at {size} px)")
+    return ImageRead(_square_resize(rgb, size), header_class, min(h, w), wcs_scale)
 
 
 def _read_pil(path: Path) -> np.ndarray:
@@ -290,7 +441,8 @@ def _square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
-def _read_fits(path: Path) -> tuple[np.ndarray, int | None]:
+def _read_fits(path: Path) -> tuple[np.ndarray, int | None, float]:
+    """(uint8 RGB, class from the header or None, arcsec/px from the WCS or NaN)."""
     from astropy.io import fits
 
     try:
@@ -299,11 +451,35 @@ def _read_fits(path: Path) -> tuple[np.ndarray, int | None]:
             with fits.open(path, memmap=False) as hdul:
                 header_class = _header_class(hdul)
                 planes = _fits_bands(hdul)
+                scale = _wcs_scale(hdul)
     except DataError:
         raise
     except Exception as exc:  # astropy raises many kinds of errors for broken files
         raise DataError(f"unreadable FITS file ({_short(exc)})") from None
-    return fits_to_rgb(planes), header_class
+    return fits_to_rgb(planes), header_class, scale
+
+
+def _wcs_scale(hdul) -> float:
+    """arcsec/px of the first image HDU with a celestial WCS (mean of astropy's
+    ``proj_plane_pixel_scales`` over the two axes), NaN when no header has one."""
+    import astropy.units as u
+    from astropy.wcs import WCS
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    for hdu in hdul:
+        if not getattr(hdu, "is_image", False) or "CTYPE1" not in hdu.header:
+            continue
+        try:
+            wcs = WCS(hdu.header).celestial
+            if not wcs.has_celestial:
+                continue
+            scales = u.Quantity(proj_plane_pixel_scales(wcs), wcs.wcs.cunit[0]).to_value(u.arcsec)
+        except Exception:  # a damaged WCS is no WCS: the scale stays unknown
+            continue
+        value = float(np.mean(scales))
+        if np.isfinite(value) and value > 0:
+            return value
+    return float("nan")
 
 
 def _header_class(hdul) -> int | None:

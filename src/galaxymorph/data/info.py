@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import DataError
 from .galaxy10 import CLASS_NAMES, open_galaxy10
+from .scale import file_scale
 
 
 def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per_class: int = 8,
@@ -29,6 +30,8 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
             "sha256": data.sha256,
             "columns": [k for k in ("ra", "dec", "redshift", "pxscale") if data.column(k) is not None],
             "class_counts": {str(c): n for c, n in sorted(counts.items())},
+            "catalog_columns": data.catalog_columns(),
+            "scale": file_scale(path),  # median pxscale where known, median apparent galaxy size
         }
         if grid is not None:
             rng = np.random.default_rng(seed)
@@ -52,8 +55,16 @@ def format_summary(summary: dict) -> str:
         f"images    {summary['n_images']} x 256x256x3 uint8",
         f"sha256    {summary['sha256']}",
         f"columns   {', '.join(summary['columns']) or '(none)'}",
-        "classes:",
     ]
+    if summary.get("catalog_columns"):
+        lines.append(f"catalog   {', '.join(summary['catalog_columns'])}")
+    scale = summary.get("scale", {})
+    if scale.get("pxscale"):
+        lines.append(f"pxscale   {scale['pxscale']:.3g}\"/px (median of {scale['n_pxscale']} images)")
+    if scale.get("galaxy_size_px"):
+        lines.append(f"galaxies  {scale['galaxy_size_px']:.3g} px median half-light radius "
+                     f"(of {scale['n_size']} sampled images)")
+    lines.append("classes:")
     for c, n in summary["class_counts"].items():
         lines.append(f"  {int(c):2d} {CLASS_NAMES[int(c)]:<26} {n:6d}")
     if "grid" in summary:

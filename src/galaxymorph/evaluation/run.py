@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.scale import check_file_scale
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
 from ..inference import predict_selection, predicted_positions
@@ -95,6 +96,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
                                      "computed 'AUC'; equals balanced accuracy for two classes. Use roc_auc."} if binary else {},
         "per_class": per_class_metrics(y, probs, pred, names),
         "confusion_matrix": confusion(y, pred, names),
+        "scale_warnings": check_file_scale(run_dir, folder.data_path, held_out.indices),  # one line on stderr
     }
     if binary:
         tuned = predicted_positions(probs, threshold["tuned"])
