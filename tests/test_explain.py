@@ -13,8 +13,8 @@ from captum.attr import LayerAttribution, LayerGradCam
 from conftest import make_blobs
 
 from galaxymorph.errors import GalaxymorphError
-from galaxymorph.explain import METHODS, explain, gradcam
-from galaxymorph.explain.faithfulness import deletion_check, randomisation_check
+from galaxymorph.explain import METHODS, GradCAM, explain, gradcam
+from galaxymorph.explain.faithfulness import deletion_check, insertion_check, paired_margin, randomisation_check
 from galaxymorph.models import build_model, save_checkpoint
 
 torch.set_num_threads(2)
@@ -72,7 +72,8 @@ def test_gradcam_equals_captum(name):
     images = make_blobs(np.array([0, 1]), seed=2)
     peaks = []
     for target in (0, 1):
-        ours = gradcam(model, images, target=target, normalize=False)
+        # captum's plain bilinear resize: compare with ours without the grid alignment
+        ours = GradCAM(model, aligned=False)(images, target=target, normalize=False)
         ref = captum_gradcam(model, images, target)
         assert ours.shape == (2, 256, 256)  # upsampled to the GIVEN images, even for the 128 px model
         # untrained maps are small (~1e-5), so compare relative to the map's own scale (and absolutely)
@@ -81,6 +82,27 @@ def test_gradcam_equals_captum(name):
         peaks.append(scale)
     # binary: the class-0 map is ReLU of minus the class-1 weighted sum, so one of them is non-zero
     assert max(peaks) > 0
+
+
+def test_aligned_gradcam_peaks_where_the_evidence_is():
+    """A map on the layer's grid lands on the input pixels that produced it: the default
+    model's cell i is centred at 16 i (128 px input), i.e. 32 i + 0.5 on the 256 px image, where a
+    plain resize would put it 15 px further down and right."""
+    model = build_model("default", CLASSES).eval()
+    explainer = GradCAM(model)
+    assert explainer.aligned
+    grid = torch.zeros(1, 8, 8)
+    grid[0, 4, 4] = 1.0
+    from galaxymorph.explain.gradcam import layer_grid
+
+    explainer._grid = layer_grid(model, explainer.layer_name)
+    assert explainer._grid == (0.0, 16.0)
+    aligned = explainer.resize(grid, (256, 256))[0].numpy()
+    plain = GradCAM(model, aligned=False).resize(grid, (256, 256))[0].numpy()
+    # cell 4 centre: 64 in the 128 px input = between pixels 128 and 129 of the 256 px image
+    assert set(np.unravel_index(aligned.argmax(), aligned.shape)) <= {128, 129}
+    peak = np.unravel_index(plain.argmax(), plain.shape)
+    assert peak[0] >= 142 and peak[1] >= 142
 
 
 def test_target_none_is_predicted_class(trained, held_out):
@@ -159,16 +181,42 @@ def test_other_methods_give_finite_full_size_maps(method, name):
     assert set(METHODS) == {"gradcam", "gradcam++", "integrated-gradients"}
 
 
-def test_gradcam_is_faithful_on_trained_model(trained, held_out):
-    images, labels = held_out
+def test_gradcam_is_faithful_on_trained_model(trained):
+    labels = np.array([0, 1] * 8)  # 16 images: 8 are too few for a margin whose interval excludes zero
+    images = make_blobs(labels, seed=1)
     assert (trained.predict_proba(images).argmax(1) == labels).mean() >= 0.75  # it did learn
     maps, targets = gradcam(trained, images, return_targets=True)
     deletion = deletion_check(trained, images, maps, targets, steps=10)
     assert deletion["auc"] < deletion["auc_random"], deletion["sentence"]
     assert deletion["passed"] and deletion["difference"] > 0
+    low, high = deletion["interval"]
+    assert 0 < low <= deletion["difference"] <= high  # the margin's 95% interval excludes zero
+    insertion = insertion_check(trained, images, maps, targets, steps=10)
+    assert insertion["mode"] == "insertion" and insertion["auc"] > insertion["auc_random"], insertion["sentence"]
     rand = randomisation_check(trained, images[:4], "gradcam", targets[:4], maps=maps[:4], max_stages=3)
     assert rand["passed"], rand["sentence"]
     assert rand["spearman_fully_random"] < 0.5 and len(rand["stages"]) == 3
+
+
+def test_a_margin_within_noise_does_not_pass():
+    """The issue's case: a mean AUC slightly better than random (0.703 vs 0.715) is not a pass
+    when the image-to-image spread is larger than the difference."""
+    rng = np.random.default_rng(0)
+    random_auc = rng.uniform(0.5, 0.9, 16)
+    noisy = random_auc - 0.012 + rng.normal(0, 0.1, 16)
+    margin = paired_margin(random_auc, noisy)
+    assert margin["margin"] > 0 and margin["interval"][0] < 0 < margin["interval"][1]
+    assert not margin["passed"]
+    clear = paired_margin(random_auc, random_auc - 0.1 + rng.normal(0, 0.01, 16))
+    assert clear["passed"] and clear["interval"][0] > 0
+    assert not paired_margin(np.array([0.9]), np.array([0.1]))["passed"]  # one image is no interval
+
+
+def test_random_maps_fail_the_margin(trained, held_out):
+    images, labels = held_out
+    maps = np.random.default_rng(5).random((len(images), 256, 256)).astype(np.float32)
+    deletion = deletion_check(trained, images, maps, labels, steps=10, seed=1)
+    assert not deletion["passed"], deletion["sentence"]
 
 
 def test_randomisation_flags_a_map_that_ignores_the_model(trained, held_out, monkeypatch):

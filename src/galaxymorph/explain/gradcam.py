@@ -16,11 +16,15 @@ every batch, even on error, and the model's train/eval flag is restored.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
 from ..errors import GalaxymorphError
-from .base import Explainer, class_scores, pick_targets
+from .base import Explainer, class_scores, pick_targets, upsample, upsample_on_grid
+
+REFERENCES = (None, "sky")
 
 
 def resolve_layer(model: nn.Module, layer) -> tuple[nn.Module, str]:
@@ -44,9 +48,22 @@ class BaseCAM(Explainer):
 
     name = "cam"
 
-    def __init__(self, model: nn.Module, layer=None):
+    def __init__(self, model: nn.Module, layer=None, reference: str | None = None, aligned: bool = True):
         super().__init__(model)
+        if reference not in REFERENCES:
+            raise GalaxymorphError(f"unknown reference {reference!r}; known: {', '.join(map(str, REFERENCES))}")
         self.layer, self.layer_name = resolve_layer(model, layer)
+        self.reference = reference
+        self.aligned = aligned
+        self._grid: tuple[float, float] | None = None
+
+    def resize(self, maps, size):
+        """Upsample on the layer's true cell centres (:func:`layer_grid`); ``aligned=False``: plain."""
+        if not self.aligned:
+            return upsample(maps, size)
+        if self._grid is None:
+            self._grid = layer_grid(self.model, self.layer_name)
+        return upsample_on_grid(maps, size, self._grid, self.model.input_size)
 
     def cam_weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """Channel weights (N, C) from activations and gradients (N, C, h, w)."""
@@ -75,8 +92,63 @@ class BaseCAM(Explainer):
         score = scores.gather(1, targets[:, None]).sum()
         (gradients,) = torch.autograd.grad(score, activations)
         weights = self.cam_weights(activations.detach(), gradients.detach())
-        cam = torch.relu((weights[:, :, None, None] * activations.detach()).sum(dim=1))
+        features = activations.detach()
+        if self.reference == "sky":
+            features = features - self._layer_output(sky_images(x))
+        cam = torch.relu((weights[:, :, None, None] * features).sum(dim=1))
         return cam, targets
+
+    def _layer_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's activations for a batch, without gradients."""
+        recorded: list[torch.Tensor] = []
+        handle = self.layer.register_forward_hook(lambda m, i, o: recorded.append(o.detach().clone()))
+        try:
+            with torch.no_grad():
+                self.model(x)
+        finally:
+            handle.remove()
+        return recorded[0]
+
+
+def layer_grid(model: nn.Module, layer_name: str) -> tuple[float, float]:
+    """(origin, stride) of a layer's cells in the model's input pixels: cell i is centred at
+    ``origin + stride * i``.
+
+    Measured, not assumed: on a re-initialised copy of the model (so trained weights cannot bias
+    it), the centre of each of two neighbouring central cells is the centroid of the input
+    gradient's magnitude. The stride is rounded to a whole pixel, the origin to half a pixel.
+    """
+    probe = copy.deepcopy(model).float().eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for module in probe.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        size = model.input_size
+        x = torch.rand(2, 3, size, size, device=next(probe.parameters()).device, requires_grad=True)
+    layer = dict(probe.named_modules())[layer_name]
+    recorded: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda m, i, o: recorded.append(o))
+    try:
+        probe(x)
+    finally:
+        handle.remove()
+    activations = recorded[0]
+    h, w = activations.shape[-2:]
+    pixels = torch.arange(size, dtype=torch.float32, device=x.device)
+    centres = []
+    for i in (h // 2 - 1, h // 2):
+        (grad,) = torch.autograd.grad(activations[:, :, i, i].sum(), x, retain_graph=True)
+        weight = grad.abs().sum(dim=(0, 1))
+        centres.append(float((weight.sum(dim=1) * pixels).sum() / weight.sum()))  # along y
+    stride = max(1.0, float(round(centres[1] - centres[0])))
+    origin = round(2 * (centres[1] - stride * (h // 2))) / 2
+    return origin, stride
+
+
+def sky_images(x: torch.Tensor) -> torch.Tensor:
+    """Each image of a float NCHW batch replaced by its own sky: the per-channel median everywhere."""
+    return x.flatten(2).median(dim=2).values[:, :, None, None].expand_as(x).contiguous()
 
 
 class GradCAM(BaseCAM):
