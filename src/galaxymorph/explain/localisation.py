@@ -70,6 +70,7 @@ def localisation_summary(maps: np.ndarray, galaxy: np.ndarray, parts: np.ndarray
         "galaxy_area_share": _median(area),
         "lift": _median(lift),
         "share_on_galaxy_per_image": [None if not np.isfinite(s) else round(float(s), 4) for s in share],
+        "galaxy_area_share_per_image": [round(float(a), 4) for a in area],
     }
     if parts is not None:
         out["share_on_bar_and_arms"] = _median(energy_share(maps, parts))
