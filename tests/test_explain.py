@@ -15,6 +15,7 @@ from conftest import make_blobs
 from galaxymorph.errors import GalaxymorphError
 from galaxymorph.explain import METHODS, GradCAM, explain, gradcam
 from galaxymorph.explain.faithfulness import deletion_check, insertion_check, paired_margin, randomisation_check
+from galaxymorph.data.galaxy10 import open_galaxy10
 from galaxymorph.models import build_model, save_checkpoint
 
 torch.set_num_threads(2)
@@ -168,7 +169,7 @@ def test_invalid_inputs(trained, held_out):
         gradcam(trained, images, layer="net.nope")
 
 
-@pytest.mark.parametrize("method", ["gradcam++", "integrated-gradients"])
+@pytest.mark.parametrize("method", ["gradcam++", "integrated-gradients", "gradcam++-sky"])
 @pytest.mark.parametrize("name", ["seed", "default"])
 def test_other_methods_give_finite_full_size_maps(method, name):
     torch.manual_seed(0)
@@ -178,7 +179,7 @@ def test_other_methods_give_finite_full_size_maps(method, name):
     maps = explain(method, model, images, target=1, **options)
     assert maps.shape == (2, 256, 256) and np.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() <= 1
-    assert set(METHODS) == {"gradcam", "gradcam++", "integrated-gradients"}
+    assert set(METHODS) == {"gradcam", "gradcam++", "integrated-gradients", "gradcam++-sky"}
 
 
 def test_gradcam_is_faithful_on_trained_model(trained):
@@ -243,9 +244,20 @@ def run_folder(tiny_h5, tmp_path, trained):
 
 
 def test_explain_run_writes_files(run_folder):
+    from galaxymorph.data.splits import split_indices
     from galaxymorph.explain import explain_run
+    from galaxymorph.runs import open_run
 
-    summary = explain_run(run_folder, split="test", n=3, method="gradcam", progress=False)
+    # evaluate's predictions are reused: all probabilities 0.8 for the true class -> accuracy 1
+    indices = split_indices(open_run(run_folder).manifest, "test")
+    with open_galaxy10(open_run(run_folder).data_path) as data:
+        ids = data.labels[indices]
+    (run_folder / "eval").mkdir()
+    lines = ["index,true,predicted,prob_2,prob_5"] + [
+        f"{i},{c},{c},{0.8 if c == 2 else 0.2},{0.2 if c == 2 else 0.8}" for i, c in zip(indices, ids)]
+    (run_folder / "eval" / "predictions.csv").write_text("\n".join(lines) + "\n")
+    summary = explain_run(run_folder, split="test", n=3, method="gradcam", progress=False, device="cpu")
+    assert summary["probabilities_from"] == "eval/predictions.csv" and summary["accuracy"] == 1.0
     out = run_folder / "explain"
     for name in ("gradcam_confident.png", "gradcam_misclassified.png", "gradcam_random.png", "gradcam_maps.npz",
                  "explain.json"):
@@ -257,7 +269,14 @@ def test_explain_run_writes_files(run_folder):
     saved = json.loads((out / "explain.json").read_text())
     entry = saved["methods"]["gradcam"]
     assert entry["layer"] == "net.features.12" and entry["counts"]["confident"] <= 6
-    assert {"auc", "auc_random", "difference", "passed"} <= set(entry["deletion"])
+    assert {"auc", "auc_random", "difference", "interval", "passed"} <= set(entry["deletion"])
+    assert entry["insertion"]["mode"] == "insertion" and len(entry["insertion"]["interval"]) == 2
+    loc = entry["localisation"]
+    assert loc["footprint"] == "sep central source" and set(loc["classes"]) == {"Round Smooth", "Barred Spiral"}
+    for scores in loc["classes"].values():
+        assert 0 <= scores["share_on_galaxy"] <= 1 and 0 < scores["galaxy_area_share"] < 1
+    assert (out / entry["files"]["localisation"]).is_file()
+    assert "localisation" in summary["text"] and "insertion" in summary["text"]
     assert [s["spearman"] for s in entry["randomisation"]["stages"]]
     assert "deletion" in summary["text"] and "randomisation" in summary["text"]
     assert not list(out.glob(".*"))  # no temporary files left behind
@@ -274,3 +293,17 @@ def test_explain_run_refuses_train_split_and_unknown_method(run_folder):
     with pytest.raises(GalaxymorphError, match="data file"):
         explain_run(run_folder, progress=False)
     assert not (run_folder / "explain").exists()
+
+
+def test_sky_reference_map_is_empty_on_an_empty_sky():
+    """Relative to the image's own sky, an image that IS sky carries no evidence anywhere, even
+    where zero padding makes the layer's border cells differ from its centre."""
+    torch.manual_seed(0)
+    model = build_model("default", CLASSES).eval()
+    sky = np.full((1, 256, 256, 3), 34, dtype=np.uint8)
+    plain = explain("gradcam++", model, sky, target=0, normalize=False)
+    relative = explain("gradcam++-sky", model, sky, target=0, normalize=False)
+    assert np.abs(relative).max() < 1e-6 * max(1.0, float(np.abs(plain).max()))
+    from galaxymorph.explain.gradcam import finer_layer
+
+    assert finer_layer(model) == "net.stages.2"  # 16x16 cells on the 128 px input
