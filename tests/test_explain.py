@@ -13,8 +13,9 @@ from captum.attr import LayerAttribution, LayerGradCam
 from conftest import make_blobs
 
 from galaxymorph.errors import GalaxymorphError
-from galaxymorph.explain import METHODS, explain, gradcam
-from galaxymorph.explain.faithfulness import deletion_check, randomisation_check
+from galaxymorph.explain import METHODS, GradCAM, explain, gradcam
+from galaxymorph.explain.faithfulness import deletion_check, insertion_check, paired_margin, randomisation_check
+from galaxymorph.data.galaxy10 import open_galaxy10
 from galaxymorph.models import build_model, save_checkpoint
 
 torch.set_num_threads(2)
@@ -72,7 +73,8 @@ def test_gradcam_equals_captum(name):
     images = make_blobs(np.array([0, 1]), seed=2)
     peaks = []
     for target in (0, 1):
-        ours = gradcam(model, images, target=target, normalize=False)
+        # captum's plain bilinear resize: compare with ours without the grid alignment
+        ours = GradCAM(model, aligned=False)(images, target=target, normalize=False)
         ref = captum_gradcam(model, images, target)
         assert ours.shape == (2, 256, 256)  # upsampled to the GIVEN images, even for the 128 px model
         # untrained maps are small (~1e-5), so compare relative to the map's own scale (and absolutely)
@@ -81,6 +83,27 @@ def test_gradcam_equals_captum(name):
         peaks.append(scale)
     # binary: the class-0 map is ReLU of minus the class-1 weighted sum, so one of them is non-zero
     assert max(peaks) > 0
+
+
+def test_aligned_gradcam_peaks_where_the_evidence_is():
+    """A map on the layer's grid lands on the input pixels that produced it: the default
+    model's cell i is centred at 16 i (128 px input), i.e. 32 i + 0.5 on the 256 px image, where a
+    plain resize would put it 15 px further down and right."""
+    model = build_model("default", CLASSES).eval()
+    explainer = GradCAM(model)
+    assert explainer.aligned
+    grid = torch.zeros(1, 8, 8)
+    grid[0, 4, 4] = 1.0
+    from galaxymorph.explain.gradcam import layer_grid
+
+    explainer._grid = layer_grid(model, explainer.layer_name)
+    assert explainer._grid == (0.0, 16.0)
+    aligned = explainer.resize(grid, (256, 256))[0].numpy()
+    plain = GradCAM(model, aligned=False).resize(grid, (256, 256))[0].numpy()
+    # cell 4 centre: 64 in the 128 px input = between pixels 128 and 129 of the 256 px image
+    assert set(np.unravel_index(aligned.argmax(), aligned.shape)) <= {128, 129}
+    peak = np.unravel_index(plain.argmax(), plain.shape)
+    assert peak[0] >= 142 and peak[1] >= 142
 
 
 def test_target_none_is_predicted_class(trained, held_out):
@@ -146,7 +169,7 @@ def test_invalid_inputs(trained, held_out):
         gradcam(trained, images, layer="net.nope")
 
 
-@pytest.mark.parametrize("method", ["gradcam++", "integrated-gradients"])
+@pytest.mark.parametrize("method", ["gradcam++", "integrated-gradients", "gradcam++-sky"])
 @pytest.mark.parametrize("name", ["seed", "default"])
 def test_other_methods_give_finite_full_size_maps(method, name):
     torch.manual_seed(0)
@@ -156,19 +179,45 @@ def test_other_methods_give_finite_full_size_maps(method, name):
     maps = explain(method, model, images, target=1, **options)
     assert maps.shape == (2, 256, 256) and np.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() <= 1
-    assert set(METHODS) == {"gradcam", "gradcam++", "integrated-gradients"}
+    assert set(METHODS) == {"gradcam", "gradcam++", "integrated-gradients", "gradcam++-sky"}
 
 
-def test_gradcam_is_faithful_on_trained_model(trained, held_out):
-    images, labels = held_out
+def test_gradcam_is_faithful_on_trained_model(trained):
+    labels = np.array([0, 1] * 8)  # 16 images: 8 are too few for a margin whose interval excludes zero
+    images = make_blobs(labels, seed=1)
     assert (trained.predict_proba(images).argmax(1) == labels).mean() >= 0.75  # it did learn
     maps, targets = gradcam(trained, images, return_targets=True)
     deletion = deletion_check(trained, images, maps, targets, steps=10)
     assert deletion["auc"] < deletion["auc_random"], deletion["sentence"]
     assert deletion["passed"] and deletion["difference"] > 0
+    low, high = deletion["interval"]
+    assert 0 < low <= deletion["difference"] <= high  # the margin's 95% interval excludes zero
+    insertion = insertion_check(trained, images, maps, targets, steps=10)
+    assert insertion["mode"] == "insertion" and insertion["auc"] > insertion["auc_random"], insertion["sentence"]
     rand = randomisation_check(trained, images[:4], "gradcam", targets[:4], maps=maps[:4], max_stages=3)
     assert rand["passed"], rand["sentence"]
     assert rand["spearman_fully_random"] < 0.5 and len(rand["stages"]) == 3
+
+
+def test_a_margin_within_noise_does_not_pass():
+    """The issue's case: a mean AUC slightly better than random (0.703 vs 0.715) is not a pass
+    when the image-to-image spread is larger than the difference."""
+    rng = np.random.default_rng(0)
+    random_auc = rng.uniform(0.5, 0.9, 16)
+    noisy = random_auc - 0.012 + rng.normal(0, 0.1, 16)
+    margin = paired_margin(random_auc, noisy)
+    assert margin["margin"] > 0 and margin["interval"][0] < 0 < margin["interval"][1]
+    assert not margin["passed"]
+    clear = paired_margin(random_auc, random_auc - 0.1 + rng.normal(0, 0.01, 16))
+    assert clear["passed"] and clear["interval"][0] > 0
+    assert not paired_margin(np.array([0.9]), np.array([0.1]))["passed"]  # one image is no interval
+
+
+def test_random_maps_fail_the_margin(trained, held_out):
+    images, labels = held_out
+    maps = np.random.default_rng(5).random((len(images), 256, 256)).astype(np.float32)
+    deletion = deletion_check(trained, images, maps, labels, steps=10, seed=1)
+    assert not deletion["passed"], deletion["sentence"]
 
 
 def test_randomisation_flags_a_map_that_ignores_the_model(trained, held_out, monkeypatch):
@@ -195,9 +244,20 @@ def run_folder(tiny_h5, tmp_path, trained):
 
 
 def test_explain_run_writes_files(run_folder):
+    from galaxymorph.data.splits import split_indices
     from galaxymorph.explain import explain_run
+    from galaxymorph.runs import open_run
 
-    summary = explain_run(run_folder, split="test", n=3, method="gradcam", progress=False)
+    # evaluate's predictions are reused: all probabilities 0.8 for the true class -> accuracy 1
+    indices = split_indices(open_run(run_folder).manifest, "test")
+    with open_galaxy10(open_run(run_folder).data_path) as data:
+        ids = data.labels[indices]
+    (run_folder / "eval").mkdir()
+    lines = ["index,true,predicted,prob_2,prob_5"] + [
+        f"{i},{c},{c},{0.8 if c == 2 else 0.2},{0.2 if c == 2 else 0.8}" for i, c in zip(indices, ids)]
+    (run_folder / "eval" / "predictions.csv").write_text("\n".join(lines) + "\n")
+    summary = explain_run(run_folder, split="test", n=3, method="gradcam", progress=False, device="cpu")
+    assert summary["probabilities_from"] == "eval/predictions.csv" and summary["accuracy"] == 1.0
     out = run_folder / "explain"
     for name in ("gradcam_confident.png", "gradcam_misclassified.png", "gradcam_random.png", "gradcam_maps.npz",
                  "explain.json"):
@@ -209,7 +269,14 @@ def test_explain_run_writes_files(run_folder):
     saved = json.loads((out / "explain.json").read_text())
     entry = saved["methods"]["gradcam"]
     assert entry["layer"] == "net.features.12" and entry["counts"]["confident"] <= 6
-    assert {"auc", "auc_random", "difference", "passed"} <= set(entry["deletion"])
+    assert {"auc", "auc_random", "difference", "interval", "passed"} <= set(entry["deletion"])
+    assert entry["insertion"]["mode"] == "insertion" and len(entry["insertion"]["interval"]) == 2
+    loc = entry["localisation"]
+    assert loc["footprint"] == "sep central source" and set(loc["classes"]) == {"Round Smooth", "Barred Spiral"}
+    for scores in loc["classes"].values():
+        assert 0 <= scores["share_on_galaxy"] <= 1 and 0 < scores["galaxy_area_share"] < 1
+    assert (out / entry["files"]["localisation"]).is_file()
+    assert "localisation" in summary["text"] and "insertion" in summary["text"]
     assert [s["spearman"] for s in entry["randomisation"]["stages"]]
     assert "deletion" in summary["text"] and "randomisation" in summary["text"]
     assert not list(out.glob(".*"))  # no temporary files left behind
@@ -226,3 +293,17 @@ def test_explain_run_refuses_train_split_and_unknown_method(run_folder):
     with pytest.raises(GalaxymorphError, match="data file"):
         explain_run(run_folder, progress=False)
     assert not (run_folder / "explain").exists()
+
+
+def test_sky_reference_map_is_empty_on_an_empty_sky():
+    """Relative to the image's own sky, an image that IS sky carries no evidence anywhere, even
+    where zero padding makes the layer's border cells differ from its centre."""
+    torch.manual_seed(0)
+    model = build_model("default", CLASSES).eval()
+    sky = np.full((1, 256, 256, 3), 34, dtype=np.uint8)
+    plain = explain("gradcam++", model, sky, target=0, normalize=False)
+    relative = explain("gradcam++-sky", model, sky, target=0, normalize=False)
+    assert np.abs(relative).max() < 1e-6 * max(1.0, float(np.abs(plain).max()))
+    from galaxymorph.explain.gradcam import finer_layer
+
+    assert finer_layer(model) == "net.stages.2"  # 16x16 cells on the 128 px input

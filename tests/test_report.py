@@ -79,7 +79,11 @@ def run_folder(tiny_h5, tmp_path) -> Path:
             "method": "gradcam", "layer": "net.features.12",
             "files": {"confident": "gradcam_confident.png", "misclassified": "gradcam_misclassified.png",
                       "overlays": []},
+            "localisation": {"footprint": "sep central source", "aim": "median share >= 0.6", "meets_aim": False,
+                             "classes": {"Round Smooth": {"share_on_galaxy": 0.283, "galaxy_area_share": 0.301,
+                                                          "lift": 0.94, "n_images": 4}}},
             "deletion": {"passed": True, "auc": 0.2, "auc_random": 0.5, "sentence": "Deletion AUC 0.2 vs 0.5"},
+            "insertion": {"passed": False, "sentence": "Insertion margin within noise"},
             "randomisation": {"passed": False, "sentence": "correlation did not drop"}}}}))
     return run
 
@@ -93,6 +97,9 @@ def test_report_is_self_contained(run_folder):
     for text in ("Round Smooth vs Barred Spiral", "0.875", "[0.600, 1.000]", "FAIL", "net.features.12"):
         assert text in page
     assert 'alt="example images per class"' in page
+    # localisation scores and the insertion check are in the explain section
+    for text in ("share on galaxy", "0.283", "0.301", "below the aim", "Insertion margin within noise"):
+        assert text in page
 
 
 def test_missing_stages_say_which_command_fills_them_in(run_folder):

@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("--split", default="test", choices=["val", "test"], help="which split to explain")
     q.add_argument("--n", type=int, default=16, help="images per gallery")
-    q.add_argument("--method", default="gradcam", help="gradcam, gradcam++ or integrated-gradients")
+    q.add_argument("--method", default="gradcam++-sky",
+                   help="gradcam++-sky (default), gradcam, gradcam++ or integrated-gradients")
     _add_device_option(q)
     q.set_defaults(handler=cmd_explain)
 

@@ -204,8 +204,11 @@ def _section_explain(run_dir: Path, explain: dict | None) -> str:
     if not methods:
         return _missing("Explanations", f"galaxymorph explain {run_dir}")
     folder = run_dir / "explain"
-    parts = ["<p>Heatmaps (jet, alpha 0.4) over the input show where the evidence for the predicted "
-             "class lies; each image is explained for its predicted class, from the held-out split.</p>"]
+    parts = ["<p>Heatmaps over the input show where the evidence for the predicted class lies; each image "
+             "is explained for its predicted class, from the held-out split. Each map is scaled to its own "
+             "maximum (colour bar); the cyan contour marks half that maximum. The localisation table says how "
+             "much of each map falls on the galaxy, against the share of the image the galaxy covers (what a "
+             "uniform map scores). See docs/explanations.md for what the maps can and cannot show.</p>"]
     for name, entry in methods.items():
         files = entry.get("files", {})
         layer = f" on layer <code>{_esc(entry['layer'])}</code>" if entry.get("layer") not in (None, "input") else ""
@@ -219,12 +222,16 @@ def _section_explain(run_dir: Path, explain: dict | None) -> str:
                 parts.append(f"<p>{_esc(gallery.capitalize())}: none in this split.</p>")
             elif files.get(gallery):
                 parts.append(_img(folder / files[gallery], f"{name} {gallery}", caption))
+        parts.append(_localisation_table(entry.get("localisation")))
+        if files.get("localisation"):
+            parts.append(_img(folder / files["localisation"], f"{name} localisation",
+                              "Each image's share of the map on the galaxy against the galaxy's share of the image."))
         overlays = files.get("overlays", [])[:2]
         if overlays:
             parts.append('<div class="grid">' + "".join(
                 _img(folder / f, f, "original | overlay") for f in overlays) + "</div>")
         rows = []
-        for check in ("deletion", "randomisation"):
+        for check in ("deletion", "insertion", "randomisation"):
             result = entry.get(check)
             if not isinstance(result, dict):
                 continue
@@ -235,6 +242,23 @@ def _section_explain(run_dir: Path, explain: dict | None) -> str:
         if rows:
             parts.append(_table(["check", "result", "what it means"], rows))
     return "".join(parts)
+
+
+def _localisation_table(localisation: dict | None) -> str:
+    """Per class: median share of the map on the galaxy, the galaxy's area share, their ratio."""
+    if not isinstance(localisation, dict) or not localisation.get("classes"):
+        return ""
+    rows = []
+    for name, s in localisation["classes"].items():
+        bar = s.get("share_on_bar_and_arms")
+        rows.append([_esc(name), _fmt(s.get("share_on_galaxy")), _fmt(s.get("galaxy_area_share")),
+                     _fmt(s.get("lift"), 2), "" if bar is None else _fmt(bar), _esc(s.get("n_images"))])
+    badge = '<span class="pass">meets the aim</span>' if localisation.get("meets_aim") else \
+        '<span class="fail">below the aim</span>'
+    note = (f"<p>Localisation ({_esc(localisation.get('footprint', ''))}; aim: "
+            f"{_esc(localisation.get('aim', ''))}): {badge}</p>")
+    return note + _table(["class", "share on galaxy (median)", "galaxy area share", "ratio", "share on bar + arms",
+                          "images"], rows)
 
 
 def _section_environment(run_dir: Path, run: dict) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import GalaxymorphError
 from .base import Explainer
-from .gradcam import BaseCAM, GradCAM, gradcam
+from .gradcam import BaseCAM, GradCAM, SkyGradCAMPlusPlus, gradcam
 from .gradcampp import GradCAMPlusPlus, gradcampp
 from .integrated_gradients import IntegratedGradientsExplainer, integrated_gradients
 
@@ -17,7 +17,9 @@ METHODS: dict[str, type[Explainer]] = {
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
     "integrated-gradients": IntegratedGradientsExplainer,
+    "gradcam++-sky": SkyGradCAMPlusPlus,
 }
+DEFAULT_METHOD = "gradcam++-sky"  # the one whose maps land on the galaxy for both classes (docs/explanations.md)
 
 
 def make_explainer(method: str, model, **options) -> Explainer:
@@ -42,5 +44,5 @@ def explain_run(run_dir, **kwargs):
     return _explain_run(run_dir, **kwargs)
 
 
-__all__ = ["METHODS", "BaseCAM", "Explainer", "GradCAM", "GradCAMPlusPlus", "IntegratedGradientsExplainer",
+__all__ = ["DEFAULT_METHOD", "METHODS", "SkyGradCAMPlusPlus", "BaseCAM", "Explainer", "GradCAM", "GradCAMPlusPlus", "IntegratedGradientsExplainer",
            "explain", "explain_run", "gradcam", "gradcampp", "integrated_gradients", "make_explainer"]

@@ -82,6 +82,32 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
+def upsample_on_grid(maps: torch.Tensor, size: tuple[int, int], grid: tuple[float, float],
+                     input_size: int) -> torch.Tensor:
+    """Bilinear resize of maps (N, h, w) whose cell (i, j) is centred at ``origin + stride * (i, j)``
+    in the model's input pixels (``grid = (origin, stride)``), onto images of ``size``.
+
+    Plain ``align_corners=False`` resizing assumes the cells tile the input evenly, cell i centred
+    at ``stride * (i + 0.5) - 0.5``. A chain of stride-2, padding-1 convolutions centres cell i
+    at ``stride * i`` instead, so plain resizing shifts the map by half a cell (15 px on a 256 px
+    image for the default model's 8x8 grid) down and to the right. Outside the outermost cell
+    centres the map keeps the border value.
+    """
+    origin, stride = grid
+    height, width = size
+    n, h, w = maps.shape
+
+    def coords(length: int, cells: int) -> torch.Tensor:
+        centres = (torch.arange(length, dtype=maps.dtype, device=maps.device) + 0.5) * input_size / length - 0.5
+        cell = (centres - origin) / stride  # position in cell units
+        return 2 * cell / max(cells - 1, 1) - 1  # grid_sample's [-1, 1] with align_corners=True
+
+    gy, gx = torch.meshgrid(coords(height, h), coords(width, w), indexing="ij")
+    sampling = torch.stack([gx, gy], dim=-1)[None].expand(n, height, width, 2)
+    return F.grid_sample(maps[:, None], sampling, mode="bilinear", padding_mode="border",
+                         align_corners=True)[:, 0]
+
+
 class Explainer:
     """Base class: validates inputs, runs batches in eval mode, upsamples and scales the maps."""
 
@@ -95,6 +121,10 @@ class Explainer:
     def attribute_batch(self, x: torch.Tensor, targets: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw maps (n, h, w) for a preprocessed batch, and the class positions explained."""
         raise NotImplementedError
+
+    def resize(self, maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Raw maps onto the given images' pixels (plain bilinear here; CAMs align their grid)."""
+        return upsample(maps, size)
 
     def __call__(self, images, target=None, normalize: bool = True, batch_size: int = 32,
                  progress: bool = False, return_targets: bool = False):
@@ -120,7 +150,7 @@ class Explainer:
                 t = None if targets is None else torch.as_tensor(targets[start:stop], device=x.device)
                 with torch.enable_grad():
                     raw, t_used = self.attribute_batch(x, t)
-                raw = upsample(raw.detach().float(), (height, width))
+                raw = self.resize(raw.detach().float(), (height, width))
                 maps.append((minmax_scale(raw) if normalize else raw).cpu())
                 used.append(t_used.detach().cpu())
         finally:

@@ -6,7 +6,10 @@
    for the explained class after each step. The area under that curve (fraction removed on x,
    probability on y, both in [0, 1]) is low when the map found what the model relies on.
    The same is done in a seeded random order; a faithful map has a LOWER deletion AUC than
-   random.
+   random. Insertion is the mirror image: start from the sky, put the pixels back in the
+   map's order; a faithful map has a HIGHER insertion AUC than random. Each check passes only
+   when the paired difference with the random order (per image) has a 95% interval that
+   excludes zero: a mean that is merely lower can be noise.
 2. Model-parameter randomisation (Adebayo et al. 2018, "Sanity checks for saliency maps").
    On a deep copy, re-initialise the weights cascading from the top layer (the head) down to
    the first convolution; after each stage compute the maps again (same classes) and their
@@ -21,7 +24,7 @@ import copy
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import spearmanr, ttest_rel
 from torch import nn
 
 from ..errors import GalaxymorphError
@@ -29,6 +32,7 @@ from ..progress import progress_bar
 from .base import gaussian_blur, validate_images
 
 FILLS = ("median", "blur")
+MODES = ("deletion", "insertion")
 
 
 # -- deletion ---------------------------------------------------------------------------
@@ -48,14 +52,19 @@ def deletion_order(saliency: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def deletion_curves(model: nn.Module, images, maps: np.ndarray | None, targets, steps: int = 20,
-                    fill: str = "median", seed: int = 0, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-    """Probabilities (N, steps + 1) of the target class as pixels are removed.
+                    fill: str = "median", seed: int = 0, batch_size: int = 64, progress: bool = False,
+                    mode: str = "deletion") -> np.ndarray:
+    """Probabilities (N, steps + 1) of the target class as pixels are removed (or inserted).
 
     ``maps`` (N, H, W) orders the pixels (most important first); ``maps=None`` uses a random
-    order drawn from ``seed``. Column j has ``round(j / steps * H * W)`` pixels removed.
+    order drawn from ``seed``. Column j has ``round(j / steps * H * W)`` pixels changed.
+    ``mode="deletion"`` starts from the image and replaces pixels with the fill;
+    ``mode="insertion"`` starts from the fill (the image's sky) and puts the image's pixels back.
     """
     images = validate_images(images)
     n, h, w = images.shape[:3]
+    if mode not in MODES:
+        raise GalaxymorphError(f"unknown mode {mode!r}; known modes: {', '.join(MODES)}")
     if maps is not None and np.shape(maps) != (n, h, w):
         raise GalaxymorphError(f"maps have shape {np.shape(maps)}, expected {(n, h, w)} to match the images")
     if not isinstance(steps, int) or steps < 1:
@@ -64,16 +73,17 @@ def deletion_curves(model: nn.Module, images, maps: np.ndarray | None, targets, 
     counts = np.round(np.linspace(0, 1, steps + 1) * h * w).astype(int)
     rng = np.random.default_rng(seed)
     curves = np.empty((n, steps + 1), dtype=np.float64)
-    desc = "deletion (random)" if maps is None else "deletion"
+    desc = f"{mode} (random)" if maps is None else mode
     for i in progress_bar(range(n), desc=desc, unit="image", disable=not progress):
         image = np.asarray(images[i])
         order = rng.permutation(h * w) if maps is None else deletion_order(maps[i], rng)
         filled = fill_image(image, fill).reshape(-1, 3)
+        start, source = (image.reshape(-1, 3), filled) if mode == "deletion" else (filled, image.reshape(-1, 3))
         versions = np.empty((steps + 1, h * w, 3), dtype=np.uint8)
-        current = image.reshape(-1, 3).copy()
+        current = start.copy()
         for j, k in enumerate(counts):
-            removed = order[counts[j - 1] if j else 0 : k]
-            current[removed] = filled[removed]
+            changed = order[counts[j - 1] if j else 0 : k]
+            current[changed] = source[changed]
             versions[j] = current
         probs = model.predict_proba(versions.reshape(steps + 1, h, w, 3), batch_size=batch_size)
         curves[i] = probs[:, targets[i]]
@@ -81,35 +91,75 @@ def deletion_curves(model: nn.Module, images, maps: np.ndarray | None, targets, 
 
 
 def curve_auc(curves: np.ndarray) -> np.ndarray:
-    """Area under each curve over the removed fraction 0..1 (trapezoid rule), (N,)."""
+    """Area under each curve over the changed fraction 0..1 (trapezoid rule), (N,)."""
     x = np.linspace(0, 1, curves.shape[1])
     return np.trapezoid(curves, x, axis=1) if hasattr(np, "trapezoid") else np.trapz(curves, x, axis=1)
 
 
-def deletion_check(model: nn.Module, images, maps: np.ndarray, targets, steps: int = 20, fill: str = "median",
-                   seed: int = 0, batch_size: int = 64, progress: bool = False) -> dict:
-    """Deletion AUC of the maps vs a random order; passes when the maps' AUC is lower."""
-    ours = deletion_curves(model, images, maps, targets, steps, fill, seed, batch_size, progress)
-    rand = deletion_curves(model, images, None, targets, steps, fill, seed, batch_size, progress)
+def paired_margin(better: np.ndarray, worse: np.ndarray, confidence: float = 0.95) -> dict:
+    """Mean of the paired differences ``better - worse`` over images and its t interval.
+
+    The check passes only when the whole interval lies above zero: the method beats the random
+    order by a margin larger than the image-to-image noise (scipy's paired t-test interval).
+    """
+    diff = np.asarray(better, dtype=np.float64) - np.asarray(worse, dtype=np.float64)
+    if diff.size < 2 or np.all(diff == diff[0]):
+        low = high = float(diff.mean()) if diff.size else float("nan")
+    else:
+        ci = ttest_rel(better, worse).confidence_interval(confidence)
+        low, high = float(ci.low), float(ci.high)
+    return {"margin": float(diff.mean()) if diff.size else float("nan"), "interval": [low, high],
+            "confidence": confidence, "passed": bool(diff.size >= 2 and low > 0)}
+
+
+def perturbation_check(model: nn.Module, images, maps: np.ndarray, targets, mode: str = "deletion",
+                       steps: int = 20, fill: str = "median", seed: int = 0, batch_size: int = 64,
+                       progress: bool = False) -> dict:
+    """Deletion (or insertion) AUC of the maps vs a random order, with a paired 95% interval.
+
+    Deletion: a faithful map's AUC is LOWER than random (its first pixels matter most);
+    insertion: HIGHER. The margin is oriented so that positive means better than random, and the
+    check passes only when its 95% interval over images excludes zero.
+    """
+    ours = deletion_curves(model, images, maps, targets, steps, fill, seed, batch_size, progress, mode)
+    rand = deletion_curves(model, images, None, targets, steps, fill, seed, batch_size, progress, mode)
     auc, auc_rand = curve_auc(ours), curve_auc(rand)
-    passed = bool(auc.mean() < auc_rand.mean())
-    verdict = ("faithful: removing the pixels the map ranks first lowers the explained probability faster than "
-               "removing random pixels" if passed else
-               "NOT faithful: removing the pixels the map ranks first lowers the explained probability no faster "
-               "than removing random pixels")
+    margin = paired_margin(auc_rand, auc) if mode == "deletion" else paired_margin(auc, auc_rand)
+    lo, hi = margin["interval"]
+    action = "removing" if mode == "deletion" else "restoring"
+    direction = "lowers" if mode == "deletion" else "raises"
+    verdict = (f"faithful: {action} the pixels the map ranks first {direction} the explained probability faster "
+               f"than {action} random pixels, by more than the noise" if margin["passed"] else
+               f"NOT shown faithful: {action} the pixels the map ranks first does not {direction.rstrip('s')} the "
+               f"explained probability faster than random by a margin that excludes zero")
     return {
+        "mode": mode,
         "steps": steps,
         "fill": fill,
         "n_images": int(len(auc)),
         "auc": float(auc.mean()),
         "auc_random": float(auc_rand.mean()),
-        "difference": float(auc_rand.mean() - auc.mean()),
-        "fraction_images_better_than_random": float(np.mean(auc < auc_rand)) if len(auc) else float("nan"),
+        "difference": margin["margin"],
+        "interval": margin["interval"],
+        "confidence": margin["confidence"],
+        "fraction_images_better_than_random": (float(np.mean(auc < auc_rand if mode == "deletion" else auc > auc_rand))
+                                               if len(auc) else float("nan")),
         "mean_curve": ours.mean(axis=0).tolist(),
         "mean_curve_random": rand.mean(axis=0).tolist(),
-        "passed": passed,
-        "sentence": f"Deletion AUC {auc.mean():.3f} vs {auc_rand.mean():.3f} for a random order: {verdict}.",
+        "passed": margin["passed"],
+        "sentence": (f"{mode.capitalize()} AUC {auc.mean():.3f} vs {auc_rand.mean():.3f} for a random order, margin "
+                     f"{margin['margin']:+.3f} (95% interval {lo:+.3f} to {hi:+.3f}): {verdict}."),
     }
+
+
+def deletion_check(model: nn.Module, images, maps: np.ndarray, targets, **kwargs) -> dict:
+    """:func:`perturbation_check` in deletion mode."""
+    return perturbation_check(model, images, maps, targets, mode="deletion", **kwargs)
+
+
+def insertion_check(model: nn.Module, images, maps: np.ndarray, targets, **kwargs) -> dict:
+    """:func:`perturbation_check` in insertion mode."""
+    return perturbation_check(model, images, maps, targets, mode="insertion", **kwargs)
 
 
 # -- model-parameter randomisation ---------------------------------------------------------

@@ -1,8 +1,17 @@
-"""Heatmap figures: original | overlay pairs, and galleries of overlays as PNG grids.
+"""Heatmap figures: original | overlay pairs, galleries, and the localisation plot, as PNGs.
 
-An overlay is the reference notebook's picture (tf-keras-vis): the map in the jet colormap laid
-over the image at alpha 0.4. Our titles say more than its "Original Image / Pixel Heatmap":
-the true class, the predicted class and its probability, and the method.
+How a map is drawn (the reference notebook laid a jet map over the image at alpha 0.4, which
+hid the galaxy under a uniformly tinted square):
+
+* a perceptual colormap (``inferno``) whose opacity grows with the map value, so where the map
+  is low the galaxy shows through untouched, plus a contour at half the map's maximum that
+  outlines the region the map points at without covering it;
+* a stated scale: every map is scaled to its own maximum (per-image scale, 0..1), and each
+  figure carries a colour bar for that scale;
+* maps arrive already upsampled smoothly (bilinear) to the image's 256 px and are drawn with
+  bilinear interpolation, so structure finer than one network cell is not faked as blocks;
+* captions are short (two lines) and rows are spaced for them, so titles never overlap;
+* misclassified images show the maps for the predicted AND the true class side by side.
 """
 
 from __future__ import annotations
@@ -13,22 +22,60 @@ from typing import Sequence
 
 import numpy as np
 
-from ..plotting import image_grid
+from ..plotting import plt, save_figure
 
-ALPHA = 0.4
+CMAP = "inferno"
+MAX_ALPHA = 0.65
+CONTOUR_LEVEL = 0.5
 COLUMNS = 6  # wide enough to scan, narrow enough that captions stay legible in the report
-METHOD_TITLES = {"gradcam": "GradCAM", "gradcam++": "GradCAM++", "integrated-gradients": "Integrated gradients"}
+TILE_INCHES = 2.1
+METHOD_TITLES = {"gradcam": "GradCAM", "gradcam++": "GradCAM++", "integrated-gradients": "Integrated gradients",
+                 "gradcam++-sky": "GradCAM++ (sky reference)"}
+SCALE_NOTE = "each map scaled to its own maximum (per-image scale); contour at half the maximum"
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """uint8 RGB: ``(1 - alpha) * image + alpha * jet(map)``, the map scaled to [0, 1] first."""
-    from matplotlib import colormaps
-
+def scaled(heatmap: np.ndarray) -> np.ndarray:
+    """The map scaled to [0, 1] by its own range (a flat map becomes zeros)."""
     m = np.asarray(heatmap, dtype=np.float32)
     span = float(m.max() - m.min())
-    m = (m - m.min()) / span if span > 0 else np.zeros_like(m)
-    colour = colormaps["jet"](m)[..., :3] * 255.0
-    return ((1 - alpha) * image.astype(np.float32) + alpha * colour).round().clip(0, 255).astype(np.uint8)
+    return (m - m.min()) / span if span > 0 else np.zeros_like(m)
+
+
+def draw_overlay(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "", title_size: float = 7.5):
+    """Image, the map in a perceptual colormap with value-proportional opacity, a half-max contour."""
+    m = scaled(heatmap)
+    ax.imshow(image, interpolation="bilinear")
+    mappable = ax.imshow(m, cmap=CMAP, vmin=0, vmax=1, alpha=MAX_ALPHA * m, interpolation="bilinear")
+    if m.max() > CONTOUR_LEVEL:
+        ax.contour(m, levels=[CONTOUR_LEVEL], colors="cyan", linewidths=0.8)
+    _bare(ax)
+    if title:
+        ax.set_title(title, fontsize=title_size, pad=3)
+    return mappable
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = MAX_ALPHA) -> np.ndarray:
+    """uint8 RGB of the overlay (no contour): for places that need pixels rather than a figure."""
+    from matplotlib import colormaps
+
+    m = scaled(heatmap)
+    colour = colormaps[CMAP](m)[..., :3] * 255.0
+    a = (alpha * m)[..., None]
+    return ((1 - a) * image.astype(np.float32) + a * colour).round().clip(0, 255).astype(np.uint8)
+
+
+def _bare(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _colour_bar(fig, mappable, axes) -> None:
+    bar = fig.colorbar(mappable, ax=axes, fraction=0.025, pad=0.01, shrink=0.8)
+    bar.set_label("map / its maximum", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    bar.solids.set_alpha(1)
 
 
 def caption(true_name: str | None, pred_name: str, prob: float, short: bool = False) -> str:
@@ -43,25 +90,85 @@ def caption(true_name: str | None, pred_name: str, prob: float, short: bool = Fa
 
 def save_pair(path: str | os.PathLike, image: np.ndarray, heatmap: np.ndarray, method: str,
               true_name: str | None, pred_name: str, prob: float) -> Path:
-    """One explained image: original | heatmap overlay, titled with truth, prediction, probability."""
+    """One explained image: original | overlay, titled with truth, prediction, probability."""
     label = METHOD_TITLES.get(method, method)
-    return image_grid([[image, overlay(image, heatmap)]], [""], path, titles=[["original", f"{label} overlay"]],
-                      title=caption(true_name, pred_name, prob), tile_inches=3.2)
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.9), layout="constrained")
+    axes[0].imshow(image, interpolation="bilinear")
+    _bare(axes[0])
+    axes[0].set_title("original", fontsize=9)
+    mappable = draw_overlay(axes[1], image, heatmap, f"{label} for {pred_name}", title_size=9)
+    _colour_bar(fig, mappable, axes)
+    fig.suptitle(caption(true_name, pred_name, prob), fontsize=10)
+    return save_figure(fig, path)
 
 
 def save_gallery(path: str | os.PathLike, images: np.ndarray, maps: np.ndarray, captions: Sequence[str],
                  title: str, row_labels: Sequence[str] | None = None, groups: Sequence[int] | None = None,
-                 columns: int = COLUMNS) -> Path:
-    """A grid of overlays, ``columns`` wide; ``groups`` (one per image) starts a new row per group."""
+                 columns: int = COLUMNS, second_maps: np.ndarray | None = None,
+                 second_captions: Sequence[str] | None = None) -> Path:
+    """A grid of overlays, ``columns`` wide; ``groups`` (one per image) starts a new row per group.
+
+    With ``second_maps`` each image takes two tiles side by side (e.g. the maps for the
+    predicted and for the true class of a misclassified image), captioned by ``second_captions``.
+    """
     groups = list(groups) if groups is not None else [0] * len(images)
-    rows, row_titles, labels = [], [], []
+    per_image = 2 if second_maps is not None else 1
+    per_row = max(1, columns // per_image)
+    layout: list[tuple[str, list[int]]] = []
     for g in dict.fromkeys(groups):  # groups in order of first appearance
         members = [i for i, gi in enumerate(groups) if gi == g]
-        for start in range(0, max(len(members), 1), columns):
-            chunk = members[start : start + columns]
-            rows.append([overlay(images[i], maps[i]) for i in chunk])
-            row_titles.append([captions[i] for i in chunk])
-            labels.append(row_labels[g] if row_labels is not None and start == 0 else "")
-    if not rows:  # nothing to show (e.g. no misclassified image): an empty panel with the title
-        rows, row_titles, labels = [[]], [[]], [""]
-    return image_grid(rows, labels, path, titles=row_titles, title=title, tile_inches=1.9, title_size=10)
+        for start in range(0, max(len(members), 1), per_row):
+            layout.append((row_labels[g] if row_labels is not None and start == 0 else "",
+                           members[start : start + per_row]))
+    n_rows = max(len(layout), 1)
+    n_cols = max(per_row * per_image, 1)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(TILE_INCHES * n_cols + 1.6, (TILE_INCHES + 0.45) * n_rows + 0.9),
+                             squeeze=False, layout="constrained")
+    mappable = None
+    for r, (label, members) in enumerate(layout):
+        for c in range(n_cols):
+            _bare(axes[r][c])
+        for k, i in enumerate(members):
+            ax = axes[r][k * per_image]
+            mappable = draw_overlay(ax, images[i], maps[i], captions[i])
+            if second_maps is not None:
+                draw_overlay(axes[r][k * per_image + 1], images[i], second_maps[i],
+                             second_captions[i] if second_captions is not None else "")
+        if label:
+            axes[r][0].set_ylabel(label, fontsize=9)
+    if not layout or not any(m for _, m in layout):
+        title += " -- none"
+    if mappable is not None:
+        _colour_bar(fig, mappable, axes)
+    fig.suptitle(f"{title}\n{SCALE_NOTE}", fontsize=10)
+    return save_figure(fig, path)
+
+
+def save_localisation(path: str | os.PathLike, per_class: dict[str, dict], title: str) -> Path:
+    """Per class: each image's share of the map on the galaxy against the galaxy's area share.
+
+    The diagonal is what a uniform map scores; the dashed line is twice that (the aim).
+    """
+    names = list(per_class)
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.6 * max(len(names), 1), 3.7), squeeze=False,
+                             layout="constrained")
+    for ax, name in zip(axes[0], names):
+        s = per_class[name]
+        share = np.array([np.nan if v is None else v for v in s["share_on_galaxy_per_image"]], dtype=float)
+        area = np.array(s.get("galaxy_area_share_per_image", []), dtype=float)
+        if area.size == share.size and area.size:
+            ax.scatter(area, share, s=8, alpha=0.5, color="tab:blue", label="images")
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, label="uniform map")
+        ax.plot([0, 0.5], [0, 1], color="grey", lw=1, ls="--", label="2 x uniform")
+        if s.get("share_on_galaxy") is not None:
+            ax.scatter([s["galaxy_area_share"]], [s["share_on_galaxy"]], s=80, marker="*", color="tab:red",
+                       zorder=3, label=f"median {s['share_on_galaxy']:.2f} vs {s['galaxy_area_share']:.2f}")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("galaxy's share of the image", fontsize=8)
+        ax.set_ylabel("map's share on the galaxy", fontsize=8)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6.5, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)

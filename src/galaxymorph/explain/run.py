@@ -11,12 +11,19 @@ method, so several methods can sit side by side):
 - ``<method>_overlay_<index>.png``: a few single original | overlay figures;
 - ``<method>_maps.npz``: ``indices`` (into the data file), ``labels``, ``targets``, ``probs``,
   ``maps`` (float16, (n, 256, 256), scaled to [0, 1]) and one boolean mask per gallery;
-- ``explain.json``: per method (under ``methods``): layer, counts, files, the deletion and
-  randomisation checks with their verdicts, and timings.
+- ``<method>_localisation.png``: per class, each image's share of the map on the galaxy
+  against the share of the image the galaxy covers (what a uniform map scores);
+- ``explain.json``: per method (under ``methods``): layer, counts, files, the localisation
+  scores per class (:mod:`.localisation`), the deletion, insertion and randomisation checks
+  with their verdicts and 95% intervals, and timings.
+
+When ``evaluate`` has already scored the test split (``RUN_DIR/eval/predictions.csv`` holds
+exactly its images), its probabilities are reused instead of predicting the split again.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -29,14 +36,17 @@ from ..fileio import atomic_path, write_json
 from ..models import load_model
 from ..inference import predict_selection
 from ..runs import open_held_out, run_device
-from . import METHODS, make_explainer
-from .faithfulness import deletion_check, randomisation_check
-from .figures import METHOD_TITLES, caption, save_gallery, save_pair
+from . import DEFAULT_METHOD, METHODS, make_explainer
+from .faithfulness import deletion_check, insertion_check, randomisation_check
+from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, save_pair
+from .localisation import bar_and_arm_masks, galaxy_masks, localisation_scores, meets_aim, read_masks
 
 EXPLAIN_FORMAT = "galaxymorph-explain/1"
 N_OVERLAYS = 4          # single original | overlay figures
-N_FAITHFULNESS = 16     # images in the deletion check
+N_FAITHFULNESS = 24     # images in the deletion and insertion checks (enough for a useful interval)
 N_RANDOMISATION = 8     # images in the randomisation check
+N_LOCALISATION = 256    # images of the split scored for localisation (all of a smaller split)
+BARRED_SPIRAL = 5       # Galaxy10 class whose bar and arms the synthetic masks mark
 
 
 def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -59,9 +69,31 @@ def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0)
             "random": random.astype(np.int64)}
 
 
-def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, method: str = "gradcam",
-                progress: bool = True, batch_size: int = 32, seed: int = 0, device: str | None = None) -> dict:
-    """Explain a run folder's ``split`` with ``method``; write RUN_DIR/explain/; return a summary dict."""
+def evaluated_probabilities(run_dir: Path, indices: np.ndarray, class_ids: list[int]) -> np.ndarray | None:
+    """Probabilities (len(indices), k) from evaluate's ``eval/predictions.csv``, in ``indices``'
+    order, or None when the file is absent or does not hold exactly these images and classes."""
+    path = run_dir / "eval" / "predictions.csv"
+    if not path.is_file():
+        return None
+    columns = [f"prob_{c}" for c in class_ids]
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        by_index = {int(r["index"]): [float(r[c]) for c in columns] for r in rows}
+    except (KeyError, ValueError, TypeError):
+        return None
+    if len(by_index) != len(rows) or set(by_index) != set(int(i) for i in indices):
+        return None
+    return np.array([by_index[int(i)] for i in indices], dtype=np.float64)
+
+
+def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, method: str = DEFAULT_METHOD,
+                progress: bool = True, batch_size: int = 32, seed: int = 0, device=None,
+                n_localisation: int = N_LOCALISATION) -> dict:
+    """Explain a run folder's ``split`` with ``method``; write RUN_DIR/explain/; return a summary dict.
+
+    ``device``: where the model runs (None: the run's own device when this machine has it, else auto).
+    """
     run_dir = Path(run_dir)
     if split == "train":
         raise GalaxymorphError("refusing to explain the training split: use 'val' or 'test' (maps of images the "
@@ -77,11 +109,21 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     timings: dict[str, float] = {}
     out = run_dir / "explain"
 
-    # 1. predict the split (streamed: the real test split is hundreds of MB of pixels)
+    # 1. the split's probabilities: evaluate's when it scored this split, else predicted (streamed:
+    # the real test split is hundreds of MB of pixels)
     t0 = time.perf_counter()
     with held_out.open_data() as data:
-        probs = predict_selection(model, data, indices, batch_size, progress=progress, desc=f"predict {split}")
+        probs = evaluated_probabilities(run_dir, indices, model.class_ids) if split == "test" else None
+        probabilities_from = "eval/predictions.csv" if probs is not None else "predicted"
+        if probs is None:
+            probs = predict_selection(model, data, indices, batch_size, progress=progress, desc=f"predict {split}")
         timings["predict_s"] = time.perf_counter() - t0
+
+        # localisation: a seeded sample of the split, each class's images explained for their class
+        rng = np.random.default_rng(seed)
+        loc_pos = np.sort(rng.choice(len(indices), size=min(n_localisation, len(indices)), replace=False))
+        loc_images = data.images(indices[loc_pos])
+        mask_bits = read_masks(data, indices[loc_pos])
 
         # 2. galleries; explain each chosen image once, for its predicted class
         galleries = pick_galleries(labels, probs, n, seed)
@@ -93,6 +135,24 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     maps = explainer(images, target=targets, batch_size=batch_size, progress=progress)
     timings["maps_s"] = time.perf_counter() - t0
     layer_name = getattr(explainer, "layer_name", None)
+    options = {"layer": layer_name} if layer_name and layer_name != "input" else {}
+
+    # 2b. localisation against the galaxy's footprint (renderer masks, else sep's central source)
+    t0 = time.perf_counter()
+    galaxy = galaxy_masks(loc_images, mask_bits)
+    parts = bar_and_arm_masks(mask_bits) if mask_bits is not None else None
+    part_class = model.class_ids.index(BARRED_SPIRAL) if BARRED_SPIRAL in model.class_ids else None
+    per_class = localisation_scores(model, loc_images, labels[loc_pos], method, galaxy, parts, part_class,
+                                    batch_size=batch_size, **options)
+    localisation = {
+        "footprint": "synthetic masks (bit 1)" if mask_bits is not None else "sep central source",
+        "n_images": int(len(loc_pos)),
+        "aim": "median share on the galaxy >= 0.6 and >= 2x its median area share, every class",
+        "classes": {names[c]: {k: v for k, v in summary.items() if not k.endswith("_per_image")}
+                    for c, summary in per_class.items()},
+    }
+    localisation["meets_aim"] = bool(per_class) and all(meets_aim(s) for s in per_class.values())
+    timings["localisation_s"] = time.perf_counter() - t0
 
     # 3. figures
     t0 = time.perf_counter()
@@ -101,17 +161,24 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
                 for p in chosen]
     label = METHOD_TITLES.get(method, method)
     files = {}
+    # misclassified images: also the map for the TRUE class, drawn beside the predicted one
+    wrong_rows = [row[p] for p in galleries["misclassified"]]
+    true_maps = explainer(images[wrong_rows], target=labels[chosen][wrong_rows], batch_size=batch_size) \
+        if wrong_rows else None
     for gallery, positions in galleries.items():
         rows = [row[p] for p in positions]
         groups = labels[positions] if gallery == "confident" else None
         title = {"confident": f"{label}: most confident correct predictions per class ({split})",
-                 "misclassified": f"{label}: misclassified ({split}), most confident first",
+                 "misclassified": f"{label}: misclassified ({split}), most confident first; "
+                                  "left: map for the predicted class, right: for the true class",
                  "random": f"{label}: random sample ({split}, seed {seed})"}[gallery]
-        if not rows:
-            title += " -- none"
         path = out / f"{method}_{gallery}.png"
+        extra = {}
+        if gallery == "misclassified" and rows:
+            extra = {"second_maps": true_maps,
+                     "second_captions": [f"map for true class\n{names[labels[p]]}" for p in positions]}
         save_gallery(path, images[rows], maps[rows], [captions[r] for r in rows], title,
-                     row_labels=names if gallery == "confident" else None, groups=groups)
+                     row_labels=names if gallery == "confident" else None, groups=groups, **extra)
         files[gallery] = path.name
     singles = list(dict.fromkeys([*galleries["misclassified"][:1], *galleries["confident"],
                                   *galleries["random"]]))[:N_OVERLAYS]
@@ -121,17 +188,21 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         path = out / f"{method}_overlay_{int(indices[p])}.png"
         save_pair(path, images[r], maps[r], method, names[labels[p]], names[targets[r]], probs[p, targets[r]])
         files["overlays"].append(path.name)
+    path = out / f"{method}_localisation.png"
+    save_localisation(path, {names[c]: s for c, s in per_class.items()}, f"{label}: localisation ({split})")
+    files["localisation"] = path.name
     timings["figures_s"] = time.perf_counter() - t0
 
-    # 4. faithfulness: deletion vs random order, and cascading weight randomisation
+    # 4. faithfulness: deletion and insertion vs random order, and cascading weight randomisation
     t0 = time.perf_counter()
-    sub = np.linspace(0, len(chosen) - 1, min(N_FAITHFULNESS, len(chosen))).round().astype(int)
+    sub = np.unique(np.linspace(0, len(chosen) - 1, min(N_FAITHFULNESS, len(chosen))).round().astype(int))
     deletion = deletion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
                               progress=progress)
+    insertion = insertion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
+                                progress=progress)
     timings["deletion_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     sub = sub[:N_RANDOMISATION]
-    options = {"layer": layer_name} if layer_name and layer_name != "input" else {}
     randomisation = randomisation_check(model, images[sub], method, targets[sub], maps=maps[sub], seed=seed,
                                         batch_size=batch_size, progress=progress, **options)
     timings["randomisation_s"] = time.perf_counter() - t0
@@ -153,10 +224,13 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         "counts": {"split": int(len(indices)), "explained": int(len(chosen)),
                    **{g: int(len(p)) for g, p in galleries.items()}},
         "accuracy": float(np.mean(probs.argmax(1) == labels)),
+        "probabilities_from": probabilities_from,
         "files": files,
+        "localisation": localisation,
         "deletion": deletion,
+        "insertion": insertion,
         "randomisation": randomisation,
-        "passed": bool(deletion["passed"] and randomisation["passed"]),
+        "passed": bool(deletion["passed"] and insertion["passed"] and randomisation["passed"]),
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     summary_path = out / "explain.json"
@@ -178,17 +252,27 @@ def _read_summary(path: Path) -> dict:
     return {"format": EXPLAIN_FORMAT, "latest": None, "methods": {}}
 
 
+def _share(value) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
 def _text(entry: dict, out: Path) -> str:
     c = entry["counts"]
-    d, r = entry["deletion"], entry["randomisation"]
+    d, ins, r = entry["deletion"], entry["insertion"], entry["randomisation"]
+    loc = entry["localisation"]
     verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
     layer = f" (layer {entry['layer']})" if entry["layer"] and entry["layer"] != "input" else ""
     return "\n".join([
         f"{METHOD_TITLES.get(entry['method'], entry['method'])}{layer} on the {entry['split']} split: "
         f"{c['explained']} images explained (confident {c['confident']}, misclassified {c['misclassified']}, "
         f"random {c['random']}) of {c['split']}",
-        f"deletion      {verdict(d['passed'])}: AUC {d['auc']:.3f} vs random {d['auc_random']:.3f} "
-        f"(difference {d['difference']:+.3f}, {d['n_images']} images)",
+        *[f"localisation  {name}: {_share(s['share_on_galaxy'])} of the map on the galaxy, which covers "
+          f"{_share(s['galaxy_area_share'])} of the image (median of {s['n_images']}; {loc['footprint']})"
+          + (f"; {_share(s['share_on_bar_and_arms'])} on bar and arms" if s.get("share_on_bar_and_arms") is not None
+             else "") for name, s in loc["classes"].items()],
+        *[f"{k['mode']:<13} {verdict(k['passed'])}: AUC {k['auc']:.3f} vs random {k['auc_random']:.3f} "
+          f"(margin {k['difference']:+.3f}, 95% interval {k['interval'][0]:+.3f} to {k['interval'][1]:+.3f}, "
+          f"{k['n_images']} images)" for k in (d, ins)],
         f"randomisation {verdict(r['passed'])}: Spearman {r['spearman_first_stage']:.2f} (head reset) -> "
         f"{r['spearman_fully_random']:.2f} (all layers reset), pass below {r['threshold']}",
         f"written to {out}",
