@@ -355,7 +355,7 @@ def test_colour_jitter_makes_no_green_galaxies():
     for base in (RED, DISK, BLUE, 0.5 * (DISK + BLUE)):
         colours = np.stack([_jitter(base, rng) for _ in range(500)])  # (g, r, z)
         green = colours[:, 1] / np.maximum(colours[:, 0], colours[:, 2])
-        assert np.mean(green > 1.05) < 0.01, base
+        assert np.mean(green > 1.08) < 0.01, base  # r 8 % above both g and z shows as green (was 3-12 %)
 
 
 def test_config_checks_difficulty_with_the_renderers_rule():
