@@ -207,15 +207,7 @@ class Galaxy10File:
         if ds.dtype != np.uint8 or tuple(ds.shape) != (len(self), *MASK_SHAPE):
             raise DataError(f"{self.path.name}: 'masks' has {ds.dtype} {ds.shape}, expected uint8 "
                             f"({len(self)}, 256, 256)")
-        if indices is None:
-            return ds[()]
-        idx = np.asarray(indices, dtype=np.int64)
-        if idx.size == 0:
-            return np.empty((0, *MASK_SHAPE), dtype=np.uint8)
-        if idx.min() < 0 or idx.max() >= len(self):
-            raise DataError(f"mask index out of range 0..{len(self) - 1} in {self.path.name}")
-        order = np.unique(idx)
-        return ds[order][np.searchsorted(order, idx)]
+        return read_rows(ds, np.arange(len(self)) if indices is None else indices)
 
     def iter_images(self, indices: np.ndarray, batch_size: int = 256):
         """Yield (indices_chunk, images_chunk) in chunks, to stream large selections.
