@@ -12,7 +12,7 @@ from galaxymorph.data.galaxy10 import write_galaxy10
 from galaxymorph.data.info import describe, format_summary
 from galaxymorph.data.scale import compare_scales, file_scale, scale_summary, training_scale
 from galaxymorph.data.splits import prepare, split_indices
-from galaxymorph.predict import predict
+from galaxymorph.prediction import predict
 from galaxymorph.runs import update_run_json
 from helpers_runs import make_run
 
@@ -105,7 +105,7 @@ def test_predict_warns_once_when_the_inputs_are_at_another_scale(small_galaxy_ru
 
 
 def test_evaluate_records_scale_warnings(small_galaxy_run):
-    from galaxymorph.evaluate import evaluate
+    from galaxymorph.evaluation import evaluate
 
     metrics = evaluate(small_galaxy_run, n_boot=0, progress=False, plots=False)
     assert metrics["scale_warnings"] == []  # the run's own data file: the training scale
