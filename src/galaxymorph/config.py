@@ -58,6 +58,7 @@ class Config:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     threads: int = 0  # CPU threads for torch; 0 = torch default
     tta: bool = False  # D4 test-time averaging at evaluation and prediction
+    targets: str = "labels"  # "labels" (hard) or "votes" (soft, from the catalogue's vote fractions)
 
     def validate(self) -> "Config":
         """Raise a one-line error for a value that cannot work; return self."""
@@ -71,7 +72,7 @@ class Config:
             if getattr(self, name) < 1:
                 raise GalaxymorphError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         choices = {"optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"),
-                   "augment": ("d4", "seed", "none")}
+                   "augment": ("d4", "seed", "none"), "targets": ("labels", "votes")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise GalaxymorphError(
@@ -157,6 +158,8 @@ HELP: dict[str, str] = {
     "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
     "threads": "CPU threads for torch (0 = torch's default)",
     "tta": "D4 test-time averaging (8 rotations/flips) at evaluation and prediction",
+    "targets": "'labels' (hard class labels) or 'votes' (soft targets from Galaxy Zoo vote fractions in the "
+               "data file's catalog/ group; two classes only)",
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
