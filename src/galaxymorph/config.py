@@ -42,13 +42,13 @@ class Config:
 
     # -- training --------------------------------------------------------------------
     preset: str = ""  # "seed" = the reference notebook's recipe
-    epochs: int = 12
+    epochs: int = 30  # chosen on real galaxies with patience 10 (docs/models.md)
     batch_size: int = 32
     optimizer: str = "adamw"  # "adamw" or "adam"
     lr: float = 2e-3
     weight_decay: float = 0.05
     schedule: str = "onecycle"  # "onecycle", "cosine" or "constant"
-    patience: int = 6  # early stopping on validation loss; 0 = never stop early
+    patience: int = 10  # early stopping on validation loss; 0 = never stop early
     augment: str = "d4"  # "d4" (all rotations, both flips, zoom, shift), "seed", or "none"
     zoom: float = 0.1  # +- fractional zoom
     shift: float = 0.05  # +- fraction of the image size
