@@ -96,7 +96,9 @@ def test_help_shows_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default: 12)" in out and "(default: 'default')" in out and "(default: [2, 5])" in out
+    from galaxymorph import Config
+
+    assert f"(default: {Config().epochs})" in out and "(default: 'default')" in out and "(default: [2, 5])" in out
 
 
 @pytest.mark.parametrize("argv", [["train", "--resume", "nowhere/run"], ["run", "--resume", "nowhere/run"],

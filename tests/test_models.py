@@ -129,3 +129,19 @@ def test_checkpoint_rebuilds_the_trained_network_after_default_changes(tmp_path,
     assert loaded.name == "default"
     assert sum(p.numel() for p in loaded.parameters()) == n_params
     assert loaded.architecture == model.architecture
+
+
+def test_padding_mode_and_last_stride_variants():
+    """Heat-map candidates: reflect padding everywhere a 3x3 conv pads; a 16x16 last grid at 128 px."""
+    reflect = build_model("galaxy-narrow-reflect", [2, 5]).net
+    padded = [m for m in reflect.modules() if isinstance(m, nn.Conv2d) and m.padding != (0, 0)]
+    assert padded and all(m.padding_mode == "reflect" for m in padded)
+    x = torch.rand(1, 3, 128, 128)
+    for name, grid in (("galaxy-narrow", 8), ("galaxy-narrow-fine", 16)):
+        net = build_model(name, [2, 5]).net.eval()
+        with torch.no_grad():
+            assert net.stages(net.stem(x)).shape[-2:] == (grid, grid)
+    # reflect padding makes the response to a uniform image uniform up to the border
+    with torch.no_grad():
+        edge = reflect.eval().stem(torch.full((1, 3, 32, 32), 0.3))
+    assert torch.allclose(edge, edge[..., 5:6, 5:6].expand_as(edge), atol=1e-5)

@@ -42,13 +42,13 @@ class Config:
 
     # -- training --------------------------------------------------------------------
     preset: str = ""  # "seed" = the reference notebook's recipe
-    epochs: int = 12
+    epochs: int = 30  # chosen on real galaxies with patience 10 (docs/models.md)
     batch_size: int = 32
     optimizer: str = "adamw"  # "adamw" or "adam"
     lr: float = 2e-3
     weight_decay: float = 0.05
     schedule: str = "onecycle"  # "onecycle", "cosine" or "constant"
-    patience: int = 6  # early stopping on validation loss; 0 = never stop early
+    patience: int = 10  # early stopping on validation loss; 0 = never stop early
     augment: str = "d4"  # "d4" (all rotations, both flips, zoom, shift), "seed", or "none"
     zoom: float = 0.1  # +- fractional zoom
     shift: float = 0.05  # +- fraction of the image size
@@ -58,6 +58,7 @@ class Config:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     threads: int = 1  # CPU threads for torch; 0 = torch's default (one per core). 1: see benchmarks/bench_threads.py
     tta: bool = False  # D4 test-time averaging at evaluation and prediction
+    targets: str = "labels"  # "labels" (hard) or "votes" (soft, from the catalogue's vote fractions)
 
     def validate(self) -> "Config":
         """Raise a one-line error for a value that cannot work; return self."""
@@ -132,6 +133,7 @@ class Config:
 AUGMENTATIONS = ("d4", "seed", "none")  # also what data.batches.Augmenter accepts
 CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few options
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "augment": AUGMENTATIONS,
+    "targets": ("labels", "votes"),
 }
 
 HELP: dict[str, str] = {
@@ -161,6 +163,8 @@ HELP: dict[str, str] = {
     "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
     "threads": "CPU threads for torch; more than 1 pays only on cores nothing else uses (0 = one per core)",
     "tta": "D4 test-time averaging (8 rotations/flips) at evaluation and prediction",
+    "targets": "'labels' (hard class labels) or 'votes' (soft targets from Galaxy Zoo vote fractions in the "
+               "data file's catalog/ group; two classes only)",
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

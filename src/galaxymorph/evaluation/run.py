@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.scale import check_file_scale
 from ..errors import GalaxymorphError
+from ..votes import vote_summary
 from ..fileio import atomic_path, write_json
 from ..inference import predict_selection, predicted_positions
 from ..report import EXAMPLES_PNG
@@ -104,6 +105,9 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         result["threshold"] = threshold
         result["metrics_at_tuned_threshold"] = with_intervals(tuned_point, W, y, probs, tuned)
         result["confusion_matrix_at_tuned_threshold"] = confusion(y, tuned, names)
+        votes = vote_summary(folder.data_path, held_out.indices, class_ids, y, probs[:, 1])
+        if votes is not None:
+            result["votes"] = votes
 
     out_dir = run_dir / "eval"
     _write_predictions(out_dir / "predictions.csv", held_out.indices, y, probs, pred, class_ids)
@@ -143,6 +147,9 @@ def format_metrics(metrics: dict) -> str:
             t = tuned[name]
             row += f"  {t['value']:.4f}" + (f" [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]" if t["ci95"] else "")
         lines.append(row)
+    for row in metrics.get("votes", {}).get("accuracy_by_confidence", []):
+        lines.append(f"  accuracy on labels with deciding votes >= {row['min_vote']:.1f}: {row['accuracy']:.4f} "
+                     f"(n={row['n']})")
     # Columns are headed by the Galaxy10 class id, so ten classes still fit a terminal.
     cm = metrics["confusion_matrix"]
     ids = metrics.get("class_ids") or list(range(len(cm["labels"])))

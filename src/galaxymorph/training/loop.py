@@ -103,6 +103,10 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 
         manifest = load_manifest(run_dir / "manifest.json")
         train_x, train_y = load_split(data_path, manifest, "train", progress=show)
+        if config.targets == "votes":  # soft targets: p(second class) from the catalogue's vote fractions
+            from ..votes import split_soft_targets
+
+            train_y = split_soft_targets(data_path, manifest, "train")
         val_x, val_y = load_split(data_path, manifest, "val", progress=show)
         train_batches = BatchSampler(len(train_y), config.batch_size, config.seed, True, rank, world)
         val_batches = BatchSampler(len(val_y), max(config.batch_size, 64), config.seed, False, rank, world)
@@ -260,7 +264,8 @@ def loss_and_correct(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> tup
     logits = logits.float()
     if binary:
         z = logits[:, 0]
-        return F.binary_cross_entropy_with_logits(z, y.float(), reduction="none"), ((z > 0).long() == y).sum()
+        # y: 0/1 labels, or soft targets in [0, 1] (counted right when on the same side of 0.5)
+        return F.binary_cross_entropy_with_logits(z, y.float(), reduction="none"), ((z > 0) == (y > 0.5)).sum()
     return F.cross_entropy(logits, y, reduction="none"), (logits.argmax(1) == y).sum()
 
 

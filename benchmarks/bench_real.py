@@ -1,0 +1,360 @@
+"""Real-galaxy benchmark: candidate models and recipes compared on the same splits of real images.
+
+Imports ``../shared/data/sdss_gz2`` (1,785 SDSS cutouts with Galaxy Zoo 2 vote fractions) with
+the project's own importer, makes one stratified split per seed (0.7/0.15/0.15), and trains and
+scores every candidate on every seed's split through the public API (``galaxymorph.Config``,
+``galaxymorph.train``, ``galaxymorph.evaluate``), so the numbers are what users get.
+
+Per candidate: accuracy, balanced accuracy, ROC AUC and log loss on the test split, accuracy on
+confidently voted galaxies (every deciding vote fraction >= 0.8), each as mean and spread over
+seeds; paired differences against the seed recipe and against the current default with 95%
+intervals from a paired bootstrap over the test images pooled across seeds (resampled within
+each seed and class); and the training seconds (one thread). Finished runs are reused, so an
+interrupted benchmark continues where it stopped; two processes with disjoint ``--candidates``
+may share one ``--out``.
+
+    python benchmarks/bench_real.py --out /tmp/gm-bench-real                      # everything
+    python benchmarks/bench_real.py --out /tmp/gm-bench-real --candidates default narrow-30
+    python benchmarks/bench_real.py --out /tmp/gm-bench-real --table-only --markdown
+
+``--pretrain`` runs the synthetic-pretraining study instead (fine-tune on 50, 100, 200 and all
+real training images per class against training from scratch; docs/models.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO.parent / "shared" / "data" / "sdss_gz2"
+LONG = dict(epochs=30, patience=10)
+
+# name -> (what it changes, Config overrides, evaluate with TTA). "seed" and "default" are the
+# two references every other candidate is paired against.
+CANDIDATES: dict[str, tuple[str, dict, bool]] = {
+    "seed": ("reference 5-conv CNN, its own recipe (--preset seed)", dict(preset="seed"), False),
+    "default": ("the default before this benchmark (galaxy-narrow, 12 epochs, patience 6)",
+                dict(model="galaxy-narrow", epochs=12, patience=6), False),
+    "narrow-30": ("default model, --epochs 30 --patience 10 (baseline to beat)", dict(model="galaxy-narrow", **LONG), False),
+    "narrow-30-tta": ("narrow-30 scored with D4 test-time averaging", dict(model="galaxy-narrow", **LONG), True),
+    "narrow-reflect-30": ("narrow, reflect padding (heatmaps: no zero border)",
+                          dict(model="galaxy-narrow-reflect", **LONG), False),
+    "narrow-fine-30": ("narrow, last stage stride 1: 16x16 last grid (heatmaps)",
+                       dict(model="galaxy-narrow-fine", **LONG), False),
+    "base-30": ("widths 32-64-128-192", dict(model="galaxy-base", **LONG), False),
+    "reflect-30": ("widths 32-64-128-192, reflect padding", dict(model="galaxy-reflect", **LONG), False),
+    "narrow-votes-30": ("narrow, soft targets from the vote fractions (--targets votes)",
+                        dict(model="galaxy-narrow", targets="votes", **LONG), False),
+}
+REFERENCES = ("seed", "default")
+PRETRAIN_SIZES = (50, 100, 200, 0)  # real training images per class; 0 = all
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="folder for the data, splits and run folders (outside the repo)")
+    p.add_argument("--source", default=str(SOURCE), help="the sdss_gz2 folder (JPEGs per class + catalog.csv)")
+    p.add_argument("--data", default="", help="an already imported HDF5 file with catalog/ votes (skips the import)")
+    p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--fractions", type=float, nargs=3, default=[0.7, 0.15, 0.15])
+    p.add_argument("--seed-epochs", type=int, default=0, help="epochs of the seed recipe (0: its preset's 30)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per training (1 on a shared machine)")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--table-only", action="store_true", help="no training: tabulate the finished runs")
+    p.add_argument("--markdown", action="store_true", help="print only the markdown table")
+    p.add_argument("--pretrain", action="store_true", help="run the synthetic-pretraining study instead")
+    p.add_argument("--pretrain-model", default="galaxy-narrow")
+    p.add_argument("--pretrain-sizes", nargs="+", type=int, default=list(PRETRAIN_SIZES),
+                   help="real training images per class for the pretraining study (0 = all)")
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------------------- data
+def import_data(out: Path, source: Path) -> Path:
+    """``data import SOURCE --catalog SOURCE/catalog.csv`` into OUT/sdss_gz2.h5 (once)."""
+    data = out / "sdss_gz2.h5"
+    if not data.is_file():
+        cmd = [sys.executable, "-m", "galaxymorph", "data", "import", str(source), "--out", str(data),
+               "--catalog", str(source / "catalog.csv")]
+        print("$", " ".join(cmd), file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True)
+    return data
+
+
+def make_splits(out: Path, data: Path, seeds, fractions) -> dict[int, Path]:
+    """One stratified split manifest per seed, made once and reused."""
+    import galaxymorph as gm
+
+    paths = {}
+    for seed in seeds:
+        path = out / "splits" / f"seed{seed}.json"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            gm.prepare(data, path, classes=(2, 5), fractions=fractions, seed=seed)
+        paths[seed] = path
+    return paths
+
+
+# ---------------------------------------------------------------------------------------- runs
+def run_folder(out: Path, name: str, seed: int) -> Path:
+    """Where a candidate's run for one seed lives; TTA candidates score another one's run."""
+    overrides = CANDIDATES[name][1]
+    trained = next((n for n, (_, o, tta) in CANDIDATES.items() if o == overrides and not tta), name)
+    return out / "runs" / trained / f"seed{seed}"
+
+
+def eval_name(name: str) -> str:
+    return "eval_tta" if CANDIDATES[name][2] else "eval"
+
+
+def config_for(name: str, data: Path, split: Path, seed: int, args):
+    import galaxymorph as gm
+
+    overrides = dict(CANDIDATES[name][1])
+    if name == "seed" and args.seed_epochs:
+        overrides["epochs"] = args.seed_epochs
+    return gm.Config.resolve(overrides={**overrides, "data": str(data), "manifest": str(split), "classes": [2, 5],
+                                        "fractions": list(args.fractions), "seed": seed, "threads": args.threads})
+
+
+def train_and_score(name: str, data: Path, split: Path, seed: int, args, out: Path) -> Path:
+    """Train (or reuse) one candidate on one seed's split; score its test split into RUN/eval[_tta]."""
+    import galaxymorph as gm
+    from galaxymorph.fileio import write_json
+
+    run_dir = run_folder(out, name, seed)
+    if not (run_dir / "run.json").is_file() or json.loads((run_dir / "run.json").read_text()).get("status") != "complete":
+        config = config_for(name, data, split, seed, args)
+        print(f"--- {name} seed {seed}: training ({config.model}, {config.epochs} epochs)", file=sys.stderr, flush=True)
+        cpu = time.process_time()
+        gm.train(config, out=run_dir, overwrite=True, progress=False)
+        write_json(run_dir / "bench_cpu.json", {"train_cpu_seconds": round(time.process_time() - cpu, 1)})
+    target = run_dir / eval_name(name)
+    if not (target / "metrics.json").is_file():
+        tta = CANDIDATES[name][2]
+        plain, aside = run_dir / "eval", run_dir / "eval.plain"
+        if tta and plain.is_dir():  # evaluate writes RUN/eval: keep the plain scores aside meanwhile
+            os.replace(plain, aside)
+        gm.evaluate(run_dir, split="test", tta=tta, progress=False, plots=False, n_boot=200)
+        if tta:
+            os.replace(plain, target)
+            if aside.is_dir():
+                os.replace(aside, plain)
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------------- scores
+def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Test-image indices, true positions (0/1) and p(second class) from a predictions.csv."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    probs = [k for k in rows[0] if k.startswith("prob_")]
+    first = probs[0].removeprefix("prob_")
+    index = np.array([int(r["index"]) for r in rows])
+    y = np.array([0 if r["true"] == first else 1 for r in rows])
+    p = np.array([float(r[probs[-1]]) for r in rows])
+    order = np.argsort(index)
+    return index[order], y[order], p[order]
+
+
+def per_image_scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image terms whose (class-weighted) means are the metrics: correct, log loss."""
+    eps = 1e-7
+    return {"correct": ((p >= 0.5).astype(int) == y).astype(float),
+            "log_loss": -np.log(np.clip(np.where(y == 1, p, 1 - p), eps, 1))}
+
+
+def metrics(y: np.ndarray, p: np.ndarray, confident: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy, ROC AUC (Mann-Whitney, ties averaged), accuracy on confident
+    votes and log loss; plain numpy, as the bootstrap calls it thousands of times."""
+    from scipy.stats import rankdata
+
+    s = per_image_scores(y, p)
+    pos = y == 1
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    auc = (rankdata(p)[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return {"accuracy": s["correct"].mean(), "balanced_accuracy": (s["correct"][pos].mean() + s["correct"][~pos].mean()) / 2,
+            "roc_auc": float(auc), "confident_accuracy": s["correct"][confident].mean(),
+            "log_loss": s["log_loss"].mean()}
+
+
+def collect(name: str, out: Path, data: Path, seeds) -> dict | None:
+    """Per seed: predictions, vote confidence, metrics and training seconds (None if unfinished)."""
+    from galaxymorph.votes import soft_targets, vote_confidence
+
+    per_seed = {}
+    for seed in seeds:
+        run_dir = run_folder(out, name, seed)
+        pred = run_dir / eval_name(name) / "predictions.csv"
+        if not pred.is_file():
+            return None
+        index, y, p = read_predictions(pred)
+        confidence = vote_confidence(data, index, [2, 5], y)
+        run = json.loads((run_dir / "run.json").read_text())
+        cpu = run_dir / "bench_cpu.json"
+        run["train_cpu_seconds"] = json.loads(cpu.read_text())["train_cpu_seconds"] if cpu.is_file() else None
+        per_seed[seed] = {"index": index, "y": y, "p": p, "confidence": confidence,
+                          "vote_target": soft_targets(data, index, [2, 5]),
+                          "metrics": metrics(y, p, confidence >= 0.8), "train_seconds": run.get("train_seconds"),
+                          "train_cpu_seconds": run["train_cpu_seconds"],
+                          "epochs": run.get("epochs_done"), "best_epoch": run.get("best_epoch")}
+    return per_seed
+
+
+def paired_bootstrap(a: dict, b: dict, seeds, n_boot: int, rng_seed: int = 0) -> dict[str, list[float]]:
+    """Model a minus model b on the same test images pooled over seeds: point and 95% interval.
+
+    Each resample draws, within every (seed, class) stratum, as many images as it holds, with
+    replacement, and applies the same draw to both models; the metric of each seed is computed on
+    its resampled images and averaged over seeds, as the table's means are.
+    """
+    rng = np.random.default_rng(rng_seed)
+    keys = ("accuracy", "balanced_accuracy", "roc_auc", "confident_accuracy")
+    draws = {k: np.empty(n_boot) for k in keys}
+    point = {k: np.mean([a[s]["metrics"][k] - b[s]["metrics"][k] for s in seeds]) for k in keys}
+    for s in seeds:
+        if not np.array_equal(a[s]["index"], b[s]["index"]):
+            raise SystemExit(f"seed {s}: the two candidates were not scored on the same test images")
+    for i in range(n_boot):
+        acc = {k: 0.0 for k in keys}
+        for s in seeds:
+            y = a[s]["y"]
+            idx = np.concatenate([rng.choice(np.flatnonzero(y == c), (y == c).sum()) for c in (0, 1)])
+            conf = a[s]["confidence"][idx] >= 0.8
+            ma = metrics(y[idx], a[s]["p"][idx], conf)
+            mb = metrics(y[idx], b[s]["p"][idx], conf)
+            for k in keys:
+                acc[k] += (ma[k] - mb[k]) / len(seeds)
+        for k in keys:
+            draws[k][i] = acc[k]
+    return {k: [float(point[k]), *map(float, np.percentile(draws[k], [2.5, 97.5]))] for k in keys}
+
+
+def summarise(results: dict, seeds, n_boot: int) -> list[dict]:
+    rows = []
+    for name, per_seed in results.items():
+        keys = per_seed[seeds[0]]["metrics"].keys()
+        what = CANDIDATES[name][0]
+        if name == "seed" and per_seed[seeds[0]]["epochs"] != 30:
+            what += f", {per_seed[seeds[0]]['epochs']} epochs instead of 30 (CPU budget)"
+        row = {"name": name, "what": what,
+               "mean": {k: float(np.mean([per_seed[s]["metrics"][k] for s in seeds])) for k in keys},
+               "sd": {k: float(np.std([per_seed[s]["metrics"][k] for s in seeds], ddof=1)) for k in keys},
+               "per_seed": {s: {k: float(v) for k, v in per_seed[s]["metrics"].items()} for s in seeds},
+               "train_seconds": [per_seed[s]["train_seconds"] for s in seeds],
+               "train_cpu_seconds": [per_seed[s]["train_cpu_seconds"] for s in seeds],
+               "epochs": [f"{per_seed[s]['epochs']}({per_seed[s]['best_epoch']})" for s in seeds],
+               "n_test": [int(len(per_seed[s]["y"])) for s in seeds],
+               "n_confident": [int((per_seed[s]["confidence"] >= 0.8).sum()) for s in seeds]}
+        for ref in REFERENCES:
+            if ref in results and ref != name:
+                row[f"vs_{ref}"] = paired_bootstrap(per_seed, results[ref], seeds, n_boot)
+        rows.append(row)
+    return rows
+
+
+def _diff(d: list[float] | None) -> str:
+    return "-" if d is None else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+
+
+def table(rows: list[dict]) -> str:
+    head = ["candidate", "what changes", "train CPU s (mean; per seed)", "epochs (best)", "accuracy", "balanced acc.", "ROC AUC",
+            "acc. on confident votes", "log loss", "vs seed: Δ acc. [95% CI]", "vs default: Δ acc. [95% CI]",
+            "vs default: Δ bal. acc. [95% CI]"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        m, sd = r["mean"], r["sd"]
+        secs = [t for t in r["train_cpu_seconds"] if t is not None] or [float("nan")]
+        cell = lambda k: f"{m[k]:.4f} ± {sd[k]:.4f}"  # noqa: E731
+        lines.append("| " + " | ".join([
+            f"`{r['name']}`", r["what"], f"{np.mean(secs):.0f} ({', '.join(f'{t:.0f}' for t in secs)})",
+            ", ".join(r["epochs"]),
+            cell("accuracy"), cell("balanced_accuracy"), cell("roc_auc"), cell("confident_accuracy"),
+            cell("log_loss"), _diff(r.get("vs_seed", {}).get("accuracy")),
+            _diff(r.get("vs_default", {}).get("accuracy")),
+            _diff(r.get("vs_default", {}).get("balanced_accuracy"))]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def vote_table(results: dict, seeds) -> str:
+    """Accuracy by vote confidence (all, >= 0.6, >= 0.8) and calibration against the votes."""
+    from galaxymorph.votes import CONFIDENCE_LEVELS, accuracy_by_confidence, calibration_against_votes
+
+    head = ["candidate"] + [f"acc., votes >= {v:g}" if v else "acc., all" for v in CONFIDENCE_LEVELS] + [
+        "mean abs(p - vote target)", "corr(p, vote target)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, per_seed in results.items():
+        y = np.concatenate([per_seed[s]["y"] for s in seeds])
+        p = np.concatenate([per_seed[s]["p"] for s in seeds])
+        conf = np.concatenate([per_seed[s]["confidence"] for s in seeds])
+        target = np.concatenate([per_seed[s]["vote_target"] for s in seeds])
+        acc = accuracy_by_confidence(y, p, conf)
+        cal = calibration_against_votes(p, target)
+        lines.append("| " + " | ".join([f"`{name}`"] + [f"{a['accuracy']:.4f} (n={a['n']})" for a in acc] + [
+            f"{cal['mean_abs_difference']:.3f}", f"{cal['correlation']:.3f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------- main
+def environment() -> dict:
+    import platform
+
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu, "cores": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out).resolve()
+    if out == REPO or REPO in out.parents:
+        raise SystemExit("bench_real: --out must be outside the repository (run folders are big)")
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data = Path(args.data).resolve() if args.data else import_data(out, Path(args.source))
+    splits = make_splits(out, data, args.seeds, args.fractions)
+    if args.pretrain:
+        from bench_real_pretrain import pretrain_study  # benchmarks/ is on sys.path when run as a script
+
+        return pretrain_study(out, data, splits, args)
+    if not args.table_only:
+        for seed in args.seeds:  # seed-major: every candidate gets seed 0 first
+            for name in args.candidates:
+                train_and_score(name, data, splits[seed], seed, args, out)
+    results = {}
+    for name in args.candidates:
+        per_seed = collect(name, out, data, args.seeds)
+        if per_seed is None:
+            print(f"({name}: not finished for every seed; left out)", file=sys.stderr)
+        else:
+            results[name] = per_seed
+    rows = summarise(results, args.seeds, args.n_boot)
+    text = table(rows) + "\n" + vote_table(results, args.seeds)
+    from galaxymorph.fileio import write_json, write_text
+
+    write_json(out / "bench_real.json", {"args": vars(args), "environment": environment(), "data": str(data),
+                                         "rows": rows})
+    write_text(out / "bench_real.md", text)
+    if not args.markdown:
+        print(f"data: {data}; seeds {args.seeds}; {environment()}")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
