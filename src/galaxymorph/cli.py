@@ -72,6 +72,15 @@ def _check_out_file(args) -> None:
     check_output_file(args.out, overwrite=args.overwrite)
 
 
+def _add_run_folder_options(parser: argparse.ArgumentParser) -> None:
+    """--out, --resume and --overwrite: where 'train' and 'run' write, and how they continue."""
+    parser.add_argument("--out", metavar="RUN_DIR", help="run folder to create "
+                        "(default: runs/<date>-<time>-<model>-<classes>)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (or extend a finished "
+                        "one with a larger --epochs); options given with it change the saved config")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="galaxymorph",
@@ -133,10 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     # -- model work ----------------------------------------------------------------------
     q = sub.add_parser("train", help="train a classifier; writes a run folder")
     _add_config_options(q)
-    q.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default: runs/<date>-<time>-<model>-<classes>)")
-    q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (or extend a finished "
-                   "one with a larger --epochs); options given with it change the saved config")
-    q.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    _add_run_folder_options(q)
     q.set_defaults(handler=cmd_train)
 
     q = sub.add_parser("evaluate", help="score a trained run on a held-out split")
@@ -171,10 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("run", help="everything: data, split, train, evaluate, explain, report")
     _add_config_options(q)
-    q.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<date>-<time>-<model>-<classes>)")
-    q.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (or extend a finished "
-                   "one with a larger --epochs); options given with it change the saved config")
-    q.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    _add_run_folder_options(q)
     q.set_defaults(handler=cmd_run)
     return p
 
@@ -226,14 +229,17 @@ def cmd_data_prepare(args) -> None:
     print(f"wrote {args.out}")
 
 
+def _start_or_resume(stage, args) -> Path:
+    """Call ``train`` or ``run`` for a new run folder, or to resume ``--resume RUN_DIR``."""
+    if args.resume:
+        return Path(stage(_resume_changes(args), resume=args.resume))
+    return Path(stage(_config_from_args(args), out=args.out, overwrite=args.overwrite))
+
+
 def cmd_train(args) -> None:
     from .training import train
 
-    if args.resume:
-        run_dir = train(_resume_changes(args), resume=args.resume)
-    else:
-        run_dir = train(_config_from_args(args), out=args.out, overwrite=args.overwrite)
-    print(f"run folder: {run_dir}")
+    print(f"run folder: {_start_or_resume(train, args)}")
 
 
 def cmd_evaluate(args) -> None:
@@ -267,16 +273,12 @@ def cmd_report(args) -> None:
 
 
 def cmd_run(args) -> None:
+    from .evaluation import format_metrics
     from .pipeline import run
 
-    if args.resume:
-        run_dir = run(_resume_changes(args), resume=args.resume)
-    else:
-        run_dir = run(_config_from_args(args), out=args.out, overwrite=args.overwrite)
-    from .evaluation import format_metrics
-
-    print(format_metrics(json.loads((Path(run_dir) / "eval" / "metrics.json").read_text(encoding="utf-8"))))
-    print(f"report: {Path(run_dir) / 'report.html'}")
+    run_dir = _start_or_resume(run, args)
+    print(format_metrics(json.loads((run_dir / "eval" / "metrics.json").read_text(encoding="utf-8"))))
+    print(f"report: {run_dir / 'report.html'}")
 
 
 def main(argv: list[str] | None = None) -> int:
