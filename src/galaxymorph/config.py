@@ -31,7 +31,7 @@ class Config:
     data: str = "synthetic"  # "synthetic", "galaxy10" (download), or a Galaxy10-layout file
     manifest: str = ""  # split manifest; made from data/split/seed when empty
     classes: list[int] = field(default_factory=lambda: [2, 5])
-    fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test
+    fractions: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train/val/test (= splits.DEFAULT_FRACTIONS)
     seed: int = 0
     n_per_class: int = 600  # synthetic sky only: images rendered per class
     difficulty: float = 0.8  # synthetic sky only: 0 easy .. 1 hard (docs/synthetic.md: why 0.8)
@@ -63,11 +63,10 @@ class Config:
     def validate(self) -> "Config":
         """Raise a one-line error for a value that cannot work; return self."""
         from .data.galaxy10 import validate_classes
+        from .data.splits import check_fractions
 
         self.classes = validate_classes(self.classes)
-        if len(self.fractions) != 3 or min(self.fractions) <= 0 or abs(sum(self.fractions) - 1) > 1e-6:
-            raise GalaxymorphError(
-                f"--fractions needs three positive train/val/test fractions adding up to 1, got {self.fractions}")
+        self.fractions = check_fractions(self.fractions)
         for name in ("epochs", "batch_size", "n_per_class"):
             if getattr(self, name) < 1:
                 raise GalaxymorphError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -69,16 +69,27 @@ def find_cross_split_duplicates(data: Galaxy10File, splits: dict[str, np.ndarray
     return groups
 
 
+DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val / test
+
+
+def check_fractions(fractions: Sequence[float]) -> list[float]:
+    """The train/val/test fractions as a list, or a one-line error: three positive numbers
+    adding up to 1 (the one copy of this rule, used by ``prepare`` and ``Config``)."""
+    values = [float(f) for f in fractions]
+    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
+        raise DataError(f"--fractions needs three positive train/val/test fractions adding up to 1, got {values}")
+    return values
+
+
 def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
-            classes: Sequence[int] = DEFAULT_CLASSES, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+            classes: Sequence[int] = DEFAULT_CLASSES, fractions: Sequence[float] = DEFAULT_FRACTIONS,
             seed: int = 0, check_duplicates: bool = True) -> dict:
     """Make a stratified split of ``classes`` in a Galaxy10-layout file; save it to ``out``.
 
     Returns the manifest: the source file's SHA-256, the classes, the seed and fractions, the
     index lists (positions in the source file) and any exact duplicates across splits.
     """
-    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) <= 0:
-        raise DataError(f"split fractions must be three positive numbers adding to 1, got {list(fractions)}")
+    fractions = check_fractions(fractions)
     with open_galaxy10(path) as data:
         sel = data.select(classes)
         names = [f"class {c} ({CLASS_NAMES[c]})" for c in sel.classes]
