@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from galaxymorph.config import Config
 from galaxymorph.data.splits import prepare
 from galaxymorph.errors import GalaxymorphError
-from galaxymorph.report import CHROMIUM_FLAGS, build_html, find_chromium, screenshot, write_report
+from galaxymorph.report import CHROMIUM_FLAGS, TEMPLATE, build_html, find_chromium, screenshot, write_report
 
 CHROMIUM = find_chromium()
 
@@ -121,6 +122,50 @@ def test_not_a_run_folder(tmp_path):
         build_html(tmp_path / "nope")
     with pytest.raises(GalaxymorphError, match="not a galaxymorph run folder"):
         build_html(tmp_path)
+
+
+def test_names_from_the_run_folder_are_escaped(run_folder):
+    """Class names, file names and paths come from files anyone may have edited: the template
+    autoescapes them, so a name holding markup shows as text and runs nothing."""
+    evil = "<script>alert(1)</script>"
+    run = json.loads((run_folder / "run.json").read_text())
+    (run_folder / "run.json").write_text(json.dumps({**run, "data": f"/data/{evil}.h5"}))
+    explain = json.loads((run_folder / "explain" / "explain.json").read_text())
+    gradcam = explain["methods"]["gradcam"]
+    gradcam["localisation"]["classes"] = {evil: gradcam["localisation"]["classes"]["Round Smooth"]}
+    overlay = "a<script>b.png"  # a legal file name on Linux
+    _png(run_folder / "explain" / overlay)
+    gradcam["files"]["overlays"] = [overlay]
+    (run_folder / "explain" / "explain.json").write_text(json.dumps(explain))
+    page = build_html(run_folder)
+    assert "<script" not in page.lower()
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # the data path and the class name
+    assert 'alt="a&lt;script&gt;b.png"' in page and len(re.findall(r'src="data:image/png', page)) == 10
+
+
+def test_the_template_ships_as_package_data():
+    """pyproject's package-data globs match the template, so wheels and editable installs carry it."""
+    import tomllib
+
+    import galaxymorph
+
+    root = Path(__file__).resolve().parents[1]
+    package = Path(galaxymorph.__file__).parent
+    if package.resolve() != (root / "src" / "galaxymorph").resolve():
+        pytest.skip("galaxymorph is imported from an install, not from this checkout")
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["galaxymorph"]
+    shipped = {f.relative_to(package).as_posix() for pattern in patterns for f in package.glob(pattern)}
+    assert f"templates/{TEMPLATE}" in shipped
+
+
+def test_importing_the_report_module_loads_no_template_engine():
+    """jinja2 loads only when a page is written: `import galaxymorph`, the CLI parser and the
+    modules that import report.py (evaluate) stay light."""
+    code = ("import sys, galaxymorph, galaxymorph.cli, galaxymorph.report; galaxymorph.cli.build_parser(); "
+            "print('jinja2' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def check_in_browser(page: Path, width: int = 1280) -> dict:

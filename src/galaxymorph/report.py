@@ -4,13 +4,16 @@ The page embeds every picture (base64 PNG) and its own CSS, so it opens from dis
 server and no internet, and can be mailed or archived as one file. It is built only from the
 files in the run folder (it opens no data file and loads no model, so it needs no ``--device``);
 a stage that has not run yet shows the command that would fill it in.
+
+This module reads the run folder into plain data (:func:`page_data`: strings, numbers, lists,
+pictures as data: URIs); the package's Jinja2 template ``templates/report.html.j2`` turns that
+into the page, with autoescaping on, so names from the run folder show as text (:func:`render`).
 """
 
 from __future__ import annotations
 
 import base64
 import csv
-import html
 import json
 import os
 import shutil
@@ -49,48 +52,41 @@ def _read_toml(path: Path) -> dict | None:
     return load_mapping(path)
 
 
-# -- HTML pieces ----------------------------------------------------------------------------
-def _esc(value) -> str:
-    return html.escape(str(value))
+# -- plain data for the template ------------------------------------------------------------
+TEMPLATE = "report.html.j2"  # in galaxymorph/templates/, shipped as package data (pyproject.toml)
 
 
-def _img(path: Path, alt: str, caption: str | None = None) -> str:
-    """An embedded PNG figure, or nothing when the file is absent."""
+def _figure(path: Path, alt: str, caption: str | None = None) -> dict | None:
+    """An embedded PNG (``src`` is a data: URI), or None when the file is absent."""
     if not path.is_file():
-        return ""
+        return None
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    cap = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">{cap}</figure>'
-
-
-def _table(header: list[str], rows: list[list], cls: str = "") -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def _missing(what: str, command: str) -> str:
-    return f'<p class="missing">{_esc(what)} not produced yet: run <code>{_esc(command)}</code>.</p>'
+    return {"src": f"data:image/png;base64,{data}", "alt": alt, "caption": caption}
 
 
 def _fmt(value, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return _esc(value)
+    return str(value)
 
 
-def _metric_cell(entry) -> str:
-    """'0.945 [0.921, 0.966]' from {"value": v, "ci95": [lo, hi]} (or a bare number)."""
+def _metric_cell(entry) -> dict | None:
+    """{"value": "0.945", "ci": "[0.921, 0.966]"} from {"value": v, "ci95": [lo, hi]} (or a bare number)."""
     if isinstance(entry, dict) and "value" in entry:
         ci = entry.get("ci95")
-        text = _fmt(float(entry["value"]))
-        if ci and None not in ci:
-            text += f' <span class="ci">[{float(ci[0]):.3f}, {float(ci[1]):.3f}]</span>'
-        return text
+        interval = f"[{float(ci[0]):.3f}, {float(ci[1]):.3f}]" if ci and None not in ci else None
+        return {"value": _fmt(float(entry["value"])), "ci": interval}
     if isinstance(entry, (int, float)):
-        return _fmt(float(entry))
-    return ""
+        return {"value": _fmt(float(entry)), "ci": None}
+    return None
 
+
+def _count_cell(count) -> dict:
+    """A whole number in a metric column (per-class support)."""
+    return {"value": str(int(count)), "ci": None}
+
+
+SAME = {"same": True}  # a tuned-threshold cell that equals the default column
 
 METRIC_NAMES = {
     "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "precision": "precision",
@@ -107,206 +103,161 @@ def _scalar_metrics(block: dict) -> list[tuple[str, dict]]:
 
 
 # -- sections -------------------------------------------------------------------------------
-def _section_data(run_dir: Path, run: dict, manifest: dict | None) -> str:
+def _data_section(run_dir: Path, run: dict, manifest: dict | None) -> dict | None:
     if manifest is None:
-        return _missing("The split manifest", f"galaxymorph train --out {run_dir}")
+        return None
     classes = manifest["classes"]
     rows = []
     for split in ("train", "val", "test"):
         counts = manifest["counts"][split]
         rows.append([split] + [counts.get(str(c), 0) for c in classes] + [sum(counts.values())])
-    header = ["split"] + [f"{c} {CLASS_NAMES[c]}" for c in classes] + ["total"]
     src = manifest["source"]
-    dups = manifest.get("duplicates", [])
-    parts = [
-        f"<p>Data file <code>{_esc(run.get('data', src.get('path')))}</code> "
-        f"({_esc(src.get('n_images'))} images, SHA-256 <code>{_esc(src['sha256'][:16])}…</code>). "
-        f"Stratified split, seed {_esc(manifest['seed'])}, fractions {_esc(manifest['fractions'])}; "
-        f"exact duplicates across splits: {len(dups)}.</p>",
-        _table(header, rows),
-    ]
-    examples = run_dir / EXAMPLES_PNG  # written by 'evaluate': the report reads no data file
-    if examples.is_file():
-        parts.append(_img(examples, "example images per class", "Random training images of each class."))
-    else:
-        parts.append(_missing("The grid of example images", f"galaxymorph evaluate {run_dir}"))
-    return "".join(parts)
+    return {
+        "file": str(run.get("data", src.get("path"))), "n_images": str(src.get("n_images")),
+        "sha256_start": src["sha256"][:16], "seed": str(manifest["seed"]),
+        "fractions": str(manifest["fractions"]), "n_duplicates": len(manifest.get("duplicates", [])),
+        "header": ["split"] + [f"{c} {CLASS_NAMES[c]}" for c in classes] + ["total"], "rows": rows,
+        # written by 'evaluate': the report reads no data file
+        "examples": _figure(run_dir / EXAMPLES_PNG, "example images per class",
+                            "Random training images of each class."),
+    }
 
 
-def _section_config(config: dict | None) -> str:
-    if config is None:
-        return "<p>No config.toml in this run folder.</p>"
-    rows = [[f"<code>{_esc(k)}</code>", f"<code>{_esc(json.dumps(v))}</code>"] for k, v in config.items()]
-    return _table(["key", "value"], rows, cls="config")
+def _config_rows(config: dict | None) -> list[tuple[str, str]] | None:
+    return None if config is None else [(k, json.dumps(v)) for k, v in config.items()]
 
 
-def _section_training(run_dir: Path, run: dict) -> str:
+def _training_section(run_dir: Path) -> dict | None:
     history = _read_csv(run_dir / "history.csv")
     if not history:
-        return _missing("Training history", f"galaxymorph train --resume {run_dir}")
+        return None
     best = min(history, key=lambda r: float(r.get("val_loss", "inf") or "inf"))
-    text = (f"<p>{len(history)} epoch(s); best validation loss {float(best['val_loss']):.4f} at epoch "
-            f"{_esc(best['epoch'])} (validation accuracy {float(best.get('val_acc', 'nan')):.3f}). "
-            "The checkpoint kept is the one with the lowest validation loss; the test split played no part.</p>")
-    return text + _img(run_dir / "curves.png", "training curves", "Loss and accuracy per epoch, train vs validation.")
+    return {"epochs": len(history), "best_val_loss": f"{float(best['val_loss']):.4f}",
+            "best_epoch": best["epoch"], "best_val_acc": f"{float(best.get('val_acc', 'nan')):.3f}",
+            "curves": _figure(run_dir / "curves.png", "training curves",
+                              "Loss and accuracy per epoch, train vs validation.")}
 
 
-def _interval_sentence(metrics: dict) -> str:
-    """What the brackets are: the interval methods metrics.json names (older files: bootstrap)."""
-    if "intervals" not in metrics:
-        return "Brackets give 95% bootstrap intervals."
-    return ("Brackets give 95% intervals: Wilson score intervals for proportions (accuracy, precision, "
-            "recall), MOVER intervals from the per-class Wilson intervals for balanced accuracy, and a "
-            "class-stratified percentile bootstrap for the other metrics.")
+METRIC_FIGURES = [
+    ("confusion.png", "Confusion matrix: true class on rows, predicted on columns, counts and row %."),
+    ("roc.png", "ROC curve from probabilities."), ("pr.png", "Precision-recall curve."),
+    ("reliability.png", "Reliability diagram: predicted probability vs observed frequency."),
+    ("probabilities.png", "Predicted probabilities per true class."),
+]
 
 
-def _section_metrics(run_dir: Path, metrics: dict | None) -> str:
+def _metrics_section(run_dir: Path, metrics: dict | None) -> dict | None:
     if metrics is None:
-        return _missing("Test metrics", f"galaxymorph evaluate {run_dir}")
-    parts = [f"<p>Split <b>{_esc(metrics.get('split', 'test'))}</b>: {_esc(metrics.get('n', '?'))} images never "
-             "seen in training or model selection"
-             + (", with test-time averaging over the 8 rotations and flips" if metrics.get("tta") else "")
-             + ". " + _interval_sentence(metrics) + "</p>"]
+        return None
     headline = metrics.get("metrics", {})
     tuned = metrics.get("metrics_at_tuned_threshold") or {}
     thr = metrics.get("threshold") or {}
     header = ["metric", f"at p ≥ {thr.get('default', 0.5)}" if thr else "value"]
     if tuned:
         header.append(f"at the validation-tuned threshold {float(thr.get('tuned', 0.5)):.3f}")
-    rows = []
-    for key, entry in _scalar_metrics(headline):
-        row = [_esc(METRIC_NAMES.get(key, key.replace("_", " "))), _metric_cell(entry)]
-        if tuned:
-            row.append(_metric_cell(tuned[key]) if key in tuned else '<span class="ci">same</span>')
-        rows.append(row)
-    parts.append(_table(header, rows, cls="metrics"))
-    if thr:
-        parts.append(
-            f"<p>The headline uses the default threshold {float(thr.get('default', 0.5)):.2f}. A second threshold, "
-            f"{float(thr.get('tuned', 0.5)):.3f}, was chosen on the <b>validation</b> split "
-            f"({_esc(thr.get('criterion', ''))}; {_esc(thr.get('val_n', '?'))} images), never on test.</p>")
+    rows = [{"name": METRIC_NAMES.get(key, key.replace("_", " ")), "cell": _metric_cell(entry),
+             "tuned": (_metric_cell(tuned[key]) if key in tuned else SAME)}
+            for key, entry in _scalar_metrics(headline)]
     per_class = metrics.get("per_class")
+    per_class_table = None
     if isinstance(per_class, dict) and len(per_class) > 2:
         keys = [k for k, _ in _scalar_metrics(next(iter(per_class.values())))]
-        rows = [[_esc(name)] + [str(int(v[k])) if k == "support" else _metric_cell(v.get(k)) for k in keys]
-                for name, v in per_class.items()]
-        parts.append("<h3>Per class</h3>" + _table(["class"] + [_esc(METRIC_NAMES.get(k, k)) for k in keys], rows))
-    figs = [("confusion.png", "Confusion matrix: true class on rows, predicted on columns, counts and row %."),
-            ("roc.png", "ROC curve from probabilities."), ("pr.png", "Precision-recall curve."),
-            ("reliability.png", "Reliability diagram: predicted probability vs observed frequency."),
-            ("probabilities.png", "Predicted probabilities per true class.")]
-    parts.append('<div class="grid">' + "".join(_img(run_dir / "eval" / f, f, c) for f, c in figs) + "</div>")
-    return "".join(parts)
+        per_class_table = {
+            "header": ["class"] + [METRIC_NAMES.get(k, k) for k in keys],
+            "rows": [{"name": name, "cells": [_count_cell(v[k]) if k == "support" else _metric_cell(v.get(k))
+                                              for k in keys]}
+                     for name, v in per_class.items()]}
+    return {
+        "split": str(metrics.get("split", "test")), "n": str(metrics.get("n", "?")),
+        "tta": bool(metrics.get("tta")),
+        # the interval methods metrics.json names (older files: bootstrap only)
+        "named_intervals": "intervals" in metrics,
+        "header": header, "rows": rows, "has_tuned": bool(tuned),
+        "threshold": _threshold(thr) if thr else None,
+        "per_class": per_class_table,
+        "figures": [_figure(run_dir / "eval" / f, f, c) for f, c in METRIC_FIGURES],
+    }
 
 
-def _section_explain(run_dir: Path, explain: dict | None) -> str:
-    methods = (explain or {}).get("methods") or {}
-    if not methods:
-        return _missing("Explanations", f"galaxymorph explain {run_dir}")
-    folder = run_dir / "explain"
-    parts = ["<p>Heatmaps over the input show where the evidence for the predicted class lies; each image "
-             "is explained for its predicted class, from the held-out split. Each map is scaled to its own "
-             "maximum (colour bar); the cyan contour marks half that maximum. The localisation table says how "
-             "much of each map falls on the galaxy, against the share of the image the galaxy covers (what a "
-             "uniform map scores). See docs/explanations.md for what the maps can and cannot show.</p>"]
-    for name, entry in methods.items():
-        files = entry.get("files", {})
-        layer = f" on layer <code>{_esc(entry['layer'])}</code>" if entry.get("layer") not in (None, "input") else ""
-        parts.append(f"<h3>{_esc(name)}{layer}</h3>")
-        captions = {"confident": "Most confident correct predictions of each class.",
+def _threshold(thr: dict) -> dict:
+    """The default and the validation-tuned decision thresholds, as shown."""
+    return {"default": f"{float(thr.get('default', 0.5)):.2f}", "tuned": f"{float(thr.get('tuned', 0.5)):.3f}",
+            "criterion": str(thr.get("criterion", "")), "val_n": str(thr.get("val_n", "?"))}
+
+
+GALLERY_CAPTIONS = {"confident": "Most confident correct predictions of each class.",
                     "misclassified": "Misclassified, most confident first.",
                     "random": "A random sample."}
+
+
+def _explain_section(run_dir: Path, explain: dict | None) -> list[dict] | None:
+    """One entry per explanation method, or None when explain has not run."""
+    methods = (explain or {}).get("methods") or {}
+    if not methods:
+        return None
+    folder = run_dir / "explain"
+    out = []
+    for name, entry in methods.items():
+        files = entry.get("files", {})
         counts = entry.get("counts", {})
-        for gallery, caption in captions.items():
+        galleries = []
+        for gallery, caption in GALLERY_CAPTIONS.items():
             if counts.get(gallery, 1) == 0:
-                parts.append(f"<p>{_esc(gallery.capitalize())}: none in this split.</p>")
+                galleries.append({"empty": True, "label": gallery.capitalize()})
             elif files.get(gallery):
-                parts.append(_img(folder / files[gallery], f"{name} {gallery}", caption))
-        parts.append(_localisation_table(entry.get("localisation")))
-        if files.get("localisation"):
-            parts.append(_img(folder / files["localisation"], f"{name} localisation",
-                              "Each image's share of the map on the galaxy against the galaxy's share of the image."))
-        overlays = files.get("overlays", [])[:2]
-        if overlays:
-            parts.append('<div class="grid">' + "".join(
-                _img(folder / f, f, "original | overlay") for f in overlays) + "</div>")
-        rows = []
+                figure = _figure(folder / files[gallery], f"{name} {gallery}", caption)
+                galleries.append({"empty": False, "figure": figure})
+        checks = []
         for check in ("deletion", "insertion", "randomisation"):
             result = entry.get(check)
-            if not isinstance(result, dict):
-                continue
-            badge = '<span class="pass">pass</span>' if result.get("passed") else '<span class="fail">FAIL</span>'
-            detail = result.get("sentence") or ", ".join(
-                f"{k} = {_fmt(v)}" for k, v in result.items() if isinstance(v, float))
-            rows.append([_esc(check), badge, _esc(detail)])
-        if rows:
-            parts.append(_table(["check", "result", "what it means"], rows))
-    return "".join(parts)
+            if isinstance(result, dict):
+                detail = result.get("sentence") or ", ".join(
+                    f"{k} = {_fmt(v)}" for k, v in result.items() if isinstance(v, float))
+                checks.append({"name": check, "passed": bool(result.get("passed")), "detail": detail})
+        out.append({
+            "name": name,
+            "layer": None if entry.get("layer") in (None, "input") else str(entry["layer"]),
+            "galleries": galleries,
+            "localisation": _localisation(entry.get("localisation")),
+            "localisation_figure": _figure(
+                folder / files["localisation"], f"{name} localisation",
+                "Each image's share of the map on the galaxy against the galaxy's share of the image.")
+            if files.get("localisation") else None,
+            "overlays": [_figure(folder / f, f, "original | overlay") for f in files.get("overlays", [])[:2]],
+            "checks": checks,
+        })
+    return out
 
 
-def _localisation_table(localisation: dict | None) -> str:
+def _localisation(localisation: dict | None) -> dict | None:
     """Per class: median share of the map on the galaxy, the galaxy's area share, their ratio."""
     if not isinstance(localisation, dict) or not localisation.get("classes"):
-        return ""
+        return None
     rows = []
     for name, s in localisation["classes"].items():
         bar = s.get("share_on_bar_and_arms")
-        rows.append([_esc(name), _fmt(s.get("share_on_galaxy")), _fmt(s.get("galaxy_area_share")),
-                     _fmt(s.get("lift"), 2), "" if bar is None else _fmt(bar), _esc(s.get("n_images"))])
-    badge = '<span class="pass">meets the aim</span>' if localisation.get("meets_aim") else \
-        '<span class="fail">below the aim</span>'
-    note = (f"<p>Localisation ({_esc(localisation.get('footprint', ''))}; aim: "
-            f"{_esc(localisation.get('aim', ''))}): {badge}</p>")
-    return note + _table(["class", "share on galaxy (median)", "galaxy area share", "ratio", "share on bar + arms",
-                          "images"], rows)
+        rows.append([name, _fmt(s.get("share_on_galaxy")), _fmt(s.get("galaxy_area_share")),
+                     _fmt(s.get("lift"), 2), "" if bar is None else _fmt(bar), str(s.get("n_images"))])
+    return {"footprint": str(localisation.get("footprint", "")), "aim": str(localisation.get("aim", "")),
+            "meets_aim": bool(localisation.get("meets_aim")), "rows": rows}
 
 
-def _section_environment(run_dir: Path, run: dict) -> str:
-    env = _read_json(run_dir / "environment.json") or {}
-    rows = [[_esc(k), f"<code>{_esc(v)}</code>"] for k, v in env.items()]
-    timings = run.get("timings") or {}
-    rows += [[_esc(f"time: {k}"), _esc(f"{float(v):.1f} s" if isinstance(v, (int, float)) else v)]
-             for k, v in timings.items()]
-    return _table(["item", "value"], rows) if rows else "<p>No environment record.</p>"
+def _timings(run: dict) -> list[tuple[str, str]]:
+    return [(k, f"{float(v):.1f} s" if isinstance(v, (int, float)) else str(v))
+            for k, v in (run.get("timings") or {}).items()]
 
 
-def _headline(metrics: dict | None) -> str:
+def _headline(metrics: dict | None) -> list[dict] | None:
+    """The cards in the page header: the main test metrics."""
     if metrics is None:
-        return ""
+        return None
     blocks = metrics.get("metrics", {})
-    cards = []
-    for key in ("accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss"):
-        if key in blocks:
-            cards.append(f'<div class="card"><div class="k">{_esc(key.replace("_", " "))}</div>'
-                         f'<div class="v">{_metric_cell(blocks[key])}</div></div>')
-    return f'<div class="cards">{"".join(cards)}</div>'
+    return [{"label": key.replace("_", " "), "cell": _metric_cell(blocks[key])}
+            for key in ("accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss") if key in blocks]
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
-main{max-width:1100px;margin:0 auto;padding:1.5rem}
-header{background:#0f1b33;color:#fff;padding:1.5rem}header h1{margin:0 0 .3rem;font-size:1.6rem}
-header p{margin:0;color:#c8d2e8}
-section{background:#fff;border-radius:8px;padding:1rem 1.25rem;margin:1rem 0;box-shadow:0 1px 3px #0002}
-h2{margin-top:0;font-size:1.25rem;border-bottom:1px solid #e3e6ec;padding-bottom:.3rem}
-figure{margin:.5rem 0;max-width:100%}img{max-width:100%;height:auto;display:block}
-figcaption{font-size:.85rem;color:#5a6270}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:.75rem}
-.scroll{overflow-x:auto;max-width:100%}
-table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}th,td{padding:.3rem .6rem;border-bottom:1px solid #e3e6ec;text-align:left}
-th{background:#f0f2f6}.ci{color:#5a6270;font-size:.8rem}
-.metrics td:not(:first-child){white-space:nowrap}
-code{font-size:.85em;word-break:break-all}
-.cards{display:flex;flex-wrap:wrap;gap:.75rem;margin-top:1rem}
-.card{background:#1d2c4d;border-radius:6px;padding:.5rem .9rem}.card .k{font-size:.75rem;color:#c8d2e8;text-transform:uppercase}
-.card .v{font-size:1.2rem;color:#fff}.card .ci{color:#c8d2e8}
-.missing{color:#8a5a00;background:#fff6e0;padding:.5rem;border-radius:4px}
-.pass{color:#fff;background:#2e7d32;padding:0 .4rem;border-radius:3px}.fail{color:#fff;background:#c62828;padding:0 .4rem;border-radius:3px}
-"""
-
-
-def build_html(run_dir: str | os.PathLike) -> str:
-    """The report page for a run folder, as one HTML string."""
+def page_data(run_dir: str | os.PathLike) -> dict:
+    """Everything the report shows, as plain data read from the run folder (no HTML)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GalaxymorphError(f"run folder not found: {run_dir}")
@@ -316,29 +267,37 @@ def build_html(run_dir: str | os.PathLike) -> str:
     if manifest is None and config is None:
         raise GalaxymorphError(f"{run_dir} is not a galaxymorph run folder (no config.toml or manifest.json)")
     metrics = _read_json(run_dir / "eval" / "metrics.json")
-    explain = _read_json(run_dir / "explain" / "explain.json")
     classes = (manifest or {}).get("classes") or (config or {}).get("classes") or []
-    title = " vs ".join(f"{CLASS_NAMES[int(c)]}" for c in classes) or "galaxymorph run"
-    model = (config or {}).get("model", "?")
-    sections = [
-        ("Data", _section_data(run_dir, run, manifest)),
-        ("Training", _section_training(run_dir, run)),
-        ("Test metrics", _section_metrics(run_dir, metrics)),
-        ("What the network looks at", _section_explain(run_dir, explain)),
-        ("Configuration", _section_config(config)),
-        ("Environment and timings", _section_environment(run_dir, run)),
-    ]
-    body = "".join(f'<section id="{_esc(t.lower().replace(" ", "-"))}"><h2>{_esc(t)}</h2>{s}</section>'
-                   for t, s in sections)
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
-    return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>galaxymorph: {_esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{_esc(title)}</h1><p>galaxymorph report · model <b>{_esc(model)}</b> · "
-        f"run folder <code>{_esc(run_dir.resolve().name)}</code> · written {when}</p>{_headline(metrics)}</header>"
-        f"<main>{body}</main></body></html>\n"
-    )
+    environment = _read_json(run_dir / "environment.json") or {}
+    return {
+        "title": " vs ".join(f"{CLASS_NAMES[int(c)]}" for c in classes) or "galaxymorph run",
+        "model": str((config or {}).get("model", "?")),
+        "run_dir": str(run_dir), "run_name": run_dir.resolve().name,
+        "written": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
+        "headline": _headline(metrics),
+        "data": _data_section(run_dir, run, manifest),
+        "training": _training_section(run_dir),
+        "metrics": _metrics_section(run_dir, metrics),
+        "explain": _explain_section(run_dir, _read_json(run_dir / "explain" / "explain.json")),
+        "config": _config_rows(config),
+        "environment": [(k, str(v)) for k, v in environment.items()],
+        "timings": _timings(run),
+    }
+
+
+def render(data: dict) -> str:
+    """The page from :func:`page_data`'s dict, through the packaged Jinja2 template (autoescaped)."""
+    import jinja2  # here, not at the top: `import galaxymorph` and `--help` stay light
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("galaxymorph", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    return env.get_template(TEMPLATE).render(data)
+
+
+def build_html(run_dir: str | os.PathLike) -> str:
+    """The report page for a run folder, as one HTML string."""
+    return render(page_data(run_dir))
 
 
 def write_report(run_dir: str | os.PathLike) -> Path:
