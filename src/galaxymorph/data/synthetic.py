@@ -83,13 +83,23 @@ COLOUR_AXIS = np.array([1.0, 0.0, -1.0], dtype=np.float32)
 
 # Grids, computed once per process.
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) - np.float32((SIZE - 1) / 2.0)
-_R2_ORIGIN = np.fft.ifftshift(_XX ** 2 + _YY ** 2)  # squared radius from pixel (0, 0), circularly
+# squared distance from the PSF centre (half a pixel before pixel (0, 0)), circularly: one quadrant,
+# and the index of each row (column) into it, so radial kernels are evaluated on a quarter of the grid
+_R2_QUADRANT = (np.arange(SIZE // 2, dtype=np.float32) + np.float32(0.5)) ** 2
+_R2_QUADRANT = _R2_QUADRANT[:, None] + _R2_QUADRANT[None, :]
+_QUADRANT_INDEX = np.minimum(np.arange(SIZE), SIZE - 1 - np.arange(SIZE))
 _FY = np.fft.fftfreq(SIZE).astype(np.float32)[:, None]
 _FX = np.fft.rfftfreq(SIZE).astype(np.float32)[None, :]
 # the correlation of resampled/JPEG noise: rfft2 of a unit-sum Gaussian, rescaled so the smoothed
 # unit-variance white noise keeps unit variance per pixel
 _NOISE_OTF = (np.exp(-2.0 * (np.pi * NOISE_CORR_PX) ** 2 * (_FX ** 2 + _FY ** 2))
               * np.float32(2.0 * np.sqrt(np.pi) * NOISE_CORR_PX)).astype(np.float32)
+# white noise drawn straight in the Fourier domain: uniform real and imaginary parts (variance 1/12)
+# scaled to the rfft2 of unit-variance white pixels (variance SIZE^2 / 2 each); the columns kx = 0
+# and Nyquist lose their imaginary parts in irfft2, so they get sqrt(2) more to keep unit variance
+_NOISE_SCALE = np.full((1, 1, SIZE // 2 + 1), SIZE * np.sqrt(6.0), dtype=np.float32)
+_NOISE_SCALE[..., [0, -1]] *= np.float32(np.sqrt(2.0))
+_NOISE_OTF_SCALED = (_NOISE_OTF * _NOISE_SCALE).astype(np.float32)
 
 
 def _fft2(a: np.ndarray) -> np.ndarray:
@@ -135,9 +145,10 @@ def moffat_otf(fwhm_px: Iterable[float], beta: float) -> np.ndarray:
     kernels = []
     for fw in fwhm_px:
         alpha = float(fw) / (2.0 * float(np.sqrt(2.0 ** (1.0 / beta) - 1.0)))
-        k = (1.0 + _R2_ORIGIN * (1.0 / alpha ** 2)) ** (-float(beta))
-        kernels.append(k * (1.0 / float(k.sum())))
-    return _fft2(np.stack(kernels))
+        k = (1.0 + _R2_QUADRANT * np.float32(1.0 / alpha ** 2)) ** np.float32(-beta)
+        kernels.append(k * np.float32(1.0 / (4.0 * float(k.sum()))))
+    quadrants = np.stack(kernels)
+    return _fft2(quadrants[:, _QUADRANT_INDEX[:, None], _QUADRANT_INDEX[None, :]])
 
 
 def convolve(images: np.ndarray, otf: np.ndarray) -> np.ndarray:
@@ -470,15 +481,27 @@ def galaxy_components(params: dict, knots: bool = True) -> tuple[np.ndarray, dic
     out = np.zeros((3, SIZE, SIZE), dtype=np.float32)
     comps: dict[str, np.ndarray] = {}
     dust = np.array([1.0, 0.75, 0.45], dtype=np.float32) * np.float32(g.get("dust", 0.0))  # red light gets through
+    scratch = np.empty((SIZE, SIZE), dtype=np.float32)
     for name, light, colour, lane in parts:
-        light = light * flux
+        weights = colour * flux  # (g, r, z) flux per unit of the part's light
         if lane is None:
-            band = light[None] * colour[:, None, None]
+            for b in range(3):
+                out[b] += np.multiply(light, weights[b], out=scratch)
+            mean = light * np.float32(weights.mean())
         else:
-            band = light[None] * (colour[:, None, None] * np.exp(-dust[:, None, None] * lane[None]))
-        out += band
-        mean = band.mean(axis=0)
-        comps[name] = comps[name] + mean if name in comps else mean
+            mean = np.zeros((SIZE, SIZE), dtype=np.float32)
+            for b in range(3):
+                band = np.multiply(lane, -dust[b], out=scratch)
+                band = np.exp(band, out=band)
+                band *= light
+                band *= weights[b]
+                out[b] += band
+                mean += band
+            mean *= np.float32(1.0 / 3.0)
+        if name in comps:
+            comps[name] += mean
+        else:
+            comps[name] = mean
     if knots and point_sources:
         xs = np.array([k[0] for k in point_sources]) + params["center"][0]
         ys = np.array([k[1] for k in point_sources]) + params["center"][1]
@@ -574,6 +597,32 @@ def observe(model: np.ndarray, params: dict, rng: np.random.Generator, noise: bo
     return _observe(model, params, rng, noise, field)[0]
 
 
+def _sky_noise(rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance (3, H, W) float32 noise, correlated like the real cutouts' resampled JPEG noise.
+
+    White noise smoothed by a ~1 px Gaussian (lag-1 correlation ~0.75, as measured on the real
+    JPEGs), most of it common to the three bands (luminance, as in the real cutouts). It is drawn
+    in the Fourier domain, so the smoothing and the band mixing cost one inverse FFT per band and
+    no forward one; uniform deviates there (6x cheaper than normal ones) give Gaussian pixels,
+    each being a sum over every frequency.
+    """
+    uniform = rng.random((4, SIZE, SIZE // 2 + 1, 2), dtype=np.float32)
+    uniform -= np.float32(0.5)
+    white = uniform.view(np.complex64)[..., 0]
+    mixed = white[:3] * np.float32(np.sqrt(1 - BAND_NOISE_CORR))
+    mixed += white[3:] * np.float32(np.sqrt(BAND_NOISE_CORR))
+    mixed *= _NOISE_OTF_SCALED
+    return _ifft2(mixed)
+
+
+def _shot_sigma(flux: np.ndarray) -> np.ndarray:
+    """Source shot noise sigma, sky-sigma units: varies on the scale of the PSF (slower than the
+    noise correlation)."""
+    shot = np.clip(flux, 0, None)
+    shot *= np.float32(1 / 25.0)
+    return np.sqrt(shot, out=shot)
+
+
 def _observe(model: np.ndarray, params: dict, rng, noise: bool, field: bool):
     """:func:`observe`, also returning the PSF's transfer functions and the unconvolved field."""
     otf = moffat_otf(_psf_fwhm_px(params), params["psf_beta"])
@@ -584,16 +633,7 @@ def _observe(model: np.ndarray, params: dict, rng, noise: bool, field: bool):
         scene = model + stars + galaxies
     conv = convolve(scene, otf)
     if noise:
-        # white noise smoothed by a ~1 px Gaussian (lag-1 correlation ~0.75, as measured on the real
-        # JPEGs), with per-pixel sky noise sigma; most of it common to the three bands (luminance,
-        # as in the real cutouts). Uniform deviates are 6x cheaper than normal ones, and after the
-        # smoothing (which sums ~11 of them) the noise is Gaussian to within a few per cent.
-        white = (rng.random((4, SIZE, SIZE), dtype=np.float32) - np.float32(0.5)) * np.float32(np.sqrt(12.0))
-        smooth = _ifft2(_fft2(white) * _NOISE_OTF)
-        smooth = np.float32(np.sqrt(1 - BAND_NOISE_CORR)) * smooth[:3] + np.float32(np.sqrt(BAND_NOISE_CORR)) * smooth[3:]
-        # plus source shot noise, varying on the scale of the PSF (slower than the noise correlation)
-        amplitude = np.float32(params["sky_sigma"]) + np.sqrt(np.clip(conv, 0, None) * np.float32(1 / 25.0))
-        conv = conv + smooth * amplitude
+        conv += _sky_noise(rng) * (np.float32(params["sky_sigma"]) + _shot_sigma(conv))
     return conv, otf, stars, galaxies
 
 
@@ -614,16 +654,16 @@ def component_masks(comps: dict[str, np.ndarray], params: dict, otf: np.ndarray,
     total = sum(comps.values())
     planes = [total] + [p.mean(axis=0) for p in (stars, galaxies) if p is not None]
     conv = convolve(np.stack(planes), otf[1:2])
-    mask = np.zeros((SIZE, SIZE), dtype=np.uint8)
     footprint = conv[0] > level
-    mask[footprint] |= MASK_BITS["galaxy"]
+    mask = footprint.view(np.uint8) * np.uint8(MASK_BITS["galaxy"])
     share = np.float32(MASK_SHARE) * total
+    np.maximum(share, np.nextafter(level, np.float32(np.inf)), out=share)  # light > level and >= share, at once
     for name, light in comps.items():
         if name in MASK_BITS:
-            mask[footprint & (light > level) & (light >= share)] |= MASK_BITS[name]
+            mask |= (footprint & (light >= share)).view(np.uint8) * np.uint8(MASK_BITS[name])
     if stars is not None:
-        mask[conv[1] > level] |= MASK_BITS["stars"]
-        mask[conv[2] > level] |= MASK_BITS["companions"]
+        mask |= (conv[1] > level).view(np.uint8) * np.uint8(MASK_BITS["stars"])
+        mask |= (conv[2] > level).view(np.uint8) * np.uint8(MASK_BITS["companions"])
     return mask
 
 
