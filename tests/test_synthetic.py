@@ -183,6 +183,23 @@ def test_asinh_stretch_keeps_sky_grey_and_saturates_cores():
     assert rgb[0, 0].min() >= 250
 
 
+def test_asinh_stretch_is_astropys_lupton_mapping():
+    """The float32 stretch written out in synthetic.py gives astropy's make_lupton_rgb, to one count."""
+    from astropy.visualization import make_lupton_rgb
+    from galaxymorph.data.synthetic import LUPTON_Q, LUPTON_STRETCH, SKY_OFFSET
+
+    rng = np.random.default_rng(3)
+    flux = (rng.normal(0, 1, (3, 32, 32)) + rng.uniform(0, 1, (1, 32, 32)) ** 8 * 3e4).astype(np.float32)
+    flux[:, 0, :4] = [[-5, 0, 1e5, 1e5], [-5, 0, 1e5, 1e3], [-5, 0, 1e3, 1e5]]  # dark, sky, saturated cores
+    g, r, z = flux
+    expected = make_lupton_rgb(z, r, g, minimum=[-o for o in SKY_OFFSET], stretch=LUPTON_STRETCH, Q=LUPTON_Q)
+    got = asinh_rgb(flux)
+    assert got.shape == expected.shape and got.dtype == np.uint8 and got.flags.c_contiguous
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert np.mean(got != expected) < 0.01
+    assert got[0, 0].max() == 0 and got[0, 2].max() == 255 and got[0, 3].max() == 255  # the full range
+
+
 # -- arguments and CLI -----------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"classes": (2, 11)}, "unknown class id 11"),
