@@ -84,11 +84,10 @@ COLOUR_AXIS = np.array([1.0, 0.0, -1.0], dtype=np.float32)
 
 # Grids, computed once per process.
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) - np.float32((SIZE - 1) / 2.0)
-# squared distance from the PSF centre (half a pixel before pixel (0, 0)), circularly: one quadrant,
-# and the index of each row (column) into it, so radial kernels are evaluated on a quarter of the grid
+# squared distance from the PSF centre (half a pixel before pixel (0, 0)), circularly, on one quadrant
+# of the grid: radial kernels are evaluated there and mirrored (:func:`_mirrored`)
 _R2_QUADRANT = (np.arange(SIZE // 2, dtype=np.float32) + np.float32(0.5)) ** 2
 _R2_QUADRANT = _R2_QUADRANT[:, None] + _R2_QUADRANT[None, :]
-_QUADRANT_INDEX = np.minimum(np.arange(SIZE), SIZE - 1 - np.arange(SIZE))
 _FY = np.fft.fftfreq(SIZE).astype(np.float32)[:, None]
 _FX = np.fft.rfftfreq(SIZE).astype(np.float32)[None, :]
 # the correlation of resampled/JPEG noise: rfft2 of a unit-sum Gaussian, rescaled so the smoothed
@@ -148,8 +147,13 @@ def moffat_otf(fwhm_px: Iterable[float], beta: float) -> np.ndarray:
         alpha = float(fw) / (2.0 * float(np.sqrt(2.0 ** (1.0 / beta) - 1.0)))
         k = (1.0 + _R2_QUADRANT * np.float32(1.0 / alpha ** 2)) ** np.float32(-beta)
         kernels.append(k * np.float32(1.0 / (4.0 * float(k.sum()))))
-    quadrants = np.stack(kernels)
-    return _fft2(quadrants[:, _QUADRANT_INDEX[:, None], _QUADRANT_INDEX[None, :]])
+    return _fft2(_mirrored(np.stack(kernels)))
+
+
+def _mirrored(quadrants: np.ndarray) -> np.ndarray:
+    """(k, H/2, W/2) kernels on ``_R2_QUADRANT``'s quadrant -> (k, H, W), mirrored about the centre."""
+    half = np.concatenate([quadrants, quadrants[:, :, ::-1]], axis=2)
+    return np.concatenate([half, half[:, ::-1]], axis=1)
 
 
 def convolve(images: np.ndarray, otf: np.ndarray) -> np.ndarray:
@@ -638,21 +642,25 @@ def _shot_sigma(flux: np.ndarray) -> np.ndarray:
 
 
 def _observe(model: np.ndarray, params: dict, rng, noise: bool, field: bool):
-    """:func:`observe`, also returning the PSF's transfer functions and the unconvolved field."""
+    """:func:`observe`, also returning the PSF's transfer functions, the unconvolved field and
+    the scene's spectrum averaged over the bands (which :func:`component_masks` reuses)."""
     otf = moffat_otf(_psf_fwhm_px(params), params["psf_beta"])
     scene = model
     stars = galaxies = None
     if field:
         stars, galaxies = _field(params, rng)
-        scene = model + stars + galaxies
-    conv = convolve(scene, otf)
+        scene = model + stars
+        scene += galaxies
+    spectrum = _fft2(scene)
+    conv = _ifft2(spectrum * otf)
     if noise:
         conv += _sky_noise(rng) * (np.float32(params["sky_sigma"]) + _shot_sigma(conv))
-    return conv, otf, stars, galaxies
+    return conv, otf, stars, galaxies, spectrum.mean(axis=0)
 
 
 def component_masks(comps: dict[str, np.ndarray], params: dict, otf: np.ndarray,
-                    stars: np.ndarray | None = None, galaxies: np.ndarray | None = None) -> np.ndarray:
+                    stars: np.ndarray | None = None, galaxies: np.ndarray | None = None,
+                    scene_spectrum: np.ndarray | None = None) -> np.ndarray:
     """uint8 (256, 256) bit mask of what was drawn where (bits: ``galaxy10.MASK_BITS``).
 
     * ``galaxy``: the footprint, where the central galaxy's PSF-convolved light (mean of the
@@ -663,11 +671,22 @@ def component_masks(comps: dict[str, np.ndarray], params: dict, otf: np.ndarray,
     * ``stars``, ``companions``: where PSF-convolved field stars, or background galaxies, exceed
       ``MASK_SIGMA`` sky sigma; ``companions`` also marks a merging partner (class 1), which is
       inside the footprint as well.
+
+    ``scene_spectrum``, the rfft2 of galaxy + field averaged over the bands, saves the galaxy's
+    own transform: it is the scene's less the field's.
     """
     level = np.float32(MASK_SIGMA * params["sky_sigma"])
     total = sum(comps.values())
-    planes = [total] + [p.mean(axis=0) for p in (stars, galaxies) if p is not None]
-    conv = convolve(np.stack(planes), otf[1:2])
+    field = [p.mean(axis=0) for p in (stars, galaxies) if p is not None]
+    if scene_spectrum is None:
+        spectra = _fft2(np.stack([total] + field))
+    else:
+        spectra = np.empty((1 + len(field), *scene_spectrum.shape), dtype=scene_spectrum.dtype)
+        spectra[0] = scene_spectrum
+        if field:
+            spectra[1:] = _fft2(np.stack(field))
+            spectra[0] -= spectra[1:].sum(axis=0)
+    conv = _ifft2(spectra * otf[1:2])
     footprint = conv[0] > level
     mask = footprint.view(np.uint8) * np.uint8(MASK_BITS["galaxy"])
     share = np.float32(MASK_SHARE) * total
@@ -686,8 +705,8 @@ def render(class_id: int, rng: np.random.Generator, difficulty: float = DEFAULT_
     """One synthetic cutout with its ground truth: (uint8 RGB (256, 256, 3), uint8 mask (256, 256), params)."""
     params = draw_params(class_id, rng, difficulty)
     model, comps = galaxy_components(params)
-    flux, otf, stars, galaxies = _observe(model, params, rng, noise, field)
-    return asinh_rgb(flux), component_masks(comps, params, otf, stars, galaxies), params
+    flux, otf, stars, galaxies, spectrum = _observe(model, params, rng, noise, field)
+    return asinh_rgb(flux), component_masks(comps, params, otf, stars, galaxies, spectrum), params
 
 
 def render_galaxy(class_id: int, rng: np.random.Generator, difficulty: float = DEFAULT_DIFFICULTY, noise: bool = True,
