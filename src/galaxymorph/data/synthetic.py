@@ -55,7 +55,7 @@ DEFAULT_DIFFICULTY: float = Config().difficulty  # the one default lives in Conf
 BAND_NOISE_CORR = 0.75  # fraction of the noise variance shared by g, r, z
 NOISE_CORR_PX = 0.95    # sigma (px) of the Gaussian that correlates the sky noise like the real JPEGs'
 CHUNK = 16           # images per task of a worker and per write
-IMAGES_PER_WORKER = 128  # by default, one more worker per this many images (starting one costs ~1 s)
+IMAGES_PER_WORKER = 128  # by default, one more worker per this many images (starting them costs ~0.7 s)
 BAR_H = (9.0, 15.0)  # barred-spiral disk scale length, px, before the size factor (~1.8)
 BAR_SB0 = (25.0, 90.0)  # barred-spiral disk central surface brightness, sky sigma per px
 
@@ -770,9 +770,10 @@ def _rendered_chunks(chunks: list[list[tuple[int, int]]], seed: int, difficulty:
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         # workers fork from a server that has imported the heavy libraries once. Not this module:
-        # the server may not see the parent's sys.path, and the workers must run this very file
+        # the server may not see the parent's sys.path (Python 3.11's forkserver ignores it), and
+        # the workers must run this very file. No astropy: the stretch is written out here
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["numpy", "scipy.fft", "scipy.special", "h5py", "astropy.visualization"])
+        context.set_forkserver_preload(["numpy", "scipy.fft", "scipy.special", "h5py"])
     else:  # pragma: no cover - not Linux
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
@@ -798,7 +799,7 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     Images of the classes are interleaved (2, 5, 2, 5, ...); image ``i`` of class ``c`` is a
     pure function of ``(seed, c, i, difficulty)``, so the same arguments give identical pixels
     whatever the number of ``workers`` (processes; default: every core, one per 128 images at
-    most, since a worker takes about a second to start). The file is written
+    most, since starting the workers takes ~0.7 s). The file is written
     atomically through :class:`Galaxy10Writer`, with a ``pxscale`` column (0.262 arcsec/px),
     the component ``masks`` and attributes naming the generator version, seed and difficulty.
     """
