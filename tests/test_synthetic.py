@@ -200,6 +200,20 @@ def test_asinh_stretch_is_astropys_lupton_mapping():
     assert got[0, 0].max() == 0 and got[0, 2].max() == 255 and got[0, 3].max() == 255  # the full range
 
 
+@pytest.mark.parametrize("fwhm, beta", [(4.0, 2.8), (5.7, 4.5)])
+def test_psf_transfer_function_is_the_fft_of_the_moffat_kernel(fwhm, beta):
+    """moffat_otf's DCT shortcut gives the rfft2 of the whole, directly evaluated kernel."""
+    from galaxymorph.data.synthetic import SIZE, moffat_otf
+
+    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    offset = np.fft.ifftshift(np.arange(SIZE) - (SIZE - 1) / 2.0)  # PSF centre half a pixel before pixel 0
+    kernel = (1.0 + (offset[:, None] ** 2 + offset[None, :] ** 2) / alpha ** 2) ** -beta
+    expected = np.fft.rfft2(kernel / kernel.sum())
+    got = moffat_otf([fwhm], beta)
+    assert got.shape == (1, SIZE, SIZE // 2 + 1)
+    assert np.abs(got[0] - expected).max() < 1e-5
+
+
 # -- arguments and CLI -----------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"classes": (2, 11)}, "unknown class id 11"),
