@@ -214,6 +214,20 @@ def test_psf_transfer_function_is_the_fft_of_the_moffat_kernel(fwhm, beta):
     assert np.abs(got[0] - expected).max() < 1e-5
 
 
+def test_sky_noise_has_unit_variance_pixel_correlation_and_shared_bands():
+    """The noise drawn in the Fourier domain: unit variance, neighbours correlated ~0.75 like the
+    real JPEGs', bands sharing BAND_NOISE_CORR of it, Gaussian tails."""
+    from galaxymorph.data.synthetic import BAND_NOISE_CORR, _sky_noise
+
+    noise = np.stack([_sky_noise(np.random.default_rng(k)) for k in range(4)]).astype(np.float64)
+    assert noise.shape == (4, 3, 256, 256) and abs(noise.var() - 1.0) < 0.02 and abs(noise.mean()) < 0.02
+    for axis in (-1, -2):
+        lag1 = np.mean(noise * np.roll(noise, 1, axis=axis))
+        assert 0.72 < lag1 < 0.80
+    assert abs(np.mean(noise[:, 0] * noise[:, 2]) - BAND_NOISE_CORR) < 0.03
+    assert 0.002 < np.mean(np.abs(noise) > 3.0) < 0.0035  # Gaussian: 0.27% beyond 3 sigma
+
+
 # -- arguments and CLI -----------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"classes": (2, 11)}, "unknown class id 11"),

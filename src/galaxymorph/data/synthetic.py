@@ -96,12 +96,24 @@ _FX = np.fft.rfftfreq(SIZE).astype(np.float32)[None, :]
 # unit-variance white noise keeps unit variance per pixel
 _NOISE_OTF = (np.exp(-2.0 * (np.pi * NOISE_CORR_PX) ** 2 * (_FX ** 2 + _FY ** 2))
               * np.float32(2.0 * np.sqrt(np.pi) * NOISE_CORR_PX)).astype(np.float32)
-# white noise drawn straight in the Fourier domain: uniform real and imaginary parts (variance 1/12)
-# scaled to the rfft2 of unit-variance white pixels (variance SIZE^2 / 2 each); the columns kx = 0
-# and Nyquist lose their imaginary parts in irfft2, so they get sqrt(2) more to keep unit variance
-_NOISE_SCALE = np.full((1, 1, SIZE // 2 + 1), SIZE * np.sqrt(6.0), dtype=np.float32)
-_NOISE_SCALE[..., [0, -1]] *= np.float32(np.sqrt(2.0))
-_NOISE_OTF_SCALED = (_NOISE_OTF * _NOISE_SCALE).astype(np.float32)
+# White noise drawn straight in the Fourier domain: uniform real and imaginary parts (variance 1/12)
+# scaled to the rfft2 of unit-variance white pixels (variance SIZE^2 / 2 each); column kx = 0 loses
+# its imaginary parts in irfft2, so it gets sqrt(2) more. Only frequencies up to NOISE_BAND cycles/px
+# along each axis are drawn: the smoothing leaves 0.6% of the variance beyond, made up by a rescale.
+NOISE_BAND = 0.35
+_NOISE_ROWS = int(NOISE_BAND * SIZE)  # frequencies 0..rows and -rows..-1 along y, 0..rows along x
+
+def _noise_band_otf() -> np.ndarray:
+    power = _NOISE_OTF.astype(np.float64) ** 2
+    power[:, 1:-1] *= 2.0  # the other half-plane of the spectrum
+    band = np.zeros(power.shape, dtype=bool)
+    band[:_NOISE_ROWS + 1, :_NOISE_ROWS + 1] = band[SIZE - _NOISE_ROWS:, :_NOISE_ROWS + 1] = True
+    otf = _NOISE_OTF * np.float32(SIZE * np.sqrt(6.0) * np.sqrt(power.sum() / power[band].sum()))
+    otf[:, 0] *= np.float32(np.sqrt(2.0))
+    return np.concatenate([otf[:_NOISE_ROWS + 1], otf[SIZE - _NOISE_ROWS:]])[:, :_NOISE_ROWS + 1]
+
+
+_NOISE_OTF_BAND = _noise_band_otf()
 
 
 def _fft2(a: np.ndarray) -> np.ndarray:
@@ -630,13 +642,17 @@ def _sky_noise(rng: np.random.Generator) -> np.ndarray:
     no forward one; uniform deviates there (6x cheaper than normal ones) give Gaussian pixels,
     each being a sum over every frequency.
     """
-    uniform = rng.random((4, SIZE, SIZE // 2 + 1, 2), dtype=np.float32)
+    rows = _NOISE_ROWS
+    uniform = rng.random((4, 2 * rows + 1, rows + 1, 2), dtype=np.float32)
     uniform -= np.float32(0.5)
     white = uniform.view(np.complex64)[..., 0]
-    mixed = white[:3] * np.float32(np.sqrt(1 - BAND_NOISE_CORR))
-    mixed += white[3:] * np.float32(np.sqrt(BAND_NOISE_CORR))
-    mixed *= _NOISE_OTF_SCALED
-    return _ifft2(mixed)
+    band = white[:3] * np.float32(np.sqrt(1 - BAND_NOISE_CORR))
+    band += white[3:] * np.float32(np.sqrt(BAND_NOISE_CORR))
+    band *= _NOISE_OTF_BAND
+    spectrum = np.zeros((3, SIZE, SIZE // 2 + 1), dtype=np.complex64)
+    spectrum[:, :rows + 1, :rows + 1] = band[:, :rows + 1]
+    spectrum[:, SIZE - rows:, :rows + 1] = band[:, rows + 1:]
+    return _ifft2(spectrum)
 
 
 def _shot_sigma(flux: np.ndarray) -> np.ndarray:
