@@ -565,18 +565,22 @@ def _add_points(img: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray)
 # ---------------------------------------------------------------------------------------
 # the field: stars and faint background galaxies
 # ---------------------------------------------------------------------------------------
-def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Field stars (steep number counts, a few bright) and small faint background galaxies:
-    their unconvolved (g, r, z) light, each (3, 256, 256)."""
-    stars = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+    their unconvolved (g, r, z) light together, (3, 256, 256), and the band-mean light of the
+    stars and of the galaxies apart (for the masks), each (256, 256)."""
+    light = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+    stars = np.zeros((SIZE, SIZE), dtype=np.float32)
     n = params["n_stars"]
     if n:
         xy = rng.uniform(-SIZE / 2, SIZE / 2, (n, 2))
         flux = np.minimum(90.0 * (rng.pareto(0.9, n) + 1.0), 2e5)  # dN/dF ~ F^-1.9: mostly faint, some saturate
         t = rng.uniform(-1, 1, n)  # blue (hot) .. red (cool) stars
         colour = np.clip(np.stack([1.0 - 0.45 * t, np.ones(n), 1.0 + 0.5 * t], axis=1), 0.3, None)
-        _add_points(stars, xy[:, 0], xy[:, 1], flux[:, None] * colour)
-    galaxies = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+        band_flux = flux[:, None] * colour
+        _add_points(light, xy[:, 0], xy[:, 1], band_flux)
+        _add_points(stars[None], xy[:, 0], xy[:, 1], band_flux.mean(axis=1, keepdims=True))
+    galaxies = np.zeros((SIZE, SIZE), dtype=np.float32)
     for _ in range(params["n_bg"]):
         cx, cy = rng.uniform(-SIZE / 2, SIZE / 2, 2)
         re, n_s, q, pa = rng.uniform(0.8, 3.5), rng.uniform(1.0, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
@@ -589,8 +593,9 @@ def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
             continue
         u, v = rotated(_XX[y0:y1, x0:x1] - np.float32(cx), _YY[y0:y1, x0:x1] - np.float32(cy), pa)
         stamp = sersic(np.sqrt(u * u + (v * (1.0 / q)) ** 2), n_s, re) * float(flux / q)
-        galaxies[:, y0:y1, x0:x1] += stamp[None] * colour[:, None, None]
-    return stars, galaxies
+        light[:, y0:y1, x0:x1] += stamp[None] * colour[:, None, None]
+        galaxies[y0:y1, x0:x1] += stamp * float(colour.mean())
+    return light, stars, galaxies
 
 
 # ---------------------------------------------------------------------------------------
@@ -664,15 +669,15 @@ def _shot_sigma(flux: np.ndarray) -> np.ndarray:
 
 
 def _observe(model: np.ndarray, params: dict, rng, noise: bool, field: bool):
-    """:func:`observe`, also returning the PSF's transfer functions, the unconvolved field and
-    the scene's spectrum averaged over the bands (which :func:`component_masks` reuses)."""
+    """:func:`observe`, also returning the PSF's transfer functions, the band-mean unconvolved light
+    of the field stars and galaxies, and the scene's spectrum averaged over the bands (which
+    :func:`component_masks` reuses)."""
     otf = moffat_otf(_psf_fwhm_px(params), params["psf_beta"])
     scene = model
     stars = galaxies = None
     if field:
-        stars, galaxies = _field(params, rng)
-        scene = model + stars
-        scene += galaxies
+        light, stars, galaxies = _field(params, rng)
+        scene = model + light
     spectrum = _fft2(scene)
     conv = _ifft2(spectrum * otf)
     if noise:
@@ -692,14 +697,14 @@ def component_masks(comps: dict[str, np.ndarray], params: dict, otf: np.ndarray,
       galaxy's light there. Round/in-between/cigar galaxies are one spheroid (``bulge``).
     * ``stars``, ``companions``: where PSF-convolved field stars, or background galaxies, exceed
       ``MASK_SIGMA`` sky sigma; ``companions`` also marks a merging partner (class 1), which is
-      inside the footprint as well.
+      inside the footprint as well. ``stars`` and ``galaxies`` are their band-mean light, (256, 256).
 
     ``scene_spectrum``, the rfft2 of galaxy + field averaged over the bands, saves the galaxy's
     own transform: it is the scene's less the field's.
     """
     level = np.float32(MASK_SIGMA * params["sky_sigma"])
     total = sum(comps.values())
-    field = [p.mean(axis=0) for p in (stars, galaxies) if p is not None]
+    field = [p for p in (stars, galaxies) if p is not None]
     if scene_spectrum is None:
         spectra = _fft2(np.stack([total] + field))
     else:
