@@ -15,8 +15,9 @@ rendered in three bands (g, r, z) and shown as a Legacy-Survey-like asinh colour
 3. **Scene**: galaxy + field stars (sub-pixel deltas) + background galaxies, convolved with
    the PSF by FFT; sky noise plus source shot noise, slightly correlated like the resampled,
    JPEG-compressed real cutouts.
-4. **Stretch** (:func:`asinh_rgb`): astropy's Lupton et al. (2004) asinh mapping, which keeps
-   the colours of bright cores, with the grey sky pedestal of the real JPEGs.
+4. **Stretch** (:func:`asinh_rgb`): the Lupton et al. (2004) asinh mapping of astropy's
+   ``make_lupton_rgb`` (written out in float32), which keeps the colours of bright cores, with
+   the grey sky pedestal of the real JPEGs.
 5. **Ground truth** (:func:`component_masks`): one uint8 bit mask per image of the components
    drawn (``galaxy10.MASK_BITS``), written beside the images as the ``masks`` dataset.
 
