@@ -49,7 +49,7 @@ from .galaxy10 import (
     CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer, check_class_id, validate_classes,
 )
 
-GENERATOR_VERSION = "galaxymorph-synthetic/3"
+GENERATOR_VERSION = "galaxymorph-synthetic/4"  # 4: noise drawn in the Fourier domain (same distribution)
 SIZE = IMAGE_SHAPE[0]
 RENDERED_CLASSES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_DIFFICULTY: float = Config().difficulty  # the one default lives in Config
