@@ -183,6 +183,51 @@ def test_asinh_stretch_keeps_sky_grey_and_saturates_cores():
     assert rgb[0, 0].min() >= 250
 
 
+def test_asinh_stretch_is_astropys_lupton_mapping():
+    """The float32 stretch written out in synthetic.py gives astropy's make_lupton_rgb, to one count."""
+    from astropy.visualization import make_lupton_rgb
+    from galaxymorph.data.synthetic import LUPTON_Q, LUPTON_STRETCH, SKY_OFFSET
+
+    rng = np.random.default_rng(3)
+    flux = (rng.normal(0, 1, (3, 32, 32)) + rng.uniform(0, 1, (1, 32, 32)) ** 8 * 3e4).astype(np.float32)
+    flux[:, 0, :4] = [[-5, 0, 1e5, 1e5], [-5, 0, 1e5, 1e3], [-5, 0, 1e3, 1e5]]  # dark, sky, saturated cores
+    g, r, z = flux
+    expected = make_lupton_rgb(z, r, g, minimum=[-o for o in SKY_OFFSET], stretch=LUPTON_STRETCH, Q=LUPTON_Q)
+    got = asinh_rgb(flux)
+    assert got.shape == expected.shape and got.dtype == np.uint8 and got.flags.c_contiguous
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert np.mean(got != expected) < 0.01
+    assert got[0, 0].max() == 0 and got[0, 2].max() == 255 and got[0, 3].max() == 255  # the full range
+
+
+@pytest.mark.parametrize("fwhm, beta", [(4.0, 2.8), (5.7, 4.5)])
+def test_psf_transfer_function_is_the_fft_of_the_moffat_kernel(fwhm, beta):
+    """moffat_otf's DCT shortcut gives the rfft2 of the whole, directly evaluated kernel."""
+    from galaxymorph.data.synthetic import SIZE, moffat_otf
+
+    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    offset = np.fft.ifftshift(np.arange(SIZE) - (SIZE - 1) / 2.0)  # PSF centre half a pixel before pixel 0
+    kernel = (1.0 + (offset[:, None] ** 2 + offset[None, :] ** 2) / alpha ** 2) ** -beta
+    expected = np.fft.rfft2(kernel / kernel.sum())
+    got = moffat_otf([fwhm], beta)
+    assert got.shape == (1, SIZE, SIZE // 2 + 1)
+    assert np.abs(got[0] - expected).max() < 1e-5
+
+
+def test_sky_noise_has_unit_variance_pixel_correlation_and_shared_bands():
+    """The noise drawn in the Fourier domain: unit variance, neighbours correlated ~0.75 like the
+    real JPEGs', bands sharing BAND_NOISE_CORR of it, Gaussian tails."""
+    from galaxymorph.data.synthetic import BAND_NOISE_CORR, _sky_noise
+
+    noise = np.stack([_sky_noise(np.random.default_rng(k)) for k in range(4)]).astype(np.float64)
+    assert noise.shape == (4, 3, 256, 256) and abs(noise.var() - 1.0) < 0.02 and abs(noise.mean()) < 0.02
+    for axis in (-1, -2):
+        lag1 = np.mean(noise * np.roll(noise, 1, axis=axis))
+        assert 0.72 < lag1 < 0.80
+    assert abs(np.mean(noise[:, 0] * noise[:, 2]) - BAND_NOISE_CORR) < 0.03
+    assert 0.002 < np.mean(np.abs(noise) > 3.0) < 0.0035  # Gaussian: 0.27% beyond 3 sigma
+
+
 # -- arguments and CLI -----------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"classes": (2, 11)}, "unknown class id 11"),

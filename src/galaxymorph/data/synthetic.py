@@ -15,8 +15,9 @@ rendered in three bands (g, r, z) and shown as a Legacy-Survey-like asinh colour
 3. **Scene**: galaxy + field stars (sub-pixel deltas) + background galaxies, convolved with
    the PSF by FFT; sky noise plus source shot noise, slightly correlated like the resampled,
    JPEG-compressed real cutouts.
-4. **Stretch** (:func:`asinh_rgb`): astropy's Lupton et al. (2004) asinh mapping, which keeps
-   the colours of bright cores, with the grey sky pedestal of the real JPEGs.
+4. **Stretch** (:func:`asinh_rgb`): the Lupton et al. (2004) asinh mapping of astropy's
+   ``make_lupton_rgb`` (written out in float32), which keeps the colours of bright cores, with
+   the grey sky pedestal of the real JPEGs.
 5. **Ground truth** (:func:`component_masks`): one uint8 bit mask per image of the components
    drawn (``galaxy10.MASK_BITS``), written beside the images as the ``masks`` dataset.
 
@@ -48,14 +49,14 @@ from .galaxy10 import (
     CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer, check_class_id, validate_classes,
 )
 
-GENERATOR_VERSION = "galaxymorph-synthetic/3"
+GENERATOR_VERSION = "galaxymorph-synthetic/4"  # 4: noise drawn in the Fourier domain (same distribution)
 SIZE = IMAGE_SHAPE[0]
 RENDERED_CLASSES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 DEFAULT_DIFFICULTY: float = Config().difficulty  # the one default lives in Config
 BAND_NOISE_CORR = 0.75  # fraction of the noise variance shared by g, r, z
 NOISE_CORR_PX = 0.95    # sigma (px) of the Gaussian that correlates the sky noise like the real JPEGs'
 CHUNK = 16           # images per task of a worker and per write
-IMAGES_PER_WORKER = 128  # by default, one more worker per this many images (starting one costs ~1 s)
+IMAGES_PER_WORKER = 128  # by default, one more worker per this many images (starting them costs ~0.7 s)
 BAR_H = (9.0, 15.0)  # barred-spiral disk scale length, px, before the size factor (~1.8)
 BAR_SB0 = (25.0, 90.0)  # barred-spiral disk central surface brightness, sky sigma per px
 
@@ -65,6 +66,7 @@ BAR_SB0 = (25.0, 90.0)  # barred-spiral disk central surface brightness, sky sig
 LUPTON_Q = 3.76
 LUPTON_STRETCH = 24.6
 SKY_OFFSET = (3.33, 3.23, 3.18)  # flux shown above black in R, G, B: the grey sky pedestal
+_SKY_OFFSET = np.array(SKY_OFFSET, dtype=np.float32)[:, None, None]
 
 # Ground truth: a pixel belongs to a component where that component's light exceeds this many
 # sky sigma (the galaxy footprint, stars and background galaxies measured after the PSF) ...
@@ -83,13 +85,36 @@ COLOUR_AXIS = np.array([1.0, 0.0, -1.0], dtype=np.float32)
 
 # Grids, computed once per process.
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) - np.float32((SIZE - 1) / 2.0)
-_R2_ORIGIN = np.fft.ifftshift(_XX ** 2 + _YY ** 2)  # squared radius from pixel (0, 0), circularly
+# squared distance from the PSF centre (half a pixel before pixel (0, 0)), circularly, on one quadrant
+# of the grid: the PSF is evaluated there (:func:`moffat_otf`)
+_R2_QUADRANT = (np.arange(SIZE // 2, dtype=np.float32) + np.float32(0.5)) ** 2
+_R2_QUADRANT = _R2_QUADRANT[:, None] + _R2_QUADRANT[None, :]
+_HALF_PIXEL_PHASE = np.exp(1j * np.pi * (np.arange(SIZE)[:, None] + np.arange(SIZE // 2 + 1)[None, :]) / SIZE
+                           ).astype(np.complex64)
 _FY = np.fft.fftfreq(SIZE).astype(np.float32)[:, None]
 _FX = np.fft.rfftfreq(SIZE).astype(np.float32)[None, :]
 # the correlation of resampled/JPEG noise: rfft2 of a unit-sum Gaussian, rescaled so the smoothed
 # unit-variance white noise keeps unit variance per pixel
 _NOISE_OTF = (np.exp(-2.0 * (np.pi * NOISE_CORR_PX) ** 2 * (_FX ** 2 + _FY ** 2))
               * np.float32(2.0 * np.sqrt(np.pi) * NOISE_CORR_PX)).astype(np.float32)
+# White noise drawn straight in the Fourier domain: uniform real and imaginary parts (variance 1/12)
+# scaled to the rfft2 of unit-variance white pixels (variance SIZE^2 / 2 each); column kx = 0 loses
+# its imaginary parts in irfft2, so it gets sqrt(2) more. Only frequencies up to NOISE_BAND cycles/px
+# along each axis are drawn: the smoothing leaves 0.6% of the variance beyond, made up by a rescale.
+NOISE_BAND = 0.35
+_NOISE_ROWS = int(NOISE_BAND * SIZE)  # frequencies 0..rows and -rows..-1 along y, 0..rows along x
+
+def _noise_band_otf() -> np.ndarray:
+    power = _NOISE_OTF.astype(np.float64) ** 2
+    power[:, 1:-1] *= 2.0  # the other half-plane of the spectrum
+    band = np.zeros(power.shape, dtype=bool)
+    band[:_NOISE_ROWS + 1, :_NOISE_ROWS + 1] = band[SIZE - _NOISE_ROWS:, :_NOISE_ROWS + 1] = True
+    otf = _NOISE_OTF * np.float32(SIZE * np.sqrt(6.0) * np.sqrt(power.sum() / power[band].sum()))
+    otf[:, 0] *= np.float32(np.sqrt(2.0))
+    return np.concatenate([otf[:_NOISE_ROWS + 1], otf[SIZE - _NOISE_ROWS:]])[:, :_NOISE_ROWS + 1]
+
+
+_NOISE_OTF_BAND = _noise_band_otf()
 
 
 def _fft2(a: np.ndarray) -> np.ndarray:
@@ -131,13 +156,23 @@ def ferrers(u: np.ndarray, v: np.ndarray, length: float, axis_ratio: float, inde
 
 
 def moffat_otf(fwhm_px: Iterable[float], beta: float) -> np.ndarray:
-    """rfft2 of unit-flux Moffat PSFs centred on pixel (0, 0), one per FWHM: (k, H, W//2+1)."""
+    """rfft2 of unit-flux Moffat PSFs centred on pixel (0, 0), one per FWHM: (k, H, W//2+1).
+
+    The kernels are symmetric about their centre (half a pixel before pixel (0, 0)), so their
+    transform is the 2-D DCT-II of one quadrant, extended antisymmetrically past the Nyquist row
+    and turned by the half-pixel shift (``_HALF_PIXEL_PHASE``): a quarter of the FFT's work.
+    """
     kernels = []
     for fw in fwhm_px:
         alpha = float(fw) / (2.0 * float(np.sqrt(2.0 ** (1.0 / beta) - 1.0)))
-        k = (1.0 + _R2_ORIGIN * (1.0 / alpha ** 2)) ** (-float(beta))
-        kernels.append(k * (1.0 / float(k.sum())))
-    return _fft2(np.stack(kernels))
+        k = (1.0 + _R2_QUADRANT * np.float32(1.0 / alpha ** 2)) ** np.float32(-beta)
+        kernels.append(k * np.float32(1.0 / (4.0 * float(k.sum()))))
+    half = SIZE // 2
+    cosines = sfft.dctn(np.stack(kernels), type=2, axes=(1, 2), workers=1)
+    real = np.zeros((len(kernels), SIZE, half + 1), dtype=np.float32)  # frequency `half` is zero
+    real[:, :half, :half] = cosines
+    real[:, half + 1:, :half] = -cosines[:, :0:-1]
+    return real * _HALF_PIXEL_PHASE
 
 
 def convolve(images: np.ndarray, otf: np.ndarray) -> np.ndarray:
@@ -470,15 +505,27 @@ def galaxy_components(params: dict, knots: bool = True) -> tuple[np.ndarray, dic
     out = np.zeros((3, SIZE, SIZE), dtype=np.float32)
     comps: dict[str, np.ndarray] = {}
     dust = np.array([1.0, 0.75, 0.45], dtype=np.float32) * np.float32(g.get("dust", 0.0))  # red light gets through
+    scratch = np.empty((SIZE, SIZE), dtype=np.float32)
     for name, light, colour, lane in parts:
-        light = light * flux
+        weights = colour * flux  # (g, r, z) flux per unit of the part's light
         if lane is None:
-            band = light[None] * colour[:, None, None]
+            for b in range(3):
+                out[b] += np.multiply(light, weights[b], out=scratch)
+            mean = light * np.float32(weights.mean())
         else:
-            band = light[None] * (colour[:, None, None] * np.exp(-dust[:, None, None] * lane[None]))
-        out += band
-        mean = band.mean(axis=0)
-        comps[name] = comps[name] + mean if name in comps else mean
+            mean = np.zeros((SIZE, SIZE), dtype=np.float32)
+            for b in range(3):
+                band = np.multiply(lane, -dust[b], out=scratch)
+                band = np.exp(band, out=band)
+                band *= light
+                band *= weights[b]
+                out[b] += band
+                mean += band
+            mean *= np.float32(1.0 / 3.0)
+        if name in comps:
+            comps[name] += mean
+        else:
+            comps[name] = mean
     if knots and point_sources:
         xs = np.array([k[0] for k in point_sources]) + params["center"][0]
         ys = np.array([k[1] for k in point_sources]) + params["center"][1]
@@ -519,18 +566,22 @@ def _add_points(img: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray)
 # ---------------------------------------------------------------------------------------
 # the field: stars and faint background galaxies
 # ---------------------------------------------------------------------------------------
-def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Field stars (steep number counts, a few bright) and small faint background galaxies:
-    their unconvolved (g, r, z) light, each (3, 256, 256)."""
-    stars = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+    their unconvolved (g, r, z) light together, (3, 256, 256), and the band-mean light of the
+    stars and of the galaxies apart (for the masks), each (256, 256)."""
+    light = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+    stars = np.zeros((SIZE, SIZE), dtype=np.float32)
     n = params["n_stars"]
     if n:
         xy = rng.uniform(-SIZE / 2, SIZE / 2, (n, 2))
         flux = np.minimum(90.0 * (rng.pareto(0.9, n) + 1.0), 2e5)  # dN/dF ~ F^-1.9: mostly faint, some saturate
         t = rng.uniform(-1, 1, n)  # blue (hot) .. red (cool) stars
         colour = np.clip(np.stack([1.0 - 0.45 * t, np.ones(n), 1.0 + 0.5 * t], axis=1), 0.3, None)
-        _add_points(stars, xy[:, 0], xy[:, 1], flux[:, None] * colour)
-    galaxies = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+        band_flux = flux[:, None] * colour
+        _add_points(light, xy[:, 0], xy[:, 1], band_flux)
+        _add_points(stars[None], xy[:, 0], xy[:, 1], band_flux.mean(axis=1, keepdims=True))
+    galaxies = np.zeros((SIZE, SIZE), dtype=np.float32)
     for _ in range(params["n_bg"]):
         cx, cy = rng.uniform(-SIZE / 2, SIZE / 2, 2)
         re, n_s, q, pa = rng.uniform(0.8, 3.5), rng.uniform(1.0, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
@@ -543,8 +594,9 @@ def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
             continue
         u, v = rotated(_XX[y0:y1, x0:x1] - np.float32(cx), _YY[y0:y1, x0:x1] - np.float32(cy), pa)
         stamp = sersic(np.sqrt(u * u + (v * (1.0 / q)) ** 2), n_s, re) * float(flux / q)
-        galaxies[:, y0:y1, x0:x1] += stamp[None] * colour[:, None, None]
-    return stars, galaxies
+        light[:, y0:y1, x0:x1] += stamp[None] * colour[:, None, None]
+        galaxies[y0:y1, x0:x1] += stamp * float(colour.mean())
+    return light, stars, galaxies
 
 
 # ---------------------------------------------------------------------------------------
@@ -553,14 +605,27 @@ def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
 def asinh_rgb(flux_grz: np.ndarray) -> np.ndarray:
     """(g, r, z) flux (3, H, W) in sky-sigma units -> uint8 RGB (H, W, 3), z, r, g -> R, G, B.
 
-    astropy's ``make_lupton_rgb`` (Lupton et al. 2004): the asinh stretch acts on the mean
-    intensity and scales every band by the same factor, so bright cores keep their colour; the
-    sky sits at the grey pedestal of the real cutouts (``SKY_OFFSET``).
+    The Lupton et al. (2004) asinh mapping of astropy's ``make_lupton_rgb`` (the stretch acts
+    on the mean intensity and scales every band by the same factor, so bright cores keep their
+    colour), with the grey sky pedestal of the real cutouts (``SKY_OFFSET``). Written out here in
+    float32, in place: astropy's version takes a tenth of a render; ``test_synthetic`` checks
+    that the two agree.
     """
-    from astropy.visualization import make_lupton_rgb
-
-    g, r, z = flux_grz
-    return make_lupton_rgb(z, r, g, minimum=[-o for o in SKY_OFFSET], stretch=LUPTON_STRETCH, Q=LUPTON_Q)
+    rgb = flux_grz[::-1] + _SKY_OFFSET  # R, G, B = z, r, g, above the black point
+    intensity = rgb.mean(axis=0)
+    ratio = np.multiply(intensity, np.float32(LUPTON_Q / LUPTON_STRETCH))
+    np.arcsinh(ratio, out=ratio)
+    ratio *= np.float32(0.1 / np.arcsinh(0.1 * LUPTON_Q))  # astropy's LuptonAsinhStretch slope
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio /= intensity
+    ratio[intensity <= 0] = 0
+    rgb *= ratio
+    np.clip(rgb, 0.0, None, out=rgb)
+    brightest = rgb.max(axis=0)
+    np.maximum(brightest, np.float32(1.0), out=brightest)  # saturated pixels keep their colour
+    rgb /= brightest
+    rgb *= np.float32(255.0)
+    return np.moveaxis(rgb, 0, -1).astype(np.uint8, order="C")
 
 
 def _psf_fwhm_px(params: dict) -> np.ndarray:
@@ -574,31 +639,56 @@ def observe(model: np.ndarray, params: dict, rng: np.random.Generator, noise: bo
     return _observe(model, params, rng, noise, field)[0]
 
 
+def _sky_noise(rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance (3, H, W) float32 noise, correlated like the real cutouts' resampled JPEG noise.
+
+    White noise smoothed by a ~1 px Gaussian (lag-1 correlation ~0.75, as measured on the real
+    JPEGs), most of it common to the three bands (luminance, as in the real cutouts). It is drawn
+    in the Fourier domain, so the smoothing and the band mixing cost one inverse FFT per band and
+    no forward one; uniform deviates there (6x cheaper than normal ones) give Gaussian pixels,
+    each being a sum over every frequency.
+    """
+    rows = _NOISE_ROWS
+    uniform = rng.random((4, 2 * rows + 1, rows + 1, 2), dtype=np.float32)
+    uniform -= np.float32(0.5)
+    white = uniform.view(np.complex64)[..., 0]
+    band = white[:3] * np.float32(np.sqrt(1 - BAND_NOISE_CORR))
+    band += white[3:] * np.float32(np.sqrt(BAND_NOISE_CORR))
+    band *= _NOISE_OTF_BAND
+    spectrum = np.zeros((3, SIZE, SIZE // 2 + 1), dtype=np.complex64)
+    spectrum[:, :rows + 1, :rows + 1] = band[:, :rows + 1]
+    spectrum[:, SIZE - rows:, :rows + 1] = band[:, rows + 1:]
+    return _ifft2(spectrum)
+
+
+def _shot_sigma(flux: np.ndarray) -> np.ndarray:
+    """Source shot noise sigma, sky-sigma units: varies on the scale of the PSF (slower than the
+    noise correlation)."""
+    shot = np.clip(flux, 0, None)
+    shot *= np.float32(1 / 25.0)
+    return np.sqrt(shot, out=shot)
+
+
 def _observe(model: np.ndarray, params: dict, rng, noise: bool, field: bool):
-    """:func:`observe`, also returning the PSF's transfer functions and the unconvolved field."""
+    """:func:`observe`, also returning the PSF's transfer functions, the band-mean unconvolved light
+    of the field stars and galaxies, and the scene's spectrum averaged over the bands (which
+    :func:`component_masks` reuses)."""
     otf = moffat_otf(_psf_fwhm_px(params), params["psf_beta"])
     scene = model
     stars = galaxies = None
     if field:
-        stars, galaxies = _field(params, rng)
-        scene = model + stars + galaxies
-    conv = convolve(scene, otf)
+        light, stars, galaxies = _field(params, rng)
+        scene = model + light
+    spectrum = _fft2(scene)
+    conv = _ifft2(spectrum * otf)
     if noise:
-        # white noise smoothed by a ~1 px Gaussian (lag-1 correlation ~0.75, as measured on the real
-        # JPEGs), with per-pixel sky noise sigma; most of it common to the three bands (luminance,
-        # as in the real cutouts). Uniform deviates are 6x cheaper than normal ones, and after the
-        # smoothing (which sums ~11 of them) the noise is Gaussian to within a few per cent.
-        white = (rng.random((4, SIZE, SIZE), dtype=np.float32) - np.float32(0.5)) * np.float32(np.sqrt(12.0))
-        smooth = _ifft2(_fft2(white) * _NOISE_OTF)
-        smooth = np.float32(np.sqrt(1 - BAND_NOISE_CORR)) * smooth[:3] + np.float32(np.sqrt(BAND_NOISE_CORR)) * smooth[3:]
-        # plus source shot noise, varying on the scale of the PSF (slower than the noise correlation)
-        amplitude = np.float32(params["sky_sigma"]) + np.sqrt(np.clip(conv, 0, None) * np.float32(1 / 25.0))
-        conv = conv + smooth * amplitude
-    return conv, otf, stars, galaxies
+        conv += _sky_noise(rng) * (np.float32(params["sky_sigma"]) + _shot_sigma(conv))
+    return conv, otf, stars, galaxies, spectrum.mean(axis=0)
 
 
 def component_masks(comps: dict[str, np.ndarray], params: dict, otf: np.ndarray,
-                    stars: np.ndarray | None = None, galaxies: np.ndarray | None = None) -> np.ndarray:
+                    stars: np.ndarray | None = None, galaxies: np.ndarray | None = None,
+                    scene_spectrum: np.ndarray | None = None) -> np.ndarray:
     """uint8 (256, 256) bit mask of what was drawn where (bits: ``galaxy10.MASK_BITS``).
 
     * ``galaxy``: the footprint, where the central galaxy's PSF-convolved light (mean of the
@@ -608,22 +698,33 @@ def component_masks(comps: dict[str, np.ndarray], params: dict, otf: np.ndarray,
       galaxy's light there. Round/in-between/cigar galaxies are one spheroid (``bulge``).
     * ``stars``, ``companions``: where PSF-convolved field stars, or background galaxies, exceed
       ``MASK_SIGMA`` sky sigma; ``companions`` also marks a merging partner (class 1), which is
-      inside the footprint as well.
+      inside the footprint as well. ``stars`` and ``galaxies`` are their band-mean light, (256, 256).
+
+    ``scene_spectrum``, the rfft2 of galaxy + field averaged over the bands, saves the galaxy's
+    own transform: it is the scene's less the field's.
     """
     level = np.float32(MASK_SIGMA * params["sky_sigma"])
     total = sum(comps.values())
-    planes = [total] + [p.mean(axis=0) for p in (stars, galaxies) if p is not None]
-    conv = convolve(np.stack(planes), otf[1:2])
-    mask = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    field = [p for p in (stars, galaxies) if p is not None]
+    if scene_spectrum is None:
+        spectra = _fft2(np.stack([total] + field))
+    else:
+        spectra = np.empty((1 + len(field), *scene_spectrum.shape), dtype=scene_spectrum.dtype)
+        spectra[0] = scene_spectrum
+        if field:
+            spectra[1:] = _fft2(np.stack(field))
+            spectra[0] -= spectra[1:].sum(axis=0)
+    conv = _ifft2(spectra * otf[1:2])
     footprint = conv[0] > level
-    mask[footprint] |= MASK_BITS["galaxy"]
+    mask = footprint.view(np.uint8) * np.uint8(MASK_BITS["galaxy"])
     share = np.float32(MASK_SHARE) * total
+    np.maximum(share, np.nextafter(level, np.float32(np.inf)), out=share)  # light > level and >= share, at once
     for name, light in comps.items():
         if name in MASK_BITS:
-            mask[footprint & (light > level) & (light >= share)] |= MASK_BITS[name]
+            mask |= (footprint & (light >= share)).view(np.uint8) * np.uint8(MASK_BITS[name])
     if stars is not None:
-        mask[conv[1] > level] |= MASK_BITS["stars"]
-        mask[conv[2] > level] |= MASK_BITS["companions"]
+        mask |= (conv[1] > level).view(np.uint8) * np.uint8(MASK_BITS["stars"])
+        mask |= (conv[2] > level).view(np.uint8) * np.uint8(MASK_BITS["companions"])
     return mask
 
 
@@ -632,8 +733,8 @@ def render(class_id: int, rng: np.random.Generator, difficulty: float = DEFAULT_
     """One synthetic cutout with its ground truth: (uint8 RGB (256, 256, 3), uint8 mask (256, 256), params)."""
     params = draw_params(class_id, rng, difficulty)
     model, comps = galaxy_components(params)
-    flux, otf, stars, galaxies = _observe(model, params, rng, noise, field)
-    return asinh_rgb(flux), component_masks(comps, params, otf, stars, galaxies), params
+    flux, otf, stars, galaxies, spectrum = _observe(model, params, rng, noise, field)
+    return asinh_rgb(flux), component_masks(comps, params, otf, stars, galaxies, spectrum), params
 
 
 def render_galaxy(class_id: int, rng: np.random.Generator, difficulty: float = DEFAULT_DIFFICULTY, noise: bool = True,
@@ -697,9 +798,10 @@ def _rendered_chunks(chunks: list[list[tuple[int, int]]], seed: int, difficulty:
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         # workers fork from a server that has imported the heavy libraries once. Not this module:
-        # the server may not see the parent's sys.path, and the workers must run this very file
+        # the server may not see the parent's sys.path (Python 3.11's forkserver ignores it), and
+        # the workers must run this very file. No astropy: the stretch is written out here
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["numpy", "scipy.fft", "scipy.special", "h5py", "astropy.visualization"])
+        context.set_forkserver_preload(["numpy", "scipy.fft", "scipy.special", "h5py"])
     else:  # pragma: no cover - not Linux
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
@@ -725,7 +827,7 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     Images of the classes are interleaved (2, 5, 2, 5, ...); image ``i`` of class ``c`` is a
     pure function of ``(seed, c, i, difficulty)``, so the same arguments give identical pixels
     whatever the number of ``workers`` (processes; default: every core, one per 128 images at
-    most, since a worker takes about a second to start). The file is written
+    most, since starting the workers takes ~0.7 s). The file is written
     atomically through :class:`Galaxy10Writer`, with a ``pxscale`` column (0.262 arcsec/px),
     the component ``masks`` and attributes naming the generator version, seed and difficulty.
     """
