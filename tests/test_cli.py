@@ -151,3 +151,12 @@ def test_data_prepare_overwrite_replaces_the_file(tiny_h5, tmp_path):
     out.write_text("old")
     assert main(["data", "prepare", str(tiny_h5), "--out", str(out), "--overwrite"]) == 0
     assert json.loads(out.read_text())["splits"]
+
+
+def test_data_prepare_rejects_a_bad_class_id_before_reading_the_file(tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    assert main(["data", "prepare", str(tmp_path / "absent.h5"), "--out", str(tmp_path / "m.json"),
+                 "--classes", "2", "11"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown class id 11" in err and "splitting" not in err

@@ -205,3 +205,16 @@ def test_cli_report_with_screenshot(run_folder, tmp_path, capsys):
     shot = tmp_path / "page.png"
     assert main(["report", str(run_folder), "--screenshot", str(shot)]) == 0
     assert shot.read_bytes()[:4] == b"\x89PNG" and str(shot) in capsys.readouterr().out
+
+
+def test_a_tuned_threshold_equal_to_the_default_is_said_to_be_the_default(run_folder):
+    from galaxymorph.report import build_html
+
+    metrics_path = run_folder / "eval" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics.setdefault("threshold", {}).update({"default": 0.5, "tuned": 0.5})
+    metrics_path.write_text(json.dumps(metrics))
+    assert "here it is the default itself" in build_html(run_folder)
+    metrics["threshold"]["tuned"] = 0.62
+    metrics_path.write_text(json.dumps(metrics))
+    assert "here it is the default itself" not in build_html(run_folder)

@@ -222,7 +222,12 @@ def cmd_data_prepare(args) -> None:
     from .data.splits import describe_manifest, prepare
     from .progress import status
 
+    from .data.galaxy10 import validate_classes
+    from .data.splits import check_fractions
+
     _check_out_file(args)
+    validate_classes(args.classes)  # a bad id or fraction is told before the file is read
+    check_fractions(args.fractions)
     status(f"galaxymorph: splitting {args.file}: reading labels, hashing the file, looking for duplicate images ...")
     manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed)
     print(describe_manifest(manifest))

@@ -182,7 +182,8 @@ def _metrics_section(run_dir: Path, metrics: dict | None) -> dict | None:
 def _threshold(thr: dict) -> dict:
     """The default and the validation-tuned decision thresholds, as shown."""
     return {"default": f"{float(thr.get('default', 0.5)):.2f}", "tuned": f"{float(thr.get('tuned', 0.5)):.3f}",
-            "criterion": str(thr.get("criterion", "")), "val_n": str(thr.get("val_n", "?"))}
+            "criterion": str(thr.get("criterion", "")), "val_n": str(thr.get("val_n", "?")),
+            "same": round(float(thr.get("tuned", 0.5)), 3) == round(float(thr.get("default", 0.5)), 3)}
 
 
 GALLERY_CAPTIONS = {"confident": "Most confident correct predictions of each class.",
