@@ -291,7 +291,7 @@ def report(args, synth_rate: float, built: dict, loading: list[dict], model: dic
                   f"{per_epoch:.1f} | {model['n_train'] / per_epoch:.0f} | |",
                   f"| evaluate (test split) | {model['n_test']} | {model['evaluate_s']:.1f} | "
                   f"{model['n_test'] / model['evaluate_s']:.0f} | {model['evaluate_rss']:.0f} |",
-                  f"| explain (GradCAM, 16 per gallery) | | {model['explain_s']:.1f} | | "
+                  f"| explain (default method, 16 per gallery) | | {model['explain_s']:.1f} | | "
                   f"{model['explain_rss']:.0f} |"]
     return "\n".join(lines)
 
