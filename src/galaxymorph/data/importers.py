@@ -546,10 +546,10 @@ def fits_to_rgb(bands: dict[str, np.ndarray]) -> np.ndarray:
 
     Each band: NaN/inf replaced with its median (the sky), sky subtracted, weighted; then all
     are divided by the sky noise (median absolute deviation) of their mean, offset so the sky is
-    dark grey, and stretched with ``astropy.visualization.make_lupton_rgb`` (z -> R, r -> G,
-    g -> B). FITS rows run bottom-up, so the result is flipped to the usual top-down order.
+    dark grey, and stretched with the project's one Lupton stretch (``stretch.lupton_rgb``, equal
+    to astropy's ``make_lupton_rgb``; z -> R, r -> G, g -> B). FITS rows run bottom-up, so the result is flipped to the usual top-down order.
     """
-    from astropy.visualization import LuptonAsinhStretch, ManualInterval, make_lupton_rgb
+    from .stretch import lupton_rgb
 
     shapes = {b.shape for b in bands.values()}
     if len(shapes) != 1:
@@ -570,9 +570,8 @@ def fits_to_rgb(bands: dict[str, np.ndarray]) -> np.ndarray:
         r = g = b = clean["grey"] / noise
     else:
         r, g, b = (clean[k] / noise for k in ("z", "r", "g"))
-    rgb = make_lupton_rgb(r, g, b, interval=ManualInterval(vmin=-SKY_OFFSET, vmax=None),
-                          stretch_object=LuptonAsinhStretch(stretch=LUPTON_STRETCH, Q=LUPTON_Q))
-    return np.ascontiguousarray(np.flipud(rgb), dtype=np.uint8)
+    rgb = lupton_rgb(np.stack([r, g, b]), SKY_OFFSET, LUPTON_Q, LUPTON_STRETCH)
+    return np.ascontiguousarray(np.flipud(rgb))
 
 
 def _short(exc: BaseException) -> str:

@@ -48,6 +48,7 @@ from ..errors import DataError
 from .galaxy10 import (
     CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer, check_class_id, validate_classes,
 )
+from .stretch import lupton_rgb
 
 GENERATOR_VERSION = "galaxymorph-synthetic/4"  # 4: noise drawn in the Fourier domain (same distribution)
 SIZE = IMAGE_SHAPE[0]
@@ -66,7 +67,6 @@ BAR_SB0 = (25.0, 90.0)  # barred-spiral disk central surface brightness, sky sig
 LUPTON_Q = 3.76
 LUPTON_STRETCH = 24.6
 SKY_OFFSET = (3.33, 3.23, 3.18)  # flux shown above black in R, G, B: the grey sky pedestal
-_SKY_OFFSET = np.array(SKY_OFFSET, dtype=np.float32)[:, None, None]
 
 # Ground truth: a pixel belongs to a component where that component's light exceeds this many
 # sky sigma (the galaxy footprint, stars and background galaxies measured after the PSF) ...
@@ -603,29 +603,10 @@ def _field(params: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
 # observing and display
 # ---------------------------------------------------------------------------------------
 def asinh_rgb(flux_grz: np.ndarray) -> np.ndarray:
-    """(g, r, z) flux (3, H, W) in sky-sigma units -> uint8 RGB (H, W, 3), z, r, g -> R, G, B.
-
-    The Lupton et al. (2004) asinh mapping of astropy's ``make_lupton_rgb`` (the stretch acts
-    on the mean intensity and scales every band by the same factor, so bright cores keep their
-    colour), with the grey sky pedestal of the real cutouts (``SKY_OFFSET``). Written out here in
-    float32, in place: astropy's version takes a tenth of a render; ``test_synthetic`` checks
-    that the two agree.
-    """
-    rgb = flux_grz[::-1] + _SKY_OFFSET  # R, G, B = z, r, g, above the black point
-    intensity = rgb.mean(axis=0)
-    ratio = np.multiply(intensity, np.float32(LUPTON_Q / LUPTON_STRETCH))
-    np.arcsinh(ratio, out=ratio)
-    ratio *= np.float32(0.1 / np.arcsinh(0.1 * LUPTON_Q))  # astropy's LuptonAsinhStretch slope
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio /= intensity
-    ratio[intensity <= 0] = 0
-    rgb *= ratio
-    np.clip(rgb, 0.0, None, out=rgb)
-    brightest = rgb.max(axis=0)
-    np.maximum(brightest, np.float32(1.0), out=brightest)  # saturated pixels keep their colour
-    rgb /= brightest
-    rgb *= np.float32(255.0)
-    return np.moveaxis(rgb, 0, -1).astype(np.uint8, order="C")
+    """(g, r, z) flux (3, H, W) in sky-sigma units -> uint8 RGB (H, W, 3), z, r, g -> R, G, B,
+    with the project's one Lupton asinh stretch (:func:`~galaxymorph.data.stretch.lupton_rgb`)
+    and the grey sky pedestal of the real cutouts (``SKY_OFFSET``)."""
+    return lupton_rgb(flux_grz[::-1], SKY_OFFSET, LUPTON_Q, LUPTON_STRETCH)
 
 
 def _psf_fwhm_px(params: dict) -> np.ndarray:
