@@ -7,7 +7,7 @@ import pytest
 from galaxymorph.data.galaxy10 import open_galaxy10, write_galaxy10
 from galaxymorph.errors import GalaxymorphError
 from galaxymorph.explain.localisation import (area_share, bar_and_arm_masks, energy_share, galaxy_masks,
-                                              localisation_summary, meets_aim, read_masks)
+                                              localisation_summary, meets_aim)
 
 
 def _disc_masks(n=3, size=64, radius=12):
@@ -70,9 +70,9 @@ def test_masks_read_from_file_when_present(tmp_path):
     path = tmp_path / "g.h5"
     write_galaxy10(path, images, [2, 5, 2, 5])
     with open_galaxy10(path) as data:
-        assert read_masks(data, np.array([0, 1])) is None  # files without masks work as before
+        assert data.masks(np.array([0, 1])) is None  # files without masks work as before
     bits = rng.integers(0, 128, (4, 256, 256), dtype=np.uint8)
     with h5py.File(path, "a") as fh:
         fh.create_dataset("masks", data=bits)
     with open_galaxy10(path) as data:
-        np.testing.assert_array_equal(read_masks(data, np.array([3, 1])), bits[[3, 1]])
+        np.testing.assert_array_equal(data.masks(np.array([3, 1])), bits[[3, 1]])

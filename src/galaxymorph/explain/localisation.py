@@ -98,27 +98,6 @@ def bar_and_arm_masks(mask_bits: np.ndarray) -> np.ndarray:
     return (np.asarray(mask_bits) & (BAR_BIT | ARMS_BIT)).astype(bool)
 
 
-def read_masks(data, indices: np.ndarray) -> np.ndarray | None:
-    """The synthetic sky's masks (uint8 bit fields) at ``indices``, or None when the file has none.
-
-    Uses ``Galaxy10File.masks`` where the reader has it; otherwise reads the optional ``masks``
-    dataset directly (files written before the dataset existed simply have none).
-    """
-    reader = getattr(data, "masks", None)
-    if callable(reader):
-        return reader(indices)
-    h5 = getattr(data, "_h5", None)
-    if h5 is None or "masks" not in h5:
-        return None
-    ds = h5["masks"]
-    idx = np.asarray(indices, dtype=np.int64)
-    if idx.size == 0:
-        return np.empty((0, *ds.shape[1:]), dtype=np.uint8)
-    order = np.unique(idx)
-    block = ds[order] if len(order) > 1 else ds[int(order[0])][None]
-    return block[np.searchsorted(order, idx)]
-
-
 def localisation_scores(model, images: np.ndarray, labels: np.ndarray, method: str, galaxy: np.ndarray,
                         parts: np.ndarray | None = None, part_class: int | None = None,
                         batch_size: int = 32, **options) -> dict:

@@ -39,7 +39,7 @@ from ..runs import open_held_out, run_device
 from . import DEFAULT_METHOD, METHODS, make_explainer
 from .faithfulness import deletion_check, insertion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, save_pair
-from .localisation import bar_and_arm_masks, galaxy_masks, localisation_scores, meets_aim, read_masks
+from .localisation import bar_and_arm_masks, galaxy_masks, localisation_scores, meets_aim
 
 EXPLAIN_FORMAT = "galaxymorph-explain/1"
 N_OVERLAYS = 4          # single original | overlay figures
@@ -123,7 +123,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         rng = np.random.default_rng(seed)
         loc_pos = np.sort(rng.choice(len(indices), size=min(n_localisation, len(indices)), replace=False))
         loc_images = data.images(indices[loc_pos])
-        mask_bits = read_masks(data, indices[loc_pos])
+        mask_bits = data.masks(indices[loc_pos])  # None for real data
 
         # 2. galleries; explain each chosen image once, for its predicted class
         galleries = pick_galleries(labels, probs, n, seed)
