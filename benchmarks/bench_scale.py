@@ -28,7 +28,8 @@ What it does:
    the old way, ``dataset[sorted unique indices]``, timed on the first ``--fancy-sample``
    indices of the selection. ``memory / selection``: the peak of Python and numpy allocations
    during the read over the selection's uint8 size (tracemalloc; HDF5's buffers not counted).
-4. **Training** (default model, 10 classes, ``--epochs``) on the gzip file, as ``galaxymorph
+4. **Training** (default model, 10 classes, ``--epochs``) on the gzip file (or the first of
+   ``--layouts`` without it; epochs run from memory, so the layout only changes the load), as ``galaxymorph
    train`` does it: split (with the duplicate check), load, epochs. Then **evaluation** and
    **explanation** (GradCAM) of that run, each with its wall time and peak RSS.
 
@@ -63,6 +64,8 @@ LAYOUTS = {
     "h5py auto chunks, gzip": {"compression": "gzip"},
 }
 IMAGE_BYTES = int(np.prod(IMAGE_SHAPE))
+GZIP = "h5py auto chunks, gzip"  # the real Galaxy10 file's layout: the one the model stages train on
+SHORT_NAMES = dict(zip(("contiguous", "lzf", "gzip"), LAYOUTS))  # --layouts
 
 
 # -- memory -------------------------------------------------------------------------------------
@@ -126,13 +129,15 @@ def galaxy10_labels(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(labels).astype(np.uint8)
 
 
-def build_files(folder: Path, pool: np.ndarray, labels: np.ndarray) -> dict[str, dict]:
+def build_files(folder: Path, pool: np.ndarray, labels: np.ndarray, layouts=tuple(LAYOUTS)) -> dict[str, dict]:
     """One Galaxy10-layout file per layout; returns path, build seconds and size per layout."""
     variants = np.concatenate([np.rot90(pool[:, :, ::flip], k, axes=(1, 2))
                                for k in range(4) for flip in (1, -1)])
     pick = np.random.default_rng(1).integers(0, len(variants), len(labels))
     built = {}
     for i, (name, options) in enumerate(LAYOUTS.items()):
+        if name not in layouts:
+            continue
         path = folder / f"layout{i}.h5"
         start = time.perf_counter()
         with h5py.File(path, "w") as f:
@@ -232,7 +237,7 @@ def bench_loading(built: dict, labels: np.ndarray, repeat: int, fancy_sample: in
     return rows
 
 
-def bench_model_stages(path: Path, folder: Path, epochs: int, device: str) -> dict:
+def bench_model_stages(path: Path, folder: Path, epochs: int, device: str, batch_size: int = 32) -> dict:
     """Train (10 classes, default model), evaluate and explain on ``path``: seconds and peak RSS."""
     import csv
 
@@ -242,7 +247,7 @@ def bench_model_stages(path: Path, folder: Path, epochs: int, device: str) -> di
     reset_peak_rss()
     start = time.perf_counter()
     run_dir = gm.train(gm.Config(data=str(path), classes=list(range(10)), epochs=epochs, patience=0,
-                                 device=device), out=folder / "run", progress=False)
+                                 device=device, batch_size=batch_size), out=folder / "run", progress=False)
     out["train_s"], out["train_rss"] = time.perf_counter() - start, rss_mb()
     history = list(csv.DictReader(open(run_dir / "history.csv")))
     manifest = gm.load_manifest(run_dir / "manifest.json")
@@ -282,8 +287,9 @@ def report(args, synth_rate: float, built: dict, loading: list[dict], model: dic
     if model:
         epochs = model["epoch_s"]
         per_epoch = sum(epochs) / len(epochs)
-        lines += ["", f"model stages on the gzip file (10 classes, default model, {len(epochs)} epoch(s), "
-                  f"device {args.device}):", "",
+        lines += ["", f"model stages on the {args.train_layout} file (10 classes, default model, {len(epochs)} epoch(s), "
+                  f"batch {args.batch_size}, device {args.device}; epoch seconds: "
+                  f"{', '.join(f'{e:.2f}' for e in epochs)}):", "",
                   "| stage | images | seconds | img/s | peak RSS MiB |", "|---|---:|---:|---:|---:|",
                   f"| train: split + load + epochs | {model['n_train']} | {model['train_s']:.1f} | | "
                   f"{model['train_rss']:.0f} |",
@@ -305,6 +311,9 @@ def main(argv=None) -> int:
     p.add_argument("--fancy-sample", type=int, default=200, help="indices timed with h5py fancy indexing")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--device", default="auto", help="device of the model stages")
+    p.add_argument("--batch-size", type=int, default=32, help="training batch of the model stages")
+    p.add_argument("--layouts", nargs="+", choices=list(SHORT_NAMES), default=list(SHORT_NAMES),
+                   help="file layouts to build and time (the model stages need gzip)")
     p.add_argument("--skip-train", action="store_true", help="synthesis and loading only")
     p.add_argument("--dir", help="where to build the files (default: a temporary folder, deleted)")
     args = p.parse_args(argv)
@@ -317,15 +326,17 @@ def main(argv=None) -> int:
         print(f"rendering {args.synth_n} cutouts ...", file=sys.stderr, flush=True)
         pool, synth_rate = synthesize_pool(folder, args.synth_n, args.workers)
         labels = galaxy10_labels(args.n)
-        print(f"building {args.n}-image files in {len(LAYOUTS)} layouts in {folder} ...", file=sys.stderr, flush=True)
-        built = build_files(folder, pool, labels)
+        print(f"building {args.n}-image files in {len(args.layouts)} layouts in {folder} ...", file=sys.stderr, flush=True)
+        built = build_files(folder, pool, labels, [SHORT_NAMES[k] for k in args.layouts])
         del pool
         print("loading ...", file=sys.stderr, flush=True)
         loading = bench_loading(built, labels, args.repeat, args.fancy_sample)
         model = None
-        if not args.skip_train:
+        if not args.skip_train:  # on the gzip file (Galaxy10's layout) when it was built
             print("training, evaluating, explaining ...", file=sys.stderr, flush=True)
-            model = bench_model_stages(built["h5py auto chunks, gzip"]["path"], folder, args.epochs, args.device)
+            args.train_layout = GZIP if GZIP in built else next(iter(built))
+            model = bench_model_stages(built[args.train_layout]["path"], folder, args.epochs, args.device,
+                                       args.batch_size)
         print(report(args, synth_rate, built, loading, model))
     finally:
         if not args.dir:

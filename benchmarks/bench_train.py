@@ -22,11 +22,11 @@ import time
 import numpy as np
 import torch
 
-from galaxymorph.data.batches import Augmenter, make_batch
+from galaxymorph.data.batches import Augmenter, make_batch, to_device
 from galaxymorph.models import build_model
 from galaxymorph.runs import cpu_name
 from galaxymorph.training.device import cpu_has_bf16
-from galaxymorph.training.loop import loss_and_correct
+from galaxymorph.training.loop import compiled, loss_and_correct
 
 RECIPES = {  # model -> (augmentation, optimizer) as the seed preset and the defaults use them
     "seed": (Augmenter("seed", rotation=0.1, zoom=0.2, shift=0.0), torch.optim.Adam),
@@ -34,49 +34,60 @@ RECIPES = {  # model -> (augmentation, optimizer) as the seed preset and the def
 }
 
 
-def timed(step, batch_size: int, seconds: float, warmup: int = 2, min_steps: int = 3) -> float:
-    """Images per second of ``step`` after ``warmup`` calls, over at least ``seconds``."""
+def timed(step, batch_size: int, seconds: float, device: torch.device, warmup: int = 3, min_steps: int = 3) -> float:
+    """Images per second of ``step`` after ``warmup`` calls, over at least ``seconds``.
+
+    On a GPU the host only queues work, so the clock stops after the device has finished it
+    (one synchronisation per timed window, not per step, as in training).
+    """
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         step()
+    sync()
     n, start = 0, time.perf_counter()
     while n < min_steps or time.perf_counter() - start < seconds:
-        step()
-        n += 1
+        for _ in range(5 if device.type == "cuda" else 1):
+            step()
+            n += 1
+        sync()
     return n * batch_size / (time.perf_counter() - start)
 
 
-def bench(name: str, batch_size: int, amp: bool, device: torch.device, seconds: float) -> tuple[float, float]:
+def bench(name: str, batch_size: int, amp: bool, device: torch.device, seconds: float,
+          compile_mode: str = "off") -> tuple[float, float]:
+    """(train img/s, predict img/s) of one model, batch size, precision and compile mode."""
     torch.manual_seed(0)
     model = build_model(name, [2, 5]).to(device, memory_format=torch.channels_last)
+    net = compiled(model, compile_mode)
     augment, Optimizer = RECIPES[name]
-    optimizer = Optimizer(model.parameters(), lr=1e-4)
+    fused = {"fused": True} if device.type == "cuda" else {}
+    optimizer = Optimizer(model.parameters(), lr=1e-4, **fused)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(max(64, batch_size), 256, 256, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, size=(max(64, 4 * batch_size), 256, 256, 3), dtype=np.uint8)
     labels = rng.integers(0, 2, size=len(images))
-    generator = torch.Generator().manual_seed(0)
+    images, labels = to_device(images, labels, device)  # on a GPU: held there, as training does
+    generator = torch.Generator(device=device).manual_seed(0)
     dtype = torch.bfloat16 if amp else torch.float32
 
     def train_step():
-        positions = rng.choice(len(images), batch_size, replace=False)
+        positions = torch.randperm(len(labels), generator=generator, device=device)[:batch_size]
         x, y = make_batch(images, labels, positions, device, model.resize, augment, generator, channels_last=True)
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
-            logits = model(x)
+            logits = net(x)
         losses, _ = loss_and_correct(logits, y, binary=True)
         optimizer.zero_grad(set_to_none=True)
         losses.mean().backward()
         optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
 
     def predict_step():
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=amp):
             x = model.preprocess(images[:batch_size]).contiguous(memory_format=torch.channels_last)
-            model.probabilities(model(x)).cpu()
+            model.probabilities(model(x))
 
     model.train()
-    train_rate = timed(train_step, batch_size, seconds)
+    train_rate = timed(train_step, batch_size, seconds, device)
     model.eval()
-    predict_rate = timed(predict_step, batch_size, seconds)
+    predict_rate = timed(predict_step, batch_size, seconds, device)
     return train_rate, predict_rate
 
 
@@ -87,13 +98,17 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement (after warm-up)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "default", "reduce-overhead"],
+                   help="torch.compile modes to compare (GPU; 'reduce-overhead' adds CUDA graphs)")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs/performance.md)")
     args = p.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     has_bf16 = cpu_has_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
-    precisions = [("fp32", False)] + ([("bf16 autocast", True)] if has_bf16 else [])
+    precisions = [(label, amp) for label, amp in (("fp32", False), ("bf16 autocast", True))
+                  if label.split()[0] in args.precisions and (has_bf16 or not amp)]
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# galaxymorph training/inference speed, {time.strftime('%Y-%m-%d %H:%M')}")
@@ -104,16 +119,17 @@ def main(argv=None) -> int:
     for name in args.models:
         for batch_size in args.batch_sizes:
             for label, amp in precisions:
-                train_rate, predict_rate = bench(name, batch_size, amp, device, args.seconds)
-                rows.append((name, batch_size, label, train_rate, predict_rate))
-                if not args.markdown:
-                    print(f"{name:>8}  batch {batch_size:3d}  {label:>14}  train {train_rate:7.1f} img/s  "
-                          f"predict {predict_rate:7.1f} img/s", flush=True)
+                for mode in args.compile:
+                    train_rate, predict_rate = bench(name, batch_size, amp, device, args.seconds, mode)
+                    rows.append((name, batch_size, label, mode, train_rate, predict_rate))
+                    if not args.markdown:
+                        print(f"{name:>8}  batch {batch_size:4d}  {label:>14}  compile {mode:>15}  "
+                              f"train {train_rate:8.1f} img/s  predict {predict_rate:8.1f} img/s", flush=True)
     if args.markdown:
-        print("\n| model | batch | precision | train img/s | predict img/s |")
-        print("|---|---:|---|---:|---:|")
-        for name, batch_size, label, train_rate, predict_rate in rows:
-            print(f"| {name} | {batch_size} | {label} | {train_rate:.1f} | {predict_rate:.1f} |")
+        print("\n| model | batch | precision | compile | train img/s | predict img/s |")
+        print("|---|---:|---|---|---:|---:|")
+        for name, batch_size, label, mode, train_rate, predict_rate in rows:
+            print(f"| {name} | {batch_size} | {label} | {mode} | {train_rate:.1f} | {predict_rate:.1f} |")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# 1-min load average at end: {load:.2f} (above the core count = other work was competing)")
     return 0

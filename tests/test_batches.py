@@ -115,3 +115,20 @@ def test_load_split_and_batches(tiny_h5, tmp_path):
     run2 = [b[0] for b in iterate_batches(images, labels, sampler, 1, torch.device("cpu"), model.resize,
                                           Augmenter("d4"), seed=0)]
     assert len(run1) == 4 and all(torch.equal(a, b) for a, b in zip(run1, run2))
+
+
+def test_a_split_held_as_tensors_gives_the_same_batches(tiny_h5, tmp_path):
+    """What a GPU run does (the split moved to the device once, batches cut there), checked on
+    the CPU: tensors in give exactly the batches that numpy arrays give."""
+    manifest = prepare(tiny_h5, tmp_path / "m.json", classes=[2, 5], seed=0, check_duplicates=False)
+    images, labels = load_split(tiny_h5, manifest, "train")
+    held_images, held_labels = torch.from_numpy(images), torch.from_numpy(labels)
+    model = build_model("default", [2, 5])
+    sampler = BatchSampler(len(labels), 8, seed=0)
+    as_numpy = list(iterate_batches(images, labels, sampler, 2, torch.device("cpu"), model.resize,
+                                    Augmenter("d4"), seed=0))
+    as_tensors = list(iterate_batches(held_images, held_labels, sampler, 2, torch.device("cpu"), model.resize,
+                                      Augmenter("d4"), seed=0))
+    assert len(as_numpy) == len(as_tensors) == 4
+    for (xa, ya), (xb, yb) in zip(as_numpy, as_tensors):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)

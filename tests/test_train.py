@@ -52,6 +52,15 @@ def test_seed_model_is_the_reference_cnn():
     assert out.shape == (1, 1)
 
 
+def test_compile_setting_compiles_the_model_it_trains(tiny_h5, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode: seen.append(mode) or model)
+    train(tiny_config(tiny_h5, epochs=1, compile="reduce-overhead"), out=tmp_path / "run", progress=False)
+    assert seen == ["reduce-overhead"]
+    with pytest.raises(GalaxymorphError, match="--compile must be one of"):
+        tiny_config(tiny_h5, compile="fast").validate()
+
+
 def test_lr_schedules():
     assert lr_factor(50, 100, "constant") == 1.0
     assert lr_factor(0, 100, "cosine") == pytest.approx(1.0) and lr_factor(99, 100, "cosine") == pytest.approx(0.0)

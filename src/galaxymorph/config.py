@@ -55,6 +55,7 @@ class Config:
     rotation: float = 0.5  # +- turns of rotation ("seed" augmentation uses 0.1)
     amp: bool = True  # bf16 autocast on CPUs that support it, AMP on CUDA
     channels_last: bool = True
+    compile: str = "off"  # "off", "default" or "reduce-overhead" (torch.compile; pays on GPUs, docs/performance.md)
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     threads: int = 1  # CPU threads for torch; 0 = torch's default (one per core). 1: see benchmarks/bench_threads.py
     tta: bool = False  # D4 test-time averaging at evaluation and prediction
@@ -132,7 +133,7 @@ class Config:
 AUGMENTATIONS = ("d4", "seed", "none")  # also what data.batches.Augmenter accepts
 CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few options
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "augment": AUGMENTATIONS,
-    "targets": ("labels", "votes"),
+    "targets": ("labels", "votes"), "compile": ("off", "default", "reduce-overhead"),
 }
 
 HELP: dict[str, str] = {
@@ -159,6 +160,8 @@ HELP: dict[str, str] = {
     "rotation": "+- rotation of the augmentation, in turns",
     "amp": "mixed precision: bf16 autocast on capable CPUs, AMP on CUDA",
     "channels_last": "channels-last memory format (faster convolutions)",
+    "compile": "'off', or torch.compile the model: 'default', or 'reduce-overhead' (also CUDA graphs); "
+               "costs a minute of compiling, pays on long GPU runs",
     "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
     "threads": "CPU threads for torch; more than 1 pays only on cores nothing else uses (0 = one per core)",
     "tta": "D4 test-time averaging (8 rotations/flips) at evaluation and prediction",

@@ -61,15 +61,14 @@ def d4_views(x: torch.Tensor) -> list[torch.Tensor]:
 def d4_transform(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Per image: flip left-right where ``flip``, then rotate by ``k`` quarter turns.
 
-    Done as at most five batched operations on masked groups, so the result is an exact
-    permutation of pixels (no interpolation).
+    Done as four batched ``torch.where`` selections, so the result is an exact permutation of
+    pixels (no interpolation) and nothing waits on the device (no boolean-mask indexing, which
+    would make the host wait for the GPU on every batch).
     """
-    k, flip = k.to(x.device), flip.to(x.device)
+    k, flip = k.to(x.device, non_blocking=True), flip.to(x.device, non_blocking=True)
     out = torch.where(flip[:, None, None, None], d4(x, 0, True), x)
     for quarter in (1, 2, 3):
-        mask = k == quarter
-        if mask.any():
-            out[mask] = d4(out[mask], quarter, False)
+        out = torch.where((k == quarter)[:, None, None, None], d4(out, quarter, False), out)
     return out
 
 

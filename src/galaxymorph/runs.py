@@ -34,7 +34,7 @@ from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path, sha256_file, write_json, write_text
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
-RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta")  # may differ on --resume
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta", "compile")  # may differ on --resume
 
 
 # -- data -------------------------------------------------------------------------------------

@@ -122,14 +122,15 @@ class Augmenter:
         if self.mode == "none":
             return x
         n = x.shape[0]
-        uniform = lambda: torch.rand(n, generator=generator) * 2 - 1  # noqa: E731 - U(-1, 1) per image
+        on = generator.device if generator is not None else torch.device("cpu")  # draws: where the generator is
+        uniform = lambda: torch.rand(n, generator=generator, device=on) * 2 - 1  # noqa: E731 - U(-1, 1) per image
         if self.mode == "d4":
-            k = torch.randint(0, 4, (n,), generator=generator)
-            flip = torch.randint(0, 2, (n,), generator=generator).bool()
+            k = torch.randint(0, 4, (n,), generator=generator, device=on)
+            flip = torch.randint(0, 2, (n,), generator=generator, device=on).bool()
             x = d4_transform(x, k, flip)
         else:  # "seed": horizontal flip only
-            flip = torch.randint(0, 2, (n,), generator=generator).bool()
-            x = d4_transform(x, torch.zeros(n, dtype=torch.long), flip)
+            flip = torch.randint(0, 2, (n,), generator=generator, device=on).bool()
+            x = d4_transform(x, torch.zeros(n, dtype=torch.long, device=on), flip)
         angle = uniform() * self.rotation * 2 * math.pi
         scale = 1 + uniform() * self.zoom
         shift = torch.stack([uniform(), uniform()], dim=1) * self.shift * 2  # normalised units: 2 = width
@@ -145,13 +146,14 @@ def affine(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: tor
     """
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    theta = theta.to(device=x.device, dtype=x.dtype)
+    theta = theta.to(device=x.device, dtype=x.dtype, non_blocking=True)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 # -- putting it together ---------------------------------------------------------------------
-def make_batch(images: np.ndarray, labels: np.ndarray, positions: np.ndarray, device: torch.device,
+def make_batch(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+               positions: np.ndarray | torch.Tensor, device: torch.device,
                resize: Callable[[torch.Tensor], torch.Tensor], augment: Augmenter | None = None,
                generator: torch.Generator | None = None,
                channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,22 +161,51 @@ def make_batch(images: np.ndarray, labels: np.ndarray, positions: np.ndarray, de
 
     uint8 pixels travel to the device (a quarter of the bytes of floats), then: float, resize to
     the model's input size, augment (if given), channels-last memory layout (if asked).
+    ``images`` and ``labels`` may already be on the device (:func:`to_device`): then the batch
+    is cut there and nothing crosses the bus.
     """
+    if isinstance(images, torch.Tensor):
+        positions = torch.as_tensor(positions).to(images.device, non_blocking=True)
     x = to_float_nchw(images[positions], device)
     x = resize(x)
     if augment is not None:
         x = augment(x, generator)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.from_numpy(labels[positions]).to(device, non_blocking=True)
+    if isinstance(labels, torch.Tensor):
+        y = labels[torch.as_tensor(positions).to(labels.device, non_blocking=True)].to(device, non_blocking=True)
+    else:
+        y = torch.from_numpy(labels[positions]).to(device, non_blocking=True)
     return x, y
+
+
+def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device):
+    """A split's uint8 images and labels moved to a GPU once (returned as they are for the CPU).
+
+    On a GPU every batch is then cut, augmented and classified on the card: the host only
+    launches work, and a Galaxy10 training split (2.4 GB as uint8) fits on any recent card.
+    """
+    if device.type == "cpu":
+        return images, labels
+    from ..inference import to_device_uint8
+
+    return to_device_uint8(images, device), torch.from_numpy(labels).to(device)
 
 
 def iterate_batches(images: np.ndarray, labels: np.ndarray, sampler: BatchSampler, epoch: int,
                     device: torch.device, resize: Callable[[torch.Tensor], torch.Tensor],
                     augment: Augmenter | None = None, seed: int = 0,
                     channels_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Every batch of one epoch on this rank, augmented with a generator seeded by (seed, epoch, rank)."""
-    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch, sampler.rank, 1))
-    for positions in sampler.batches(epoch):
+    """Every batch of one epoch on this rank, augmented with a generator seeded by (seed, epoch, rank).
+
+    The generator lives on the images' device, so a GPU draws its own augmentation parameters
+    (the same ones on every run and resume with that device; a CPU run draws CPU numbers).
+    """
+    on = images.device if isinstance(images, torch.Tensor) else torch.device("cpu")
+    generator = torch.Generator(device=on).manual_seed(epoch_seed(seed, epoch, sampler.rank, 1))
+    batches = sampler.batches(epoch)
+    if on.type != "cpu" and batches:  # the epoch's positions cross to the device in one copy
+        order = torch.from_numpy(np.concatenate(batches)).to(on, non_blocking=True)
+        batches = list(torch.split(order, [len(b) for b in batches]))
+    for positions in batches:
         yield make_batch(images, labels, positions, device, resize, augment, generator, channels_last)

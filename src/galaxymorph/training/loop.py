@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .. import runs
 from ..config import Config
-from ..data.batches import Augmenter, BatchSampler, epoch_seed, iterate_batches, load_split
+from ..data.batches import Augmenter, BatchSampler, epoch_seed, iterate_batches, load_split, to_device
 from ..errors import GalaxymorphError
 from ..fileio import is_disk_full
 from ..models import Classifier, build_model, read_checkpoint, resolve_architecture, save_checkpoint
@@ -40,6 +40,8 @@ from .curves import plot_curves
 from .device import dtype_name, is_out_of_memory, mixed_precision, select_device
 from .distributed import barrier, local_device, reduce_mean, share, start_distributed, sync_buffers
 from .schedule import lr_factor
+
+CURVES_EVERY_S = 5.0  # curves.png is redrawn after an epoch at most this often, and at the end
 
 
 def train(config: Config | Mapping[str, Any] | None = None, out: str | os.PathLike | None = None,
@@ -108,6 +110,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 
             train_y = split_soft_targets(data_path, manifest, "train")
         val_x, val_y = load_split(data_path, manifest, "val", progress=show)
+        (train_x, train_y), (val_x, val_y) = to_device(train_x, train_y, device), to_device(val_x, val_y, device)
         train_batches = BatchSampler(len(train_y), config.batch_size, config.seed, True, rank, world)
         val_batches = BatchSampler(len(val_y), max(config.batch_size, 64), config.seed, False, rank, world)
         augment = Augmenter(config.augment, config.rotation, config.zoom, config.shift)
@@ -124,7 +127,8 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
         no_decay = [p for p in model.parameters() if p.ndim < 2]
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         Optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        optimizer = Optimizer(groups, lr=config.lr)
+        fused = {"fused": True} if device.type == "cuda" else {}  # one kernel for all parameters
+        optimizer = Optimizer(groups, lr=config.lr, **fused)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         total_steps = config.epochs * len(train_batches)
         step, start_epoch, history = 0, 1, []
@@ -142,7 +146,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             except (KeyError, ValueError, RuntimeError) as exc:
                 raise GalaxymorphError(f"cannot resume from {last_path}: it does not match this run ({exc})") from None
             epochs_done = state["epoch"]
-        ddp_model = model
+        ddp_model = compiled(model, config.compile)
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -151,6 +155,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             save_last(last_path, model, optimizer, scaler, step, 0, best, history, config)
 
         # ---- the epochs -------------------------------------------------------------------------
+        plotted = -math.inf
         for epoch in range(start_epoch, config.epochs + 1):
             if config.patience and epoch - best["epoch"] > config.patience and best["epoch"] > 0:
                 break  # (only reached on resume: a finished early stop)
@@ -174,8 +179,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
-                sums += torch.stack([losses.detach().sum().double(), correct.double(),
-                                     torch.tensor(len(y), dtype=torch.float64, device=device)])
+                sums += torch.stack([losses.detach().sum().double(), correct.double(), count(y)])
                 bar.update(1)
                 if show and progress_enabled() and (bar.n % 5 == 0 or bar.n == bar.total):
                     s = sums.tolist()
@@ -199,7 +203,9 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                                     config=config.to_dict())
                 save_last(last_path, model, optimizer, scaler, step, epoch, best, history, config)
                 runs.write_history(run_dir / "history.csv", history)
-                plot_curves(history, run_dir / "curves.png", model, best["epoch"])
+                if time.monotonic() - plotted >= CURVES_EVERY_S:  # a plot costs 0.1-0.4 s: not every fast epoch
+                    plot_curves(history, run_dir / "curves.png", model, best["epoch"])
+                    plotted = time.monotonic()
                 runs.update_run_json(run_dir, epochs_done=epoch, best_epoch=best["epoch"],
                                      best_val_loss=best["val_loss"], best_val_acc=best.get("val_acc"))
             epochs_done = epoch  # saved: what a resume continues from
@@ -246,6 +252,8 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 
     # ---- done ---------------------------------------------------------------------------------
     if rank == 0:
+        if history:
+            plot_curves(history, run_dir / "curves.png", model, best["epoch"])
         if not best_path.is_file():  # no epoch ran (e.g. resumed a finished run): keep the last weights
             save_checkpoint(best_path, model, epoch=epochs_done, config=config.to_dict())
         previous = runs.read_run_json(run_dir).get("train_seconds", 0.0)
@@ -269,6 +277,18 @@ def loss_and_correct(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> tup
     return F.cross_entropy(logits, y, reduction="none"), (logits.argmax(1) == y).sum()
 
 
+def count(y: torch.Tensor) -> torch.Tensor:
+    """len(y) as a float64 scalar made on y's device (a fill, not a host-to-GPU copy that waits)."""
+    return torch.full((), float(len(y)), dtype=torch.float64, device=y.device)
+
+
+def compiled(model: Classifier, mode: str) -> torch.nn.Module:
+    """The model itself, or ``torch.compile(model, mode=...)`` (``compile`` = "default" or
+    "reduce-overhead", which also replays CUDA graphs). Weights are shared, so checkpoints are
+    saved from ``model`` as always."""
+    return model if mode == "off" else torch.compile(model, mode=mode)
+
+
 @torch.no_grad()
 def evaluate_loss(model: Classifier, images: np.ndarray, labels: np.ndarray, sampler: BatchSampler,
                   device: torch.device, amp_dtype: torch.dtype | None, binary: bool, channels_last: bool,
@@ -280,8 +300,7 @@ def evaluate_loss(model: Classifier, images: np.ndarray, labels: np.ndarray, sam
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(x)
         losses, correct = loss_and_correct(logits, y, binary)
-        sums += torch.stack([losses.sum().double(), correct.double(),
-                             torch.tensor(len(y), dtype=torch.float64, device=device)])
+        sums += torch.stack([losses.sum().double(), correct.double(), count(y)])
     model.train()
     return reduce_mean(sums, world)
 

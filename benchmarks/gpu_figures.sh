@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/performance.md (issue #10, item 5), measured in one go on a CUDA machine.
+#
+#     bash benchmarks/gpu_figures.sh OUT_DIR        # from the repo root; about 5 minutes on an H200
+#
+# Runs from the source tree (PYTHONPATH=src), so the machine needs only torch, numpy, h5py, scipy,
+# scikit-learn, matplotlib, jinja2, sep, platformdirs and captum. Each step has its own time limit
+# and writes its own file under OUT_DIR, so a step that fails or overruns loses only itself.
+#   machine.txt       the card, driver and torch
+#   train_speed.txt   bench_train: training and inference img/s, seed CNN and default model, batch
+#                     256-1024, bf16 (and fp32 at 256), the split held on the GPU
+#   run.txt           `galaxymorph run --device cuda` on the default synthetic sky: wall time per
+#                     line of output and per stage (run.json), cold (the sky is rendered first)
+#   scale.txt         bench_scale: Galaxy10-sized (17,736 images) 10-class training, epoch time,
+#                     evaluation and explanation; synthesis on every core
+#   compile.txt       bench_train with torch.compile (reduce-overhead: also CUDA graphs)
+set -u
+OUT=${1:?usage: bash benchmarks/gpu_figures.sh OUT_DIR}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+stamp() {  # prefix each line with the seconds since the step began
+    python3 -c 'import sys, time
+t = time.time()
+for line in sys.stdin:
+    print(f"{time.time() - t:7.2f}  {line}", end="", flush=True)'
+}
+step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, output to OUT/NAME.txt and the log
+    local name=$1 limit=$2; shift 2
+    echo "=== $name: $*" | tee -a "$OUT/$name.txt"
+    local start=$(date +%s.%N)
+    timeout "$limit" "$@" 2>&1 | stamp | tee -a "$OUT/$name.txt"
+    echo "=== $name: exit ${PIPESTATUS[0]}, $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s" | tee -a "$OUT/$name.txt"
+}
+
+{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  python3 -c 'import torch, platform, os; print("torch", torch.__version__, "cuda", torch.version.cuda,
+  torch.cuda.get_device_name(), "| python", platform.python_version(), "|", os.cpu_count(), "CPUs")'; } \
+  > "$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+
+step train_speed 150 python3 benchmarks/bench_train.py --device cuda --models seed default \
+    --batch-sizes 256 512 1024 --precisions bf16 --seconds 2 --markdown
+step train_speed 60 python3 benchmarks/bench_train.py --device cuda --models seed default \
+    --batch-sizes 256 --precisions fp32 --seconds 2 --markdown
+
+rm -rf /tmp/gm-gpu-run
+step run 150 python3 -m galaxymorph run --device cuda --out /tmp/gm-gpu-run
+python3 -c 'import json; r = json.load(open("/tmp/gm-gpu-run/run.json"))
+print("timings (s):", r.get("timings")); print("train_seconds:", r.get("train_seconds"))' >> "$OUT/run.txt" 2>&1
+tail -n 2 "$OUT/run.txt"
+
+step scale 180 python3 benchmarks/bench_scale.py --n 17736 --layouts contiguous --repeat 1 --fancy-sample 50 \
+    --synth-n 2000 --epochs 3 --device cuda --dir /tmp/gm-gpu-scale
+
+step compile 200 python3 benchmarks/bench_train.py --device cuda --models default seed --batch-sizes 512 \
+    --precisions bf16 --compile reduce-overhead --seconds 2 --markdown
