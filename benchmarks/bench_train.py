@@ -25,7 +25,7 @@ import torch
 from galaxymorph.data.batches import Augmenter, make_batch, to_device
 from galaxymorph.models import build_model
 from galaxymorph.runs import cpu_name
-from galaxymorph.training.device import cpu_has_bf16
+from galaxymorph.training.device import cpu_has_bf16, tune_backends
 from galaxymorph.training.loop import compiled, loss_and_correct
 
 RECIPES = {  # model -> (augmentation, optimizer) as the seed preset and the defaults use them
@@ -106,6 +106,7 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    tune_backends(device)
     has_bf16 = cpu_has_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
     precisions = [(label, amp) for label, amp in (("fp32", False), ("bf16 autocast", True))
                   if label.split()[0] in args.precisions and (has_bf16 or not amp)]
