@@ -35,6 +35,7 @@ from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
 from ..models import load_model
 from ..inference import predict_selection
+from ..plotting import FigurePool
 from ..runs import open_held_out, run_device
 from . import DEFAULT_METHOD, METHODS, make_explainer
 from .faithfulness import deletion_check, insertion_check, randomisation_check
@@ -156,58 +157,63 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     localisation["meets_aim"] = bool(per_class) and all(meets_aim(s) for s in per_class.values())
     timings["localisation_s"] = time.perf_counter() - t0
 
-    # 3. figures
+    # 3. figures, drawn in worker processes while the faithfulness checks run here
     t0 = time.perf_counter()
-    row = {p: r for r, p in enumerate(chosen)}  # split position -> row in images/maps
-    captions = [caption(names[labels[p]], names[targets[row[p]]], probs[p, targets[row[p]]], short=True)
-                for p in chosen]
-    label = METHOD_TITLES.get(method, method)
-    files = {}
-    # misclassified images: also the map for the TRUE class, drawn beside the predicted one
-    wrong_rows = [row[p] for p in galleries["misclassified"]]
-    true_maps = explainer(images[wrong_rows], target=labels[chosen][wrong_rows], batch_size=batch_size) \
-        if wrong_rows else None
-    for gallery, positions in galleries.items():
-        rows = [row[p] for p in positions]
-        groups = labels[positions] if gallery == "confident" else None
-        title = {"confident": f"{label}: most confident correct predictions per class ({split})",
-                 "misclassified": f"{label}: misclassified ({split}), most confident first; "
-                                  "left: map for the predicted class, right: for the true class",
-                 "random": f"{label}: random sample ({split}, seed {seed})"}[gallery]
-        path = out / f"{method}_{gallery}.png"
-        extra = {}
-        if gallery == "misclassified" and rows:
-            extra = {"second_maps": true_maps,
-                     "second_captions": [f"map for true class\n{names[labels[p]]}" for p in positions]}
-        save_gallery(path, images[rows], maps[rows], [captions[r] for r in rows], title,
-                     row_labels=names if gallery == "confident" else None, groups=groups, **extra)
-        files[gallery] = path.name
-    singles = list(dict.fromkeys([*galleries["misclassified"][:1], *galleries["confident"],
-                                  *galleries["random"]]))[:N_OVERLAYS]
-    files["overlays"] = []
-    for p in singles:
-        r = row[p]
-        path = out / f"{method}_overlay_{int(indices[p])}.png"
-        save_pair(path, images[r], maps[r], method, names[labels[p]], names[targets[r]], probs[p, targets[r]])
-        files["overlays"].append(path.name)
-    path = out / f"{method}_localisation.png"
-    save_localisation(path, {names[c]: s for c, s in per_class.items()}, f"{label}: localisation ({split})")
-    files["localisation"] = path.name
-    timings["figures_s"] = time.perf_counter() - t0
+    with FigurePool() as figures:
+        row = {p: r for r, p in enumerate(chosen)}  # split position -> row in images/maps
+        captions = [caption(names[labels[p]], names[targets[row[p]]], probs[p, targets[row[p]]], short=True)
+                    for p in chosen]
+        label = METHOD_TITLES.get(method, method)
+        files = {}
+        # misclassified images: also the map for the TRUE class, drawn beside the predicted one
+        wrong_rows = [row[p] for p in galleries["misclassified"]]
+        true_maps = explainer(images[wrong_rows], target=labels[chosen][wrong_rows], batch_size=batch_size) \
+            if wrong_rows else None
+        for gallery, positions in galleries.items():
+            rows = [row[p] for p in positions]
+            groups = labels[positions] if gallery == "confident" else None
+            title = {"confident": f"{label}: most confident correct predictions per class ({split})",
+                     "misclassified": f"{label}: misclassified ({split}), most confident first; "
+                                      "left: map for the predicted class, right: for the true class",
+                     "random": f"{label}: random sample ({split}, seed {seed})"}[gallery]
+            path = out / f"{method}_{gallery}.png"
+            extra = {}
+            if gallery == "misclassified" and rows:
+                extra = {"second_maps": true_maps,
+                         "second_captions": [f"map for true class\n{names[labels[p]]}" for p in positions]}
+            figures.submit(save_gallery, path, images[rows], maps[rows], [captions[r] for r in rows], title,
+                           row_labels=names if gallery == "confident" else None, groups=groups, **extra)
+            files[gallery] = path.name
+        singles = list(dict.fromkeys([*galleries["misclassified"][:1], *galleries["confident"],
+                                      *galleries["random"]]))[:N_OVERLAYS]
+        files["overlays"] = []
+        for p in singles:
+            r = row[p]
+            path = out / f"{method}_overlay_{int(indices[p])}.png"
+            figures.submit(save_pair, path, images[r], maps[r], method, names[labels[p]], names[targets[r]],
+                           probs[p, targets[r]])
+            files["overlays"].append(path.name)
+        path = out / f"{method}_localisation.png"
+        figures.submit(save_localisation, path, {names[c]: s for c, s in per_class.items()},
+                       f"{label}: localisation ({split})")
+        files["localisation"] = path.name
+        timings["figures_submit_s"] = time.perf_counter() - t0
 
-    # 4. faithfulness: deletion and insertion vs random order, and cascading weight randomisation
-    t0 = time.perf_counter()
-    sub = np.unique(np.linspace(0, len(chosen) - 1, min(N_FAITHFULNESS, len(chosen))).round().astype(int))
-    deletion = deletion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
-                              progress=progress)
-    insertion = insertion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
-                                progress=progress)
-    timings["deletion_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sub = sub[:N_RANDOMISATION]
-    randomisation = randomisation_check(model, images[sub], method, targets[sub], maps=maps[sub], seed=seed,
-                                        batch_size=batch_size, progress=progress, **options)
-    timings["randomisation_s"] = time.perf_counter() - t0
+        # 4. faithfulness: deletion and insertion vs random order, and cascading weight randomisation
+        t0 = time.perf_counter()
+        sub = np.unique(np.linspace(0, len(chosen) - 1, min(N_FAITHFULNESS, len(chosen))).round().astype(int))
+        deletion = deletion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
+                                  progress=progress)
+        insertion = insertion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
+                                    progress=progress)
+        timings["deletion_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sub = sub[:N_RANDOMISATION]
+        randomisation = randomisation_check(model, images[sub], method, targets[sub], maps=maps[sub], seed=seed,
+                                            batch_size=batch_size, progress=progress, **options)
+        timings["randomisation_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()  # leaving the block waits for the figures
+    timings["figures_wait_s"] = time.perf_counter() - t0
 
     # 5. maps and the summary
     with atomic_path(out / f"{method}_maps.npz") as tmp:
