@@ -54,12 +54,19 @@ def timed(step, batch_size: int, seconds: float, device: torch.device, warmup: i
 
 
 def bench(name: str, batch_size: int, amp: bool, device: torch.device, seconds: float,
-          compile_mode: str = "off") -> tuple[float, float]:
-    """(train img/s, predict img/s) of one model, batch size, precision and compile mode."""
+          compile_mode: str = "off", augment: bool = True, channels_last: bool = True,
+          profile: int = 0) -> tuple[float, float]:
+    """(train img/s, predict img/s) of one model, batch size, precision and compile mode.
+
+    ``augment=False`` and ``channels_last=False`` take those parts out, to see what they cost;
+    ``profile=N`` prints the N costliest operators of a few training steps (torch.profiler).
+    """
     torch.manual_seed(0)
-    model = build_model(name, [2, 5]).to(device, memory_format=torch.channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model(name, [2, 5]).to(device, memory_format=memory_format)
     net = compiled(model, compile_mode)
-    augment, Optimizer = RECIPES[name]
+    recipe_augment, Optimizer = RECIPES[name]
+    augment = recipe_augment if augment else None
     fused = {"fused": True} if device.type == "cuda" else {}
     optimizer = Optimizer(model.parameters(), lr=1e-4, **fused)
     rng = np.random.default_rng(0)
@@ -71,7 +78,8 @@ def bench(name: str, batch_size: int, amp: bool, device: torch.device, seconds: 
 
     def train_step():
         positions = torch.randperm(len(labels), generator=generator, device=device)[:batch_size]
-        x, y = make_batch(images, labels, positions, device, model.resize, augment, generator, channels_last=True)
+        x, y = make_batch(images, labels, positions, device, model.resize, augment, generator,
+                          channels_last=channels_last)
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
             logits = net(x)
         losses, _ = loss_and_correct(logits, y, binary=True)
@@ -81,11 +89,22 @@ def bench(name: str, batch_size: int, amp: bool, device: torch.device, seconds: 
 
     def predict_step():
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=amp):
-            x = model.preprocess(images[:batch_size]).contiguous(memory_format=torch.channels_last)
+            x = model.preprocess(images[:batch_size]).contiguous(memory_format=memory_format)
             model.probabilities(model(x))
 
     model.train()
     train_rate = timed(train_step, batch_size, seconds, device)
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as profiler
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profiler(activities=activities) as prof:
+            for _ in range(5):
+                train_step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=profile, max_name_column_width=60), flush=True)
     model.eval()
     predict_rate = timed(predict_step, batch_size, seconds, device)
     return train_rate, predict_rate
@@ -101,12 +120,19 @@ def main(argv=None) -> int:
     p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "default", "reduce-overhead"],
                    help="torch.compile modes to compare (GPU; 'reduce-overhead' adds CUDA graphs)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    p.add_argument("--no-augment", action="store_true", help="train steps without augmentation (its cost)")
+    p.add_argument("--contiguous", action="store_true", help="NCHW tensors instead of channels-last")
+    p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cuDNN's algorithm search off")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also print the N costliest operators of 5 training steps")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs/performance.md)")
     args = p.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     tune_backends(device)
+    if args.no_cudnn_benchmark:
+        torch.backends.cudnn.benchmark = False
     has_bf16 = cpu_has_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
     precisions = [(label, amp) for label, amp in (("fp32", False), ("bf16 autocast", True))
                   if label.split()[0] in args.precisions and (has_bf16 or not amp)]
@@ -121,7 +147,8 @@ def main(argv=None) -> int:
         for batch_size in args.batch_sizes:
             for label, amp in precisions:
                 for mode in args.compile:
-                    train_rate, predict_rate = bench(name, batch_size, amp, device, args.seconds, mode)
+                    train_rate, predict_rate = bench(name, batch_size, amp, device, args.seconds, mode,
+                                                     not args.no_augment, not args.contiguous, args.profile)
                     rows.append((name, batch_size, label, mode, train_rate, predict_rate))
                     if not args.markdown:
                         print(f"{name:>8}  batch {batch_size:4d}  {label:>14}  compile {mode:>15}  "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU figures of docs/performance.md (issue #10, item 5), measured in one go on a CUDA machine.
 #
-#     bash benchmarks/gpu_figures.sh OUT_DIR        # from the repo root; about 5 minutes on an H200
+#     bash benchmarks/gpu_figures.sh OUT_DIR             # from the repo root; about 5 minutes on an H200
+#     bash benchmarks/gpu_figures.sh OUT_DIR run seed_cnn    # only these steps
 #
 # Runs from the source tree (PYTHONPATH=src), so the machine needs only torch, numpy, h5py, scipy,
 # scikit-learn, matplotlib, jinja2, sep, platformdirs and captum. Each step has its own time limit
@@ -14,8 +15,13 @@
 #   scale.txt         bench_scale: Galaxy10-sized (17,736 images) 10-class training, epoch time,
 #                     evaluation and explanation; synthesis on every core
 #   compile.txt       bench_train with torch.compile (reduce-overhead: also CUDA graphs)
+#   seed_cnn.txt      where the seed CNN's training step spends its time: without augmentation,
+#                     in NCHW, without cuDNN's algorithm search, and the profiler's costliest kernels
+# The run step runs twice: cold (a fresh machine renders the sky and builds caches) and warm.
 set -u
-OUT=${1:?usage: bash benchmarks/gpu_figures.sh OUT_DIR}
+OUT=${1:?usage: bash benchmarks/gpu_figures.sh OUT_DIR [STEP...]}
+shift
+STEPS=${*:-train_speed run scale compile}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 stamp() {  # prefix each line with the seconds since the step began
@@ -38,19 +44,44 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, output to OUT/N
   > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
 
-step train_speed 150 python3 benchmarks/bench_train.py --device cuda --models seed default \
-    --batch-sizes 256 512 1024 --precisions bf16 --seconds 2 --markdown
-step train_speed 60 python3 benchmarks/bench_train.py --device cuda --models seed default \
-    --batch-sizes 256 --precisions fp32 --seconds 2 --markdown
 
-rm -rf /tmp/gm-gpu-run
-step run 150 python3 -m galaxymorph run --device cuda --out /tmp/gm-gpu-run
-python3 -c 'import json; r = json.load(open("/tmp/gm-gpu-run/run.json"))
-print("timings (s):", r.get("timings")); print("train_seconds:", r.get("train_seconds"))' >> "$OUT/run.txt" 2>&1
-tail -n 2 "$OUT/run.txt"
+train_speed() {
+    step train_speed 150 python3 benchmarks/bench_train.py --device cuda --models seed default \
+        --batch-sizes 256 512 1024 --precisions bf16 --seconds 2 --markdown
+    step train_speed 60 python3 benchmarks/bench_train.py --device cuda --models seed default \
+        --batch-sizes 256 --precisions fp32 --seconds 2 --markdown
+}
 
-step scale 180 python3 benchmarks/bench_scale.py --n 17736 --layouts contiguous --repeat 1 --fancy-sample 50 \
-    --synth-n 2000 --epochs 3 --device cuda --dir /tmp/gm-gpu-scale
+run() {
+    for pass in cold warm; do
+        rm -rf /tmp/gm-gpu-run
+        step run 150 python3 -m galaxymorph run --device cuda --out /tmp/gm-gpu-run
+        python3 -c 'import json, sys; r = json.load(open("/tmp/gm-gpu-run/run.json"))
+print(sys.argv[1], "timings (s):", r.get("timings"))' "$pass" >> "$OUT/run.txt" 2>&1
+        python3 -c 'import json; e = json.load(open("/tmp/gm-gpu-run/explain/explain.json"))
+print("explain timings (s):", e["methods"][e["latest"]]["timings"])' >> "$OUT/run.txt" 2>&1
+        tail -n 2 "$OUT/run.txt"
+    done
+}
 
-step compile 200 python3 benchmarks/bench_train.py --device cuda --models default seed --batch-sizes 512 \
-    --precisions bf16 --compile reduce-overhead --seconds 2 --markdown
+scale() {
+    step scale 180 python3 benchmarks/bench_scale.py --n 17736 --layouts contiguous --repeat 1 --fancy-sample 50 \
+        --synth-n 2000 --epochs 3 --device cuda --dir /tmp/gm-gpu-scale
+}
+
+compile() {
+    step compile 200 python3 benchmarks/bench_train.py --device cuda --models default seed --batch-sizes 512 \
+        --precisions bf16 --compile reduce-overhead --seconds 2 --markdown
+}
+
+seed_cnn() {
+    local common="benchmarks/bench_train.py --device cuda --models seed --batch-sizes 512 --precisions bf16 --seconds 2"
+    step seed_cnn 40 python3 $common --profile 25
+    step seed_cnn 40 python3 $common --no-augment
+    step seed_cnn 40 python3 $common --contiguous
+    step seed_cnn 40 python3 $common --no-cudnn-benchmark
+    step seed_cnn 40 python3 benchmarks/bench_train.py --device cuda --models default --batch-sizes 512 \
+        --precisions bf16 --seconds 2 --no-cudnn-benchmark
+}
+
+for name in $STEPS; do "$name"; done
