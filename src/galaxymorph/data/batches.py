@@ -130,7 +130,7 @@ class Augmenter:
             x = d4_transform(x, k, flip)
         else:  # "seed": horizontal flip only
             flip = torch.randint(0, 2, (n,), generator=generator, device=on).bool()
-            x = d4_transform(x, torch.zeros(n, dtype=torch.long, device=on), flip)
+            x = torch.where(flip.to(x.device, non_blocking=True)[:, None, None, None], x.flip(-1), x)
         angle = uniform() * self.rotation * 2 * math.pi
         scale = 1 + uniform() * self.zoom
         shift = torch.stack([uniform(), uniform()], dim=1) * self.shift * 2  # normalised units: 2 = width
