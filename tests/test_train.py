@@ -150,6 +150,37 @@ def test_same_seed_same_history_and_resume_is_exact(tiny_h5, tmp_path, monkeypat
         train(None, resume=cut, progress=False)
 
 
+def test_moving_average_is_what_is_validated_saved_and_resumed(tiny_h5, tmp_path):
+    straight = train(tiny_config(tiny_h5, ema=0.9, schedule="constant"), out=tmp_path / "a", progress=False)
+    plain = train(tiny_config(tiny_h5, schedule="constant"), out=tmp_path / "p", progress=False)
+    last = read_checkpoint(straight / "checkpoints" / "last.pt")
+    best = read_checkpoint(straight / "checkpoints" / "best.pt")
+    averaged = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
+    if best["epoch"] == 2:  # the saved best weights are the average, not the raw weights
+        assert same_weights(best["state_dict"], averaged)
+        assert not same_weights(best["state_dict"], last["state_dict"])
+    assert strip_seconds(read_history(straight / "history.csv")) != strip_seconds(read_history(plain / "history.csv"))
+    # one epoch, then --resume to two (a constant rate: the schedule does not depend on the epochs)
+    cut = train(tiny_config(tiny_h5, ema=0.9, schedule="constant", epochs=1), out=tmp_path / "c", progress=False)
+    train(tiny_config(tiny_h5, ema=0.9, schedule="constant", epochs=2), resume=cut, progress=False)
+    assert same_weights(read_checkpoint(cut / "checkpoints" / "last.pt")["ema"], last["ema"])
+    with pytest.raises(GalaxymorphError, match="--ema must be in"):
+        tiny_config(tiny_h5, ema=1.0).validate()
+
+
+def test_balanced_class_weights():
+    from galaxymorph.training.loop import balanced_weights, weighted_mean
+
+    weights = balanced_weights(np.array([0, 0, 0, 1]), 2, torch.device("cpu"))
+    assert torch.allclose(weights, torch.tensor([4 / 6, 4 / 2]))  # n / (k * n_c)
+    soft = balanced_weights(np.array([0.1, 0.2, 0.3, 0.9]), 2, torch.device("cpu"))  # soft targets: their side
+    assert torch.equal(soft, weights)
+    losses, y = torch.tensor([1.0, 1.0, 1.0, 1.0]), torch.tensor([0, 0, 0, 1])
+    assert float(weighted_mean(losses, y, weights)) == pytest.approx(1.0)  # the weights average to 1
+    assert float(weighted_mean(torch.tensor([0.0, 0, 0, 1]), y, weights)) == pytest.approx(0.5)
+    assert float(weighted_mean(losses, y, None)) == 1.0
+
+
 def test_resume_can_extend_epochs_and_hook_sees_each_epoch(tiny_h5, tmp_path):
     seen = []
     run_dir = train(tiny_config(tiny_h5, epochs=1, schedule="constant", augment="seed"),

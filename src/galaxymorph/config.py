@@ -60,6 +60,8 @@ class Config:
     threads: int = 1  # CPU threads for torch; 0 = torch's default (one per core). 1: see benchmarks/bench_threads.py
     tta: bool = False  # D4 test-time averaging at evaluation and prediction
     targets: str = "labels"  # "labels" (hard) or "votes" (soft, from the catalogue's vote fractions)
+    class_weight: str = "none"  # "none" or "balanced" (each class weighs the same in the loss)
+    ema: float = 0.0  # decay of a moving average of the weights, validated and saved instead (0 = off)
 
     def validate(self) -> "Config":
         """Raise a one-line error for a value that cannot work; return self."""
@@ -80,6 +82,8 @@ class Config:
         self.difficulty = check_difficulty(self.difficulty)
         if self.patience < 0:
             raise GalaxymorphError(f"--patience must be >= 0 (0 = no early stopping), got {self.patience}")
+        if not 0 <= self.ema < 1:
+            raise GalaxymorphError(f"--ema must be in [0, 1) (0 = off; e.g. 0.99), got {self.ema}")
         if self.lr <= 0:
             raise GalaxymorphError(f"--lr must be positive, got {self.lr}")
         return self
@@ -134,6 +138,7 @@ AUGMENTATIONS = ("d4", "seed", "none")  # also what data.batches.Augmenter accep
 CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few options
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "augment": AUGMENTATIONS,
     "targets": ("labels", "votes"), "compile": ("off", "default", "reduce-overhead"),
+    "class_weight": ("none", "balanced"),
 }
 
 HELP: dict[str, str] = {
@@ -165,6 +170,10 @@ HELP: dict[str, str] = {
     "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
     "threads": "CPU threads for torch; more than 1 pays only on cores nothing else uses (0 = one per core)",
     "tta": "D4 test-time averaging (8 rotations/flips) at evaluation and prediction",
+    "class_weight": "'none', or 'balanced': weigh each image's loss by n / (classes x its class's count), so "
+                    "every class counts the same (for imbalanced splits such as 3:1)",
+    "ema": "decay of an exponential moving average of the weights (e.g. 0.99), which is what gets validated "
+           "and saved; 0 = off",
     "targets": "'labels' (hard class labels) or 'votes' (soft targets from Galaxy Zoo vote fractions in the "
                "data file's catalog/ group; two classes only)",
 }

@@ -106,6 +106,8 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 
         manifest = load_manifest(run_dir / "manifest.json")
         train_x, train_y = load_split(data_path, manifest, "train", progress=show)
+        class_weights = balanced_weights(train_y, len(config.classes), device) \
+            if config.class_weight == "balanced" else None
         if config.targets == "votes":  # soft targets: p(second class) from the catalogue's vote fractions
             from ..votes import split_soft_targets
 
@@ -135,6 +137,13 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
         step, start_epoch, history = 0, 1, []
         best = {"epoch": 0, "val_loss": math.inf}
 
+        # the weights that are validated and saved: the model's, or their moving average
+        ema_model = None
+        if config.ema:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+        validated = ema_model.module if ema_model is not None else model
         if resume is not None:  # continue from the last finished epoch
             state = read_checkpoint(last_path)
             try:
@@ -142,6 +151,8 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                 optimizer.load_state_dict(state["optimizer"])
                 scaler.load_state_dict(state["scaler"])
                 step, history, best = state["step"], state["history"], state["best"]
+                if ema_model is not None:
+                    ema_model.load_state_dict(state["ema"])
                 start_epoch = state["epoch"] + 1
                 torch.set_rng_state(state["rng"]["torch"])
             except (KeyError, ValueError, RuntimeError) as exc:
@@ -153,7 +164,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 
             ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         if rank == 0 and resume is None:  # epoch 0: a Ctrl-C during epoch 1 is resumable too
-            save_last(last_path, model, optimizer, scaler, step, 0, best, history, config)
+            save_last(last_path, model, optimizer, scaler, step, 0, best, history, config, ema_model)
 
         # ---- the epochs -------------------------------------------------------------------------
         plotted = -math.inf
@@ -176,9 +187,11 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                     logits = ddp_model(x)
                 losses, correct = loss_and_correct(logits, y, binary)
                 optimizer.zero_grad(set_to_none=True)
-                scaler.scale(losses.mean()).backward()
+                scaler.scale(weighted_mean(losses, y, class_weights)).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                if ema_model is not None:
+                    ema_model.update_parameters(model)
                 step += 1
                 sums += torch.stack([losses.detach().sum().double(), correct.double(), count(y)])
                 bar.update(1)
@@ -188,7 +201,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             bar.close()
             train_loss, train_acc = reduce_mean(sums, world)
             sync_buffers(model, world)  # batch-norm statistics: rank 0's on every rank
-            val_loss, val_acc = evaluate_loss(model, val_x, val_y, val_batches, device, amp_dtype, binary,
+            val_loss, val_acc = evaluate_loss(validated, val_x, val_y, val_batches, device, amp_dtype, binary,
                                               config.channels_last, world)
             record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                       "val_acc": val_acc, "lr": lr, "seconds": round(time.perf_counter() - t0, 3)}
@@ -200,9 +213,9 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             # ---- files of this epoch (rank 0) ----------------------------------------------------
             if rank == 0:
                 if improved:
-                    save_checkpoint(best_path, model, epoch=epoch, val_loss=val_loss, val_acc=val_acc,
+                    save_checkpoint(best_path, validated, epoch=epoch, val_loss=val_loss, val_acc=val_acc,
                                     config=config.to_dict())
-                save_last(last_path, model, optimizer, scaler, step, epoch, best, history, config)
+                save_last(last_path, model, optimizer, scaler, step, epoch, best, history, config, ema_model)
                 runs.write_history(run_dir / "history.csv", history)
                 if time.monotonic() - plotted >= CURVES_EVERY_S:  # a plot costs 0.1-0.4 s: not every fast epoch
                     plot_curves(history, run_dir / "curves.png", model, best["epoch"])
@@ -256,7 +269,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
         if history:
             plot_curves(history, run_dir / "curves.png", model, best["epoch"])
         if not best_path.is_file():  # no epoch ran (e.g. resumed a finished run): keep the last weights
-            save_checkpoint(best_path, model, epoch=epochs_done, config=config.to_dict())
+            save_checkpoint(best_path, validated, epoch=epochs_done, config=config.to_dict())
         previous = runs.read_run_json(run_dir).get("train_seconds", 0.0)
         runs.update_run_json(run_dir, status="complete", finished=runs.now(), epochs_done=epochs_done,
                              stopped_early=epochs_done < config.epochs, best_epoch=best["epoch"],
@@ -276,6 +289,23 @@ def loss_and_correct(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> tup
         # y: 0/1 labels, or soft targets in [0, 1] (counted right when on the same side of 0.5)
         return F.binary_cross_entropy_with_logits(z, y.float(), reduction="none"), ((z > 0) == (y > 0.5)).sum()
     return F.cross_entropy(logits, y, reduction="none"), (logits.argmax(1) == y).sum()
+
+
+def balanced_weights(labels: np.ndarray, n_classes: int, device: torch.device) -> torch.Tensor:
+    """Per-class loss weights n / (k * n_c) (scikit-learn's "balanced"): every class adds up to the
+    same share of the loss. Soft targets count towards the class they lean to."""
+    hard = (labels > 0.5).astype(np.int64) if labels.dtype.kind == "f" else labels.astype(np.int64)
+    counts = np.bincount(hard, minlength=n_classes).astype(np.float64)
+    weights = len(hard) / (n_classes * np.maximum(counts, 1))
+    return torch.tensor(weights, dtype=torch.float32, device=device)
+
+
+def weighted_mean(losses: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor | None) -> torch.Tensor:
+    """The batch's loss: the plain mean, or the mean of each image's loss times its class's weight."""
+    if class_weights is None:
+        return losses.mean()
+    classes = (y > 0.5).long() if y.is_floating_point() else y.long()
+    return (losses * class_weights[classes]).mean()
 
 
 def count(y: torch.Tensor) -> torch.Tensor:
@@ -307,8 +337,9 @@ def evaluate_loss(model: Classifier, images: np.ndarray, labels: np.ndarray, sam
 
 
 def save_last(path: Path, model, optimizer, scaler, step: int, epoch: int, best: dict, history: list,
-              config: Config) -> None:
+              config: Config, ema_model=None) -> None:
     """checkpoints/last.pt: everything --resume needs to continue exactly (tensors and plain values)."""
+    extra = {"ema": ema_model.state_dict()} if ema_model is not None else {}
     save_checkpoint(path, model, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), step=step,
                     epoch=epoch, best=best, history=history, rng={"torch": torch.get_rng_state()},
-                    config=config.to_dict())
+                    config=config.to_dict(), **extra)
