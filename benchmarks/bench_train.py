@@ -55,7 +55,7 @@ def timed(step, batch_size: int, seconds: float, device: torch.device, warmup: i
 
 def bench(name: str, batch_size: int, amp: bool, device: torch.device, seconds: float,
           compile_mode: str = "off", augment: bool = True, channels_last: bool = True,
-          profile: int = 0, seed_pool: str = "auto") -> tuple[float, float]:
+          profile: int = 0) -> tuple[float, float]:
     """(train img/s, predict img/s) of one model, batch size, precision and compile mode.
 
     ``augment=False`` and ``channels_last=False`` take those parts out, to see what they cost;
@@ -63,8 +63,7 @@ def bench(name: str, batch_size: int, amp: bool, device: torch.device, seconds: 
     """
     torch.manual_seed(0)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    net_kwargs = {"pool": seed_pool} if name == "seed" else {}
-    model = build_model(name, [2, 5], **net_kwargs).to(device, memory_format=memory_format)
+    model = build_model(name, [2, 5]).to(device, memory_format=memory_format)
     net = compiled(model, compile_mode)
     recipe_augment, Optimizer = RECIPES[name]
     augment = recipe_augment if augment else None
@@ -124,8 +123,6 @@ def main(argv=None) -> int:
     p.add_argument("--no-augment", action="store_true", help="train steps without augmentation (its cost)")
     p.add_argument("--contiguous", action="store_true", help="NCHW tensors instead of channels-last")
     p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cuDNN's algorithm search off")
-    p.add_argument("--seed-pool", choices=["auto", "reshape", "maxpool"], default="auto",
-                   help="the seed CNN's pooling: auto (reshape + max on GPUs), reshape, or max_pool2d")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print the N costliest operators of 5 training steps")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs/performance.md)")
@@ -151,8 +148,7 @@ def main(argv=None) -> int:
             for label, amp in precisions:
                 for mode in args.compile:
                     train_rate, predict_rate = bench(name, batch_size, amp, device, args.seconds, mode,
-                                                     not args.no_augment, not args.contiguous, args.profile,
-                                                     args.seed_pool)
+                                                     not args.no_augment, not args.contiguous, args.profile)
                     rows.append((name, batch_size, label, mode, train_rate, predict_rate))
                     if not args.markdown:
                         print(f"{name:>8}  batch {batch_size:4d}  {label:>14}  compile {mode:>15}  "

@@ -84,12 +84,6 @@ seed_cnn() {
         --precisions bf16 --seconds 2 --no-cudnn-benchmark
 }
 
-seed_pool() {  # the seed CNN's pooling on the GPU: reshape + max (auto) against max_pool2d, side by side
-    local common="benchmarks/bench_train.py --device cuda --models seed --precisions bf16 --seconds 2"
-    step seed_pool 40 python3 $common --batch-sizes 512 1024
-    step seed_pool 40 python3 $common --batch-sizes 512 --seed-pool maxpool
-}
-
 real() {  # candidates of the real-galaxy benchmark screened on the GPU (needs .realdata/sdss_gz2 carried)
     step real ${REAL_LIMIT:-200} python3 benchmarks/bench_real.py --out /tmp/gm-real --source .realdata/sdss_gz2 \
         --device cuda --candidates ${REAL_CANDIDATES:-narrow-30 narrow-balanced-30 narrow-ema99-30 narrow-ema998-30}

@@ -14,7 +14,6 @@ from galaxymorph.data.galaxy10 import write_galaxy10
 from galaxymorph.data.splits import prepare
 from galaxymorph.errors import DataError
 from galaxymorph.models import build_model, read_checkpoint
-from galaxymorph.models.seed import MaxPool2x2
 from galaxymorph.runs import read_history
 from galaxymorph.training import train
 from galaxymorph.training.schedule import lr_factor
@@ -44,27 +43,13 @@ def test_seed_model_is_the_reference_cnn():
     assert sum(p.numel() for p in model.parameters()) == 1_015_361
     sizes = []
     hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
-             for m in model.net.features if isinstance(m, (torch.nn.Conv2d, MaxPool2x2))]
+             for m in model.net.features if isinstance(m, (torch.nn.Conv2d, torch.nn.MaxPool2d))]
     with torch.no_grad():
         out = model(torch.zeros(1, 3, 256, 256))
     for h in hooks:
         h.remove()
     assert sizes == [254, 127, 125, 62, 60, 30, 28, 14, 12]
     assert out.shape == (1, 1)
-
-
-@pytest.mark.parametrize("shape", [(2, 3, 7, 9), (2, 4, 254, 254), (1, 5, 127, 127)])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_the_reshape_max_pool_equals_max_pool2d(shape, channels_last):
-    """The form the seed CNN pools with on GPUs: max_pool2d's values and (without ties) gradients."""
-    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-    view = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-    ours, reference = MaxPool2x2("reshape")(view), torch.nn.functional.max_pool2d(view, 2)
-    assert ours.shape == reference.shape and torch.equal(ours, reference)
-    g = torch.randn_like(ours)
-    assert torch.equal(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(reference, x, g)[0])
-    with pytest.raises(ValueError, match="pool must be"):
-        MaxPool2x2("mean")
 
 
 def test_compile_setting_compiles_the_model_it_trains(tiny_h5, tmp_path, monkeypatch):
