@@ -13,7 +13,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from conftest import make_blobs
 
 from galaxymorph.errors import GalaxymorphError
-from galaxymorph.explain import METHODS, GradCAM, explain, gradcam
+from galaxymorph.explain import make_explainer, METHODS, GradCAM, explain, gradcam
 from galaxymorph.explain.faithfulness import deletion_check, insertion_check, paired_margin, randomisation_check
 from galaxymorph.data.galaxy10 import open_galaxy10
 from galaxymorph.models import build_model, save_checkpoint
@@ -307,3 +307,7 @@ def test_sky_reference_map_is_empty_on_an_empty_sky():
     from galaxymorph.explain.gradcam import finer_layer
 
     assert finer_layer(model) == "net.stages.2"  # 16x16 cells on the 128 px input
+    assert finer_layer(model, 2) == "net.stages.1"  # 32x32: the default method's layer
+    assert make_explainer("gradcam++-sky", model).layer_name == "net.stages.1"
+    seed = build_model("seed", CLASSES)
+    assert (finer_layer(seed), finer_layer(seed, 2)) == ("net.features.11", "net.features.10")  # 14, 28 px
