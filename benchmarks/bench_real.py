@@ -60,6 +60,10 @@ CANDIDATES: dict[str, tuple[str, dict, bool]] = {
                         dict(model="galaxy-narrow", ema=0.99, **LONG), False),
     "narrow-ema998-30": ("narrow, weights averaged with decay 0.998 (--ema 0.998)",
                          dict(model="galaxy-narrow", ema=0.998, **LONG), False),
+    "narrow-lr1e-3-30": ("narrow, half the peak learning rate (--lr 1e-3)", dict(model="galaxy-narrow", lr=1e-3, **LONG),
+                         False),
+    "narrow-lr4e-3-30": ("narrow, twice the peak learning rate (--lr 4e-3)", dict(model="galaxy-narrow", lr=4e-3, **LONG),
+                         False),
 }
 REFERENCES = ("seed", "default")
 PRETRAIN_SIZES = (50, 100, 200, 0)  # real training images per class; 0 = all
