@@ -198,18 +198,22 @@ def read_selection(path: Path, idx: np.ndarray, from_copy: bool = False) -> floa
 
 def build_rechunked_copy(path: Path) -> dict | None:
     """Build the re-chunked copy galaxymorph would make of ``path`` (None when it makes none):
-    its seconds (one sequential pass, as the first selection would pay), size and path."""
+    its seconds (one sequential pass, as the first selection would pay), the growth of the
+    peak RSS while building (MiB), size and path."""
     with h5py.File(path, "r") as f:
         if not rechunk.worth_copying(path, f):
             return None
+        reset_peak_rss()
+        before = rss_mb("VmRSS")
         start = time.perf_counter()
         copy = rechunk.open_copy(path, f, build=True)
         seconds = time.perf_counter() - start
+        peak = rss_mb() - before
     if copy is None:
         return None
     copy_file = Path(copy.filename)
     copy.close()
-    return {"build_s": seconds, "size_mb": copy_file.stat().st_size / 1e6, "path": copy_file}
+    return {"build_s": seconds, "peak_mb": peak, "size_mb": copy_file.stat().st_size / 1e6, "path": copy_file}
 
 
 def selection_memory(path: Path, idx: np.ndarray, from_copy: bool = False) -> float:
@@ -320,7 +324,8 @@ def report(args, synth_rate: float, built: dict, loading: list[dict], model: dic
         if copy:
             lines += ["", f"re-chunked copy of the {name} file (one image per chunk, lzf; what galaxymorph "
                       f"builds at the first selection): built once in **{copy['build_s']:.1f} s** "
-                      f"({args.n / copy['build_s']:.0f} img/s), {copy['size_mb']:.0f} MB; "
+                      f"({args.n / copy['build_s']:.0f} img/s, peak RSS +{copy['peak_mb']:.0f} MiB), "
+                      f"{copy['size_mb']:.0f} MB; "
                       f"sequential read of the copy {copy['seq']:.0f} img/s"]
     lines += ["", f"loading, {args.n} images (best of {args.repeat}):", "",
               "| layout | selection | images | sequential img/s | selection img/s | vs sequential | "
