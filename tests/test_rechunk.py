@@ -41,6 +41,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.delenv(rechunk.DISABLE_VARIABLE, raising=False)
     monkeypatch.setattr(rechunk, "RECHUNK_FROM_BYTES", 0)
     monkeypatch.setattr(rechunk, "FREE_SPACE_MARGIN_BYTES", 0)
+    monkeypatch.setattr(rechunk, "BUILD_FROM_SHARE", 0.0)  # any selection builds (one test restores it)
     monkeypatch.setattr(rechunk, "_FAILED", set())
     builds = []
     real = rechunk.build_copy
@@ -199,3 +200,16 @@ def test_building_says_so_once_on_stderr(tmp_path, cache, monkeypatch, capsys):
             data.images([2, 3])
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"re-chunking {os.path.realpath(path)} for fast selections into {rechunk.copy_folder()} (once)"]
+
+
+def test_a_small_read_uses_the_original_and_a_split_sized_one_builds(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(rechunk, "BUILD_FROM_SHARE", 0.25)
+    images = _images()
+    path = _write(tmp_path / "g10.h5", images)
+    with open_galaxy10(path) as data:
+        assert np.array_equal(data.images([7, 2, 30]), images[[7, 2, 30]])  # a preview: 3 of 40
+    assert not cache and not _copies()
+    with open_galaxy10(path) as data:
+        split = np.arange(0, N, 3)  # 14 of 40
+        assert np.array_equal(data.images(split), images[split])
+    assert len(cache) == 1 and len(_copies()) == 1

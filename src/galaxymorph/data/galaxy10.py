@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import DataError
 from ..fileio import atomic_path
 from .filehash import file_sha256
-from .rechunk import is_selection, open_copy, worth_copying
+from .rechunk import is_large_selection, open_copy, worth_copying
 from .rows import chunk_aligned_batches, read_rows
 
 CLASS_NAMES: dict[int, str] = {
@@ -233,10 +233,10 @@ class Galaxy10File:
 
     def _pixels(self, name: str, indices) -> h5py.Dataset:
         """Pixel dataset ``name`` to read ``indices`` from: the re-chunked copy when there is an
-        up-to-date one, or when ``indices`` are a selection of a file worth copying (it is then
-        built); else this file's own. A copy that cannot be built is not tried again here."""
+        up-to-date one, or when ``indices`` are a large selection of a file worth copying (it is
+        then built); else this file's own. A copy that cannot be built is not tried again here."""
         if self._may_copy and self._copy is None:
-            selection = is_selection(indices, len(self))
+            selection = is_large_selection(indices, len(self))
             self._copy = open_copy(self.path, self._h5, build=selection)
             if self._copy is None and selection:
                 self._may_copy = False

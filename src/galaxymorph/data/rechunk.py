@@ -6,7 +6,8 @@ Every such chunk holds an image of any split, so a sparse selection -- the 2-vs-
 18% of the file, or a random tenth -- costs a decompression of the whole file, however well it
 is read (:mod:`galaxymorph.data.rows`): 10-17% of sequential images per second.
 
-What: the first time a selection of such a file is read, galaxymorph writes once, in one
+What: the first time a selection of such a file is read (one of at least 5% of its images,
+a split, not a preview), galaxymorph writes once, in one
 sequential pass, a copy of its ``images`` (and ``masks``, when it has them) with one image per
 chunk, lzf-compressed, as galaxymorph writes its own files. From then on selections of pixels
 are read from the copy; labels and other columns still come from the original file.
@@ -45,6 +46,7 @@ from ..progress import progress_bar, status
 from .filehash import user_cache_folder
 
 MAX_IMAGES_PER_CHUNK = 8  # files whose chunks span more images than this are worth a copy
+BUILD_FROM_SHARE = 0.05  # only a selection of at least this share of the file builds one
 RECHUNK_FROM_BYTES = 128 << 20  # and only files this large (file size); tests lower it
 FREE_SPACE_MARGIN_BYTES = 512 << 20  # room left on the cache's disk beyond the copy's worst case
 DISABLE_VARIABLE = "GALAXYMORPH_NO_RECHUNK"  # "1": never copy, always read the original
@@ -71,13 +73,16 @@ def worth_copying(path: str | os.PathLike, h5: h5py.File) -> bool:
     return os.stat(path).st_size >= RECHUNK_FROM_BYTES
 
 
-def is_selection(indices, n: int) -> bool:
-    """Whether ``indices`` leave out some of the ``n`` images (a whole-file read gains nothing
-    from a copy, so it never causes one to be built)."""
+def is_large_selection(indices, n: int) -> bool:
+    """Whether reading ``indices`` of the ``n`` images should build a copy: a part of the file
+    (a whole-file read gains nothing from a copy) of at least :data:`BUILD_FROM_SHARE` of it.
+    Smaller reads -- a preview grid, predict's scale sample -- touch few chunk rows and are read
+    from the original: building costs about 1.4 passes over the file (70 s at Galaxy10's size),
+    which only a split-sized read repays."""
     if indices is None:
         return False
-    idx = np.asarray(indices)
-    return len(idx) < n or np.unique(idx).size < n
+    unique = np.unique(np.asarray(indices)).size
+    return unique < n and unique >= BUILD_FROM_SHARE * n
 
 
 def open_copy(path: str | os.PathLike, h5: h5py.File, build: bool) -> h5py.File | None:
