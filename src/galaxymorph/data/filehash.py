@@ -26,9 +26,15 @@ REMEMBER_FROM_BYTES = 64 << 20  # files this large or larger have their hash rem
 MAX_ENTRIES = 64  # remembered files; the oldest records go first
 
 
+def user_cache_folder() -> Path:
+    """galaxymorph's folder in the platform's user cache (``~/.cache/galaxymorph`` on Linux,
+    ``$XDG_CACHE_HOME/galaxymorph`` when that is set): remembered hashes, re-chunked copies."""
+    return Path(platformdirs.user_cache_dir("galaxymorph", appauthor=False))
+
+
 def hash_record_path() -> Path:
-    """Where remembered hashes are kept: ``sha256.json`` in the platform's user cache folder."""
-    return Path(platformdirs.user_cache_dir("galaxymorph", appauthor=False)) / "sha256.json"
+    """Where remembered hashes are kept: ``sha256.json`` in the user cache folder."""
+    return user_cache_folder() / "sha256.json"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import DataError
 from ..fileio import atomic_path
 from .filehash import file_sha256
+from .rechunk import is_large_selection, open_copy, worth_copying
 from .rows import chunk_aligned_batches, read_rows
 
 CLASS_NAMES: dict[int, str] = {
@@ -110,9 +111,14 @@ class Galaxy10File:
 
     Opening checks keys, shapes and dtypes and reads only the small columns; pixels are read
     on demand with :meth:`images`. Use as a context manager, or call :meth:`close`.
+
+    ``rechunk``: read selections of pixels from a local copy with one image per chunk when the
+    file's chunks span many images (gzip with h5py's automatic chunks, like the real Galaxy10
+    file), building it the first time (:mod:`galaxymorph.data.rechunk`). False: always read
+    this file (``GALAXYMORPH_NO_RECHUNK=1`` does the same everywhere).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, rechunk: bool = True):
         self.path = Path(path)
         if not self.path.exists():
             raise DataError(f"data file not found: {self.path}")
@@ -133,6 +139,8 @@ class Galaxy10File:
         except BaseException:
             self._h5.close()
             raise
+        self._copy: h5py.File | None = None  # the re-chunked copy, once opened
+        self._may_copy = rechunk and worth_copying(self.path, self._h5)
 
     def _validate(self) -> None:
         f, name = self._h5, self.path.name
@@ -191,12 +199,13 @@ class Galaxy10File:
         """uint8 images (n, 256, 256, 3) at ``indices`` (any order, repeats allowed; None: all).
 
         Read chunk by chunk at close to the speed of reading the file straight through, into
-        one array of the selection's size (:func:`~galaxymorph.data.rows.read_rows`).
+        one array of the selection's size (:func:`~galaxymorph.data.rows.read_rows`); from the
+        re-chunked local copy when the file's chunks span many images (see ``rechunk``).
         ``progress`` is called with the number of images just read.
         """
         if indices is None or isinstance(indices, slice):
             indices = np.arange(len(self))[indices if indices is not None else slice(None)]
-        return read_rows(self._h5["images"], indices, progress=progress)
+        return read_rows(self._pixels("images", indices), indices, progress=progress)
 
     def masks(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray | None:
         """uint8 component masks (n, 256, 256) at ``indices`` (see ``MASK_BITS``), or None when
@@ -207,7 +216,8 @@ class Galaxy10File:
         if ds.dtype != np.uint8 or tuple(ds.shape) != (len(self), *MASK_SHAPE):
             raise DataError(f"{self.path.name}: 'masks' has {ds.dtype} {ds.shape}, expected uint8 "
                             f"({len(self)}, 256, 256)")
-        return read_rows(ds, np.arange(len(self)) if indices is None else indices)
+        indices = np.arange(len(self)) if indices is None else indices
+        return read_rows(self._pixels("masks", indices), indices)
 
     def iter_images(self, indices: np.ndarray, batch_size: int = 256):
         """Yield (indices_chunk, images_chunk) in chunks, to stream large selections.
@@ -216,9 +226,21 @@ class Galaxy10File:
         decompressed twice; a chunk then holds up to ``batch_size`` plus one HDF5 chunk's images.
         """
         indices = np.asarray(indices, dtype=np.int64)
-        for start, stop in chunk_aligned_batches(self._h5["images"], indices, batch_size):
+        dataset = self._pixels("images", indices)  # decided once, for the whole selection
+        for start, stop in chunk_aligned_batches(dataset, indices, batch_size):
             chunk = indices[start:stop]
-            yield chunk, self.images(chunk)
+            yield chunk, read_rows(dataset, chunk)
+
+    def _pixels(self, name: str, indices) -> h5py.Dataset:
+        """Pixel dataset ``name`` to read ``indices`` from: the re-chunked copy when there is an
+        up-to-date one, or when ``indices`` are a large selection of a file worth copying (it is
+        then built); else this file's own. A copy that cannot be built is not tried again here."""
+        if self._may_copy and self._copy is None:
+            selection = is_large_selection(indices, len(self))
+            self._copy = open_copy(self.path, self._h5, build=selection)
+            if self._copy is None and selection:
+                self._may_copy = False
+        return (self._h5 if self._copy is None else self._copy)[name]
 
     # -- class subsets -----------------------------------------------------------------
     def select(self, classes: Iterable[int] = DEFAULT_CLASSES) -> Selection:
@@ -261,6 +283,8 @@ class Galaxy10File:
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
+        if self._copy is not None:
+            self._copy.close()
         self._h5.close()
 
     def __enter__(self) -> "Galaxy10File":
@@ -273,9 +297,10 @@ class Galaxy10File:
         return f"Galaxy10File({str(self.path)!r}, n={len(self)})"
 
 
-def open_galaxy10(path: str | os.PathLike) -> Galaxy10File:
-    """Open and validate a Galaxy10-layout HDF5 file (lazily: pixels are read on demand)."""
-    return Galaxy10File(path)
+def open_galaxy10(path: str | os.PathLike, rechunk: bool = True) -> Galaxy10File:
+    """Open and validate a Galaxy10-layout HDF5 file (lazily: pixels are read on demand;
+    ``rechunk``: see :class:`Galaxy10File`)."""
+    return Galaxy10File(path, rechunk=rechunk)
 
 
 class Galaxy10Writer:
