@@ -64,6 +64,10 @@ CANDIDATES: dict[str, tuple[str, dict, bool]] = {
                          False),
     "narrow-lr4e-3-30": ("narrow, twice the peak learning rate (--lr 4e-3)", dict(model="galaxy-narrow", lr=4e-3, **LONG),
                          False),
+    "narrow-45": ("narrow, --epochs 45 --patience 15 (over the 3-minute budget)",
+                  dict(model="galaxy-narrow", epochs=45, patience=15), False),
+    "narrow-ema99-45": ("narrow, --ema 0.99 --epochs 45 --patience 15 (over the 3-minute budget)",
+                        dict(model="galaxy-narrow", ema=0.99, epochs=45, patience=15), False),
 }
 REFERENCES = ("seed", "default")
 PRETRAIN_SIZES = (50, 100, 200, 0)  # real training images per class; 0 = all
