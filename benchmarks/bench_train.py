@@ -25,7 +25,7 @@ import torch
 from galaxymorph.data.batches import Augmenter, make_batch, to_device
 from galaxymorph.models import build_model
 from galaxymorph.runs import cpu_name
-from galaxymorph.training.device import cpu_has_bf16, tune_backends
+from galaxymorph.training.device import cpu_has_bf16, tuned_backends
 from galaxymorph.training.loop import compiled, loss_and_correct
 
 RECIPES = {  # model -> (augmentation, optimizer) as the seed preset and the defaults use them
@@ -130,9 +130,6 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    tune_backends(device)
-    if args.no_cudnn_benchmark:
-        torch.backends.cudnn.benchmark = False
     has_bf16 = cpu_has_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()
     precisions = [(label, amp) for label, amp in (("fp32", False), ("bf16 autocast", True))
                   if label.split()[0] in args.precisions and (has_bf16 or not amp)]
@@ -143,16 +140,19 @@ def main(argv=None) -> int:
           f"({torch.get_num_threads()} threads), python {platform.python_version()}, device {device}, "
           f"bf16 native: {has_bf16}, 1-min load average at start: {load:.2f}")
     rows = []
-    for name in args.models:
-        for batch_size in args.batch_sizes:
-            for label, amp in precisions:
-                for mode in args.compile:
-                    train_rate, predict_rate = bench(name, batch_size, amp, device, args.seconds, mode,
-                                                     not args.no_augment, not args.contiguous, args.profile)
-                    rows.append((name, batch_size, label, mode, train_rate, predict_rate))
-                    if not args.markdown:
-                        print(f"{name:>8}  batch {batch_size:4d}  {label:>14}  compile {mode:>15}  "
-                              f"train {train_rate:8.1f} img/s  predict {predict_rate:8.1f} img/s", flush=True)
+    with tuned_backends(device):  # the GPU settings training runs under
+        if args.no_cudnn_benchmark:
+            torch.backends.cudnn.benchmark = False
+        for name in args.models:
+            for batch_size in args.batch_sizes:
+                for label, amp in precisions:
+                    for mode in args.compile:
+                        train_rate, predict_rate = bench(name, batch_size, amp, device, args.seconds, mode,
+                                                         not args.no_augment, not args.contiguous, args.profile)
+                        rows.append((name, batch_size, label, mode, train_rate, predict_rate))
+                        if not args.markdown:
+                            print(f"{name:>8}  batch {batch_size:4d}  {label:>14}  compile {mode:>15}  "
+                                  f"train {train_rate:8.1f} img/s  predict {predict_rate:8.1f} img/s", flush=True)
     if args.markdown:
         print("\n| model | batch | precision | compile | train img/s | predict img/s |")
         print("|---|---:|---|---|---:|---:|")

@@ -327,3 +327,14 @@ def test_disk_full_marks_the_run_failed_in_one_line_and_resume_continues(tiny_h5
     disk.full = False  # space freed: the run continues where it stopped
     train(None, resume=run_dir, progress=False)
     assert [r["epoch"] for r in read_history(run_dir / "history.csv")] == [1, 2]
+
+
+def test_gpu_backend_settings_are_put_back_after_training():
+    from galaxymorph.training.device import tuned_backends
+
+    before = torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()
+    with tuned_backends(torch.device("cuda")):  # only sets flags: runs without a GPU
+        assert torch.backends.cudnn.benchmark and torch.get_float32_matmul_precision() == "high"
+    assert (torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()) == before
+    with tuned_backends(torch.device("cpu")):
+        assert (torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()) == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ..errors import GalaxymorphError
@@ -20,12 +22,24 @@ def select_device(name: str) -> torch.device:
     return device
 
 
-def tune_backends(device: torch.device) -> None:
-    """On a GPU: let cuDNN time its convolution algorithms for our fixed input sizes, and let fp32
-    matrix products use TF32. Nothing changes on the CPU."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.set_float32_matmul_precision("high")
+@contextlib.contextmanager
+def tuned_backends(device: torch.device):
+    """While training on a GPU: cuDNN times its convolution algorithms for our fixed batch shapes
+    (1.28x for the default model on an H200, docs/performance.md), and fp32 matrix products may
+    use TF32. Both are put back on leaving, so evaluation and explanation in the same process,
+    whose batches come in many shapes, do not pay a new search for each. Nothing changes on
+    the CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()
+    torch.backends.cudnn.benchmark = True
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before[0]
+        torch.set_float32_matmul_precision(before[1])
 
 
 def mixed_precision(device: torch.device, amp: bool) -> torch.dtype | None:

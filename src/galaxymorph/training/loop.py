@@ -37,7 +37,7 @@ from ..models import Classifier, build_model, read_checkpoint, resolve_architect
 from ..models.checkpoints import load_weights
 from ..progress import progress_bar, progress_enabled, status
 from .curves import plot_curves
-from .device import dtype_name, is_out_of_memory, mixed_precision, select_device, tune_backends
+from .device import dtype_name, is_out_of_memory, mixed_precision, select_device, tuned_backends
 from .distributed import barrier, local_device, reduce_mean, share, start_distributed, sync_buffers
 from .schedule import lr_factor
 
@@ -66,11 +66,11 @@ def train(config: Config | Mapping[str, Any] | None = None, out: str | os.PathLi
     device = select_device(config.device)
     rank, world, owns_group = start_distributed(device)
     device = local_device(device, world)
-    tune_backends(device)
     amp_dtype = mixed_precision(device, config.amp)
     try:
-        return _train(config, out, resume, device, amp_dtype, rank, world, progress and rank == 0, overwrite,
-                      on_epoch_end)
+        with tuned_backends(device):
+            return _train(config, out, resume, device, amp_dtype, rank, world, progress and rank == 0, overwrite,
+                          on_epoch_end)
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
