@@ -158,11 +158,12 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             except (KeyError, ValueError, RuntimeError) as exc:
                 raise GalaxymorphError(f"cannot resume from {last_path}: it does not match this run ({exc})") from None
             epochs_done = state["epoch"]
-        ddp_model = compiled(model, config.compile)
+        ddp_model = model
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp_model = compiled(ddp_model, config.compile)  # (compiled around DDP, as torch recommends)
         if rank == 0 and resume is None:  # epoch 0: a Ctrl-C during epoch 1 is resumable too
             save_last(last_path, model, optimizer, scaler, step, 0, best, history, config, ema_model)
 
@@ -313,7 +314,7 @@ def count(y: torch.Tensor) -> torch.Tensor:
     return torch.full((), float(len(y)), dtype=torch.float64, device=y.device)
 
 
-def compiled(model: Classifier, mode: str) -> torch.nn.Module:
+def compiled(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     """The model itself, or ``torch.compile(model, mode=...)`` (``compile`` = "default" or
     "reduce-overhead", which also replays CUDA graphs). Weights are shared, so checkpoints are
     saved from ``model`` as always."""
