@@ -37,6 +37,7 @@ def test_d4_transform_is_exact():
     k = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
     flip = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]).bool()
     out = d4_transform(x, k, flip)
+    assert torch.equal(out, d4_transform(x, k, flip, by_where=True))  # the GPU's way, on the CPU
     for i in range(8):
         expected = x[i].flip(-1) if flip[i] else x[i]
         expected = torch.rot90(expected, int(k[i]), dims=(-2, -1))
