@@ -27,13 +27,11 @@ import urllib.request
 from http.client import HTTPException
 from pathlib import Path
 
-import platformdirs
-
 from .. import __version__
 from ..errors import DownloadError, GalaxymorphError
 from ..fileio import sha256_file
 from ..progress import progress_bar
-from .filehash import file_sha256, remember_sha256
+from .filehash import file_sha256, remember_sha256, user_cache_folder
 
 GALAXY10_URL = "https://zenodo.org/records/10845026/files/Galaxy10_DECals.h5"
 GALAXY10_SHA256 = "19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571"
@@ -52,7 +50,7 @@ def default_data_dir() -> Path:
     env = os.environ.get("GALAXYMORPH_DATA")
     if env:
         return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("galaxymorph", appauthor=False))
+    return user_cache_folder()
 
 
 def fetch(dest: str | os.PathLike | None = None, url: str | None = None, sha256: str | None = None,
