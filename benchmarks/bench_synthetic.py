@@ -66,8 +66,9 @@ def main(argv=None) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
     from galaxymorph.data import synthetic
     from galaxymorph.runs import cpu_name
+    from galaxymorph.workers import usable_cores
 
-    workers = args.workers or synthetic.default_workers()
+    workers = args.workers or usable_cores()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {workers} workers; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     jobs = [(c, i) for i in range(args.n) for c in range(10)][: args.n]

@@ -416,7 +416,7 @@ def test_default_workers_every_core_but_not_for_a_few_images(tmp_path, monkeypat
 
     used = []
     real = synthetic._rendered_chunks
-    monkeypatch.setattr(synthetic, "default_workers", lambda: 8)
+    monkeypatch.setattr(synthetic, "usable_cores", lambda: 8)
     monkeypatch.setattr(synthetic, "_rendered_chunks", lambda chunks, seed, d, workers: used.append(workers) or
                         real(chunks, seed, d, 1))
     synthesize(tmp_path / "small.h5", classes=(2, 5), n_per_class=1, progress=False)

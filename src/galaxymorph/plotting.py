@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
+from .workers import can_start_workers, usable_cores, worker_context  # noqa: E402
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
@@ -37,19 +38,14 @@ class FigurePool:
     """
 
     def __init__(self, workers: int | None = None):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.workers = max(1, min(8, cores if workers is None else workers))
+        self.workers = max(1, min(8, usable_cores() if workers is None else workers))
         self._pool, self._futures = None, []
 
     def __enter__(self) -> "FigurePool":
-        if self.workers > 1:
-            import multiprocessing
+        if self.workers > 1 and can_start_workers():
             from concurrent.futures import ProcessPoolExecutor
 
-            # forkserver: clean workers, whatever this process holds (a CUDA context must not be forked)
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            context = multiprocessing.get_context(method)
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context())
         return self
 
     def submit(self, draw, *args, **kwargs) -> None:

@@ -45,6 +45,7 @@ from scipy import special
 
 from ..config import Config
 from ..errors import DataError
+from ..workers import can_start_workers, usable_cores, worker_context
 from .galaxy10 import (
     CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer, check_class_id, validate_classes,
 )
@@ -749,42 +750,20 @@ def render_chunk(jobs: list[tuple[int, int]], seed: int, difficulty: float) -> t
     return images, masks
 
 
-def default_workers() -> int:
-    """All the cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _workers_can_start() -> bool:
-    """False when worker processes could not re-import the main program (code read from stdin)."""
-    import sys
-
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    return main_file is None or os.path.exists(main_file)
-
-
 def _rendered_chunks(chunks: list[list[tuple[int, int]]], seed: int, difficulty: float,
                      workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield the rendered chunks in order, from ``workers`` processes (in this one when 1).
 
     At most two chunks per worker are in flight, so memory stays small whatever the sky's size.
     """
-    if workers <= 1 or len(chunks) <= 1 or not _workers_can_start():
+    if workers <= 1 or len(chunks) <= 1 or not can_start_workers():
         for chunk in chunks:
             yield render_chunk(chunk, seed, difficulty)
         return
-    import multiprocessing
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        # workers fork from a server that has imported the heavy libraries once. Not this module:
-        # the server may not see the parent's sys.path (Python 3.11's forkserver ignores it), and
-        # the workers must run this very file. No astropy: the stretch is written out here
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["numpy", "scipy.fft", "scipy.special", "h5py"])
-    else:  # pragma: no cover - not Linux
-        context = multiprocessing.get_context("spawn")
+    # workers fork from a server that has imported the heavy libraries once. Not this module:
+    # the server may not see the parent's sys.path (Python 3.11's forkserver ignores it), and
+    # the workers must run this very file. No astropy: the stretch is written out here
+    context = worker_context(["numpy", "scipy.fft", "scipy.special", "h5py"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending = []
         try:
@@ -824,7 +803,7 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     difficulty = check_difficulty(defaults.difficulty if difficulty is None else difficulty)
     n_images = len(classes) * int(n_per_class)
     if workers is None:  # every core, but no process that would cost more to start than it renders
-        workers = max(1, min(default_workers(), n_images // IMAGES_PER_WORKER))
+        workers = max(1, min(usable_cores(), n_images // IMAGES_PER_WORKER))
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise DataError(f"workers must be a positive integer, got {workers!r}")
     out = Path(out)

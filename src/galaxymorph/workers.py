@@ -1,0 +1,39 @@
+"""Worker processes: how many cores this process may use, and how to start clean workers.
+
+Shared by the two process pools of galaxymorph: the synthetic renderer
+(:mod:`galaxymorph.data.synthetic`) and the explain figures (:class:`galaxymorph.plotting.FigurePool`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+
+def usable_cores() -> int:
+    """All the cores this process may use (its CPU affinity where the platform says so)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def can_start_workers() -> bool:
+    """False when worker processes could not re-import the main program (its file is gone)."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
+def worker_context(preload: Sequence[str] = ()):
+    """A multiprocessing context whose workers start clean, whatever this process holds (a CUDA
+    context must not be forked): forkserver, where the server imports ``preload`` once for every
+    worker forked from it; else spawn."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - not Linux
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    if preload:
+        context.set_forkserver_preload(list(preload))
+    return context
