@@ -161,22 +161,21 @@ def make_batch(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Ten
 
     uint8 pixels travel to the device (a quarter of the bytes of floats), then: float, resize to
     the model's input size, augment (if given), channels-last memory layout (if asked).
-    ``images`` and ``labels`` may already be on the device (:func:`to_device`): then the batch
-    is cut there and nothing crosses the bus.
+    ``images`` and ``labels`` may both be held on the device already (:func:`to_device`): then
+    the batch is cut there and nothing crosses the bus.
     """
-    if isinstance(images, torch.Tensor):
+    if isinstance(images, torch.Tensor):  # held as tensors: cut where they are
         positions = torch.as_tensor(positions).to(images.device, non_blocking=True)
+        y = labels[positions]
+    else:
+        y = torch.from_numpy(labels[positions])
     x = to_float_nchw(images[positions], device)
     x = resize(x)
     if augment is not None:
         x = augment(x, generator)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    if isinstance(labels, torch.Tensor):
-        y = labels[torch.as_tensor(positions).to(labels.device, non_blocking=True)].to(device, non_blocking=True)
-    else:
-        y = torch.from_numpy(labels[positions]).to(device, non_blocking=True)
-    return x, y
+    return x, y.to(device, non_blocking=True)
 
 
 def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device):
