@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import GalaxymorphError
 
+BARRED_SPIRAL = 5  # the Galaxy10 class whose bar and arms the synthetic masks mark
 GALAXY_BIT = 1
 BAR_BIT = 8
 ARMS_BIT = 16
@@ -98,17 +99,22 @@ def bar_and_arm_masks(mask_bits: np.ndarray) -> np.ndarray:
     return (np.asarray(mask_bits) & (BAR_BIT | ARMS_BIT)).astype(bool)
 
 
-def localisation_scores(model, images: np.ndarray, labels: np.ndarray, method: str, galaxy: np.ndarray,
-                        parts: np.ndarray | None = None, part_class: int | None = None,
-                        batch_size: int = 32, **options) -> dict:
+def localisation_scores(model, images: np.ndarray, labels: np.ndarray, method: str,
+                        mask_bits: np.ndarray | None = None, batch_size: int = 32,
+                        galaxy: np.ndarray | None = None, **options) -> dict:
     """Scores per class: each class's images (true label = position c) explained for class c.
 
-    Returns ``{class position: summary}`` (see :func:`localisation_summary`); ``parts`` is scored
-    only for the class at position ``part_class`` (the barred spirals' bar and arms).
+    The galaxy is the renderer's footprint when ``mask_bits`` are given (synthetic sky), else
+    sep's central source (``galaxy``: footprints already made by :func:`galaxy_masks`, to score
+    several methods without segmenting again); with masks, the barred spirals are also scored on
+    their bar and arms. Returns ``{class position: summary}`` (see :func:`localisation_summary`).
     """
     from . import explain
 
     labels = np.asarray(labels)
+    galaxy = galaxy_masks(images, mask_bits) if galaxy is None else galaxy
+    parts = bar_and_arm_masks(mask_bits) if mask_bits is not None else None
+    part_class = model.class_ids.index(BARRED_SPIRAL) if BARRED_SPIRAL in model.class_ids else None
     out = {}
     for c in range(len(model.class_ids)):
         rows = np.flatnonzero(labels == c)

@@ -40,14 +40,13 @@ from ..runs import open_held_out, run_device
 from . import DEFAULT_METHOD, METHODS, make_explainer
 from .faithfulness import deletion_check, insertion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, save_pair
-from .localisation import bar_and_arm_masks, galaxy_masks, localisation_scores, meets_aim
+from .localisation import localisation_scores, meets_aim
 
 EXPLAIN_FORMAT = "galaxymorph-explain/1"
 N_OVERLAYS = 4          # single original | overlay figures
 N_FAITHFULNESS = 24     # images in the deletion and insertion checks (enough for a useful interval)
 N_RANDOMISATION = 8     # images in the randomisation check
 N_LOCALISATION = 256    # images of the split scored for localisation (all of a smaller split)
-BARRED_SPIRAL = 5       # Galaxy10 class whose bar and arms the synthetic masks mark
 
 
 def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -140,10 +139,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
 
     # 2b. localisation against the galaxy's footprint (renderer masks, else sep's central source)
     t0 = time.perf_counter()
-    galaxy = galaxy_masks(loc_images, mask_bits)
-    parts = bar_and_arm_masks(mask_bits) if mask_bits is not None else None
-    part_class = model.class_ids.index(BARRED_SPIRAL) if BARRED_SPIRAL in model.class_ids else None
-    per_class = localisation_scores(model, loc_images, labels[loc_pos], method, galaxy, parts, part_class,
+    per_class = localisation_scores(model, loc_images, labels[loc_pos], method, mask_bits,
                                     batch_size=batch_size, **options)
     localisation = {
         "footprint": "synthetic masks (bit 1)" if mask_bits is not None else "sep central source",
