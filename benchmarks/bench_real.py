@@ -329,13 +329,11 @@ def vote_table(results: dict, seeds) -> str:
 
 # ---------------------------------------------------------------------------------------- main
 def environment() -> dict:
-    import platform
-
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu, "cores": os.cpu_count(),
+    from galaxymorph.runs import cpu_name
+
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_name(), "cores": os.cpu_count(),
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 

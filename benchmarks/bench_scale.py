@@ -62,6 +62,7 @@ import numpy as np
 from galaxymorph.data import rechunk
 from galaxymorph.data.galaxy10 import IMAGE_SHAPE, open_galaxy10
 from galaxymorph.data.splits import stratified_split
+from galaxymorph.runs import cpu_name
 
 # Images per class in Galaxy10 DECaLS (Leung & Bovy), 17,736 in all.
 GALAXY10_COUNTS = np.array([1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873])
@@ -99,17 +100,6 @@ def rss_mb(field: str = "VmHWM") -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # -- stages -------------------------------------------------------------------------------------
@@ -311,7 +301,7 @@ def bench_model_stages(path: Path, folder: Path, epochs: int, device: str, batch
 
 # -- report -------------------------------------------------------------------------------------
 def report(args, synth_rate: float, built: dict, loading: list[dict], model: dict | None) -> str:
-    lines = [f"machine: {cpu_model()}, {os.cpu_count()} cores; python {platform.python_version()}, "
+    lines = [f"machine: {cpu_name()}, {os.cpu_count()} cores; python {platform.python_version()}, "
              f"h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}; load average "
              f"{os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              f"command: python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}", ""]
