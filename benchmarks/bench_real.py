@@ -18,7 +18,9 @@ may share one ``--out``.
     python benchmarks/bench_real.py --out /tmp/gm-bench-real --table-only --markdown
 
 ``--pretrain`` runs the synthetic-pretraining study instead (fine-tune on 50, 100, 200 and all
-real training images per class against training from scratch; docs/models.md).
+real training images per class against training from scratch; docs/models.md). ``--committee``
+trains nothing: it averages the finished candidates of each seed and lists the test galaxies
+most of them misclassify (bench_real_committee.py).
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--table-only", action="store_true", help="no training: tabulate the finished runs")
     p.add_argument("--markdown", action="store_true", help="print only the markdown table")
     p.add_argument("--pretrain", action="store_true", help="run the synthetic-pretraining study instead")
+    p.add_argument("--committee", action="store_true",
+                   help="no training: average the finished candidates per seed and list the galaxies most get wrong")
     p.add_argument("--pretrain-model", default="galaxy-narrow")
     p.add_argument("--pretrain-sizes", nargs="+", type=int, default=list(PRETRAIN_SIZES),
                    help="real training images per class for the pretraining study (0 = all)")
@@ -352,6 +356,10 @@ def main(argv=None) -> int:
         from bench_real_pretrain import pretrain_study  # benchmarks/ is on sys.path when run as a script
 
         return pretrain_study(out, data, splits, args)
+    if args.committee:
+        from bench_real_committee import committee_study
+
+        return committee_study(out, data, args.candidates, args.seeds)
     if not args.table_only:
         for seed in args.seeds:  # seed-major: every candidate gets seed 0 first
             for name in args.candidates:
