@@ -53,6 +53,8 @@ CANDIDATES: dict[str, tuple[str, dict, bool]] = {
     "narrow-fine-30": ("narrow, last stage stride 1: 16x16 last grid (heatmaps)",
                        dict(model="galaxy-narrow-fine", **LONG), False),
     "base-30": ("widths 32-64-128-192", dict(model="galaxy-base", **LONG), False),
+    "narrow-192-30": ("narrow at 192 px input instead of 128 (2.25x the pixels; over the 3-minute budget)",
+                      dict(model="galaxy-narrow-192", **LONG), False),
     "reflect-30": ("widths 32-64-128-192, reflect padding", dict(model="galaxy-reflect", **LONG), False),
     "narrow-votes-30": ("narrow, soft targets from the vote fractions (--targets votes)",
                         dict(model="galaxy-narrow", targets="votes", **LONG), False),

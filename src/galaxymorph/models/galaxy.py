@@ -138,6 +138,7 @@ VARIANTS: dict[str, dict] = {
     "galaxy-narrow-reflect": dict(widths=(16, 32, 64, 128), padding_mode="reflect"),
     "galaxy-narrow-fine": dict(widths=(16, 32, 64, 128), last_stride=1),
     "galaxy-reflect": dict(padding_mode="reflect"),
+    "galaxy-narrow-192": dict(widths=(16, 32, 64, 128), input_size=192),
 }
 # Best on real SDSS galaxies with the 30-epoch recipe, tied with reflect padding and soft vote
 # targets at a lower cost; first chosen on the synthetic sky (docs/models.md).
