@@ -166,7 +166,7 @@ def test_balanced_class_weights():
     assert float(weighted_mean(losses, y, None)) == 1.0
 
 
-def test_resume_can_extend_epochs_and_hook_sees_each_epoch(tiny_h5, tmp_path):
+def test_resume_can_extend_epochs_and_hook_sees_each_epoch(tiny_h5, tmp_path, capsys):
     seen = []
     run_dir = train(tiny_config(tiny_h5, epochs=1, schedule="constant", augment="seed"),
                     out=tmp_path / "r", progress=False, on_epoch_end=lambda e, rec, m: seen.append(e))
@@ -174,8 +174,19 @@ def test_resume_can_extend_epochs_and_hook_sees_each_epoch(tiny_h5, tmp_path):
           progress=False, on_epoch_end=lambda e, rec, m: seen.append(e))
     assert seen == [1, 2]
     assert [r["epoch"] for r in read_history(run_dir / "history.csv")] == [1, 2]
+    assert "warning" not in capsys.readouterr().err  # a constant schedule does not depend on the total
     with pytest.raises(GalaxymorphError, match="lr"):
         train(tiny_config(tiny_h5, epochs=3, lr=0.1), resume=run_dir, progress=False)
+
+
+def test_resume_with_other_epochs_warns_that_the_schedule_is_reshaped(tiny_h5, tmp_path, capsys):
+    run_dir = train(tiny_config(tiny_h5, epochs=1, schedule="onecycle", augment="seed"), out=tmp_path / "r",
+                    progress=False)
+    capsys.readouterr()
+    train(tiny_config(tiny_h5, epochs=2, schedule="onecycle", augment="seed"), resume=run_dir, progress=False)
+    err = capsys.readouterr().err
+    assert "warning: resuming with --epochs 2 instead of 1 reshapes the onecycle" in err
+    assert err.count("warning") == 1
 
 
 # -- bad input ------------------------------------------------------------------------------

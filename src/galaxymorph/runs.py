@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,11 @@ def resume_config(run_dir: str | os.PathLike, given: Config | Mapping[str, Any] 
         raise GalaxymorphError(
             f"cannot resume {run_dir} with a different {differences}: a resumed run keeps its settings "
             f"except {', '.join(RESUMABLE_CHANGES)}; train a new run to change the others")
+    if wanted.epochs != saved.epochs and wanted.schedule != "constant":
+        # the schedule is a function of the step and the total: a new total reshapes the rest of it
+        print(f"warning: resuming with --epochs {wanted.epochs} instead of {saved.epochs} reshapes the "
+              f"{wanted.schedule} learning-rate schedule from here on (it is spread over {wanted.epochs} "
+              f"epochs); the result differs from an uninterrupted {wanted.epochs}-epoch run", file=sys.stderr)
     return wanted.validate()
 
 
