@@ -17,11 +17,13 @@
 #   compile.txt       bench_train with torch.compile (reduce-overhead: also CUDA graphs)
 #   seed_cnn.txt      where the seed CNN's training step spends its time: without augmentation,
 #                     in NCHW, without cuDNN's algorithm search, and the profiler's costliest kernels
+#   predict.txt       `galaxymorph predict --device cuda` (and --tta) on the 1,200-image synthetic
+#                     sky with the run step's model, against the same on the CPU: time and agreement
 # The run step runs twice: cold (a fresh machine renders the sky and builds caches) and warm.
 set -u
 OUT=${1:?usage: bash benchmarks/gpu_figures.sh OUT_DIR [STEP...]}
 shift
-STEPS=${*:-train_speed run scale compile}
+STEPS=${*:-train_speed run predict scale compile}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 stamp() {  # prefix each line with the seconds since the step began
@@ -82,6 +84,21 @@ seed_cnn() {
     step seed_cnn 40 python3 $common --no-cudnn-benchmark
     step seed_cnn 40 python3 benchmarks/bench_train.py --device cuda --models default --batch-sizes 512 \
         --precisions bf16 --seconds 2 --no-cudnn-benchmark
+}
+
+predict() {  # needs the run step's model (/tmp/gm-gpu-run); PREDICT_DEVICE=cpu tries the step anywhere
+    local device=${PREDICT_DEVICE:-cuda} run_dir=${PREDICT_RUN:-/tmp/gm-gpu-run} sky
+    sky=$(python3 -c 'from galaxymorph.config import Config; from galaxymorph.runs import synthetic_path
+print(synthetic_path(Config()))')
+    step predict 120 python3 -m galaxymorph predict "$run_dir" "$sky" --device "$device" --out /tmp/gm-pred-dev.csv
+    step predict 120 python3 -m galaxymorph predict "$run_dir" "$sky" --device "$device" --tta --out /tmp/gm-pred-dev-tta.csv
+    step predict 300 python3 -m galaxymorph predict "$run_dir" "$sky" --device cpu --out /tmp/gm-pred-cpu.csv
+    step predict 30 python3 -c 'import csv
+rows = [list(csv.DictReader(open(f"/tmp/gm-pred-{k}.csv"))) for k in ("dev", "cpu")]
+probs = [k for k in rows[0][0] if k.startswith("prob_")]
+diff = max(abs(float(a[k]) - float(b[k])) for a, b in zip(*rows) for k in probs)
+same = sum(a["predicted"] == b["predicted"] for a, b in zip(*rows))
+print(f"{len(rows[0])} images; predicted class equal on {same}; max |p(device) - p(cpu)| = {diff:.2e}")'
 }
 
 real() {  # candidates of the real-galaxy benchmark screened on the GPU (needs .realdata/sdss_gz2 carried)
