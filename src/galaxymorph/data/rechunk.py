@@ -23,6 +23,10 @@ are read from the copy; labels and other columns still come from the original fi
   written or its disk has too little room (the source's uncompressed pixels plus
   :data:`FREE_SPACE_MARGIN_BYTES`), one warning line is printed and the original is read: a
   command never fails for want of a copy.
+- Several processes: one builds a copy while the others wait for it (a file lock beside the
+  copy), so a multi-GPU run writes one copy, not one per rank.
+- Clean-up: building a copy first deletes the temporary files of builds that were killed and
+  the copies of source files that no longer exist.
 - Off switch: ``GALAXYMORPH_NO_RECHUNK=1``, or ``open_galaxy10(path, rechunk=False)``.
 
 Building the copy reads the source in slabs of whole chunk rows (the fastest way to read it)
@@ -35,7 +39,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -98,7 +104,12 @@ def open_copy(path: str | os.PathLike, h5: h5py.File, build: bool) -> h5py.File 
     if copy is not None or not build or stamp in _FAILED:
         return copy
     try:
-        build_copy(h5, dest, stamp)
+        with _build_lock(dest):
+            copy = _open_checked(dest, stamp, h5)  # built by another process while this one waited
+            if copy is not None:
+                return copy
+            remove_leftovers(dest)
+            build_copy(h5, dest, stamp)
     except (OSError, GalaxymorphError) as exc:  # unwritable folder, disk full, ...
         _FAILED.add(stamp)
         reason = " ".join(str(exc).split())
@@ -106,6 +117,52 @@ def open_copy(path: str | os.PathLike, h5: h5py.File, build: bool) -> h5py.File 
               "reading the original file", file=sys.stderr, flush=True)
         return None
     return _open_checked(dest, stamp, h5)
+
+
+@contextmanager
+def _build_lock(dest: Path) -> Iterator[None]:
+    """Hold ``dest``'s build lock: one process builds a copy while the others wait, then use it.
+
+    Several processes often ask for the same copy at once (each rank of a multi-GPU run loads
+    its split); without the lock each would write its own 3.5 GB copy. An advisory ``flock``
+    on ``<copy>.lock``, released when the process ends however it ends; where ``fcntl`` does
+    not exist (Windows), no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.with_suffix(".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            status(f"waiting for another process that is re-chunking into {dest.name}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_leftovers(dest: Path) -> None:
+    """Before building ``dest`` (its lock held): delete what no one will use again -- the
+    half-written temporary files of builds that were killed (``atomic_path`` removes them on
+    any error, not on SIGKILL or power loss), and copies whose source file no longer exists."""
+    for tmp in dest.parent.glob(f".{dest.name}.*"):
+        tmp.unlink(missing_ok=True)
+    for copy in dest.parent.glob("*.h5"):
+        if copy.name.startswith(".") or copy == dest:
+            continue
+        try:
+            with h5py.File(copy, "r") as f:
+                source = f.attrs.get("source")
+        except OSError:
+            continue  # being written, or not ours: leave it
+        if isinstance(source, str) and not os.path.exists(source):
+            copy.unlink(missing_ok=True)
+            copy.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def source_stamp(path: str | os.PathLike) -> tuple[str, int, int]:
