@@ -17,7 +17,7 @@ from .workers import can_start_workers, usable_cores, worker_context  # noqa: E4
 
 
 # Photo-like figures (galaxy images under heatmaps) are written as JPEG: as PNG a gallery of
-# noisy sky is 4 MB, as JPEG at quality 85 under a sixth of that and several times faster to
+# noisy sky is 4 MB, as JPEG at quality 85 about a fifth of that and ten times faster to
 # encode. Chroma is kept at full resolution (4:4:4): with the usual 4:2:0 the thin cyan contours
 # and coloured captions come out pale and fringed. Line plots stay PNG (small, sharp edges).
 JPEG_OPTIONS = {"quality": 85, "subsampling": 0}

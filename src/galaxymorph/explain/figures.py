@@ -17,7 +17,7 @@ How a figure is laid out: galleries and pairs are grids of equal tiles, so their
 computed to the inch (:func:`tile_grid`) instead of by matplotlib's constrained layout and a
 tight bounding box. Those cost a second drawing pass of every tile and most of a gallery's
 time; the pictures are the same. Galleries and pairs are photographs under heatmaps and are
-saved as JPEG (:data:`galaxymorph.plotting.JPEG_OPTIONS`), about a sixth of the PNG's size.
+saved as JPEG (:data:`galaxymorph.plotting.JPEG_OPTIONS`), about a fifth of the PNG's size.
 """
 
 from __future__ import annotations
