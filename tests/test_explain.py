@@ -259,10 +259,13 @@ def test_explain_run_writes_files(run_folder):
     summary = explain_run(run_folder, split="test", n=3, method="gradcam", progress=False, device="cpu")
     assert summary["probabilities_from"] == "eval/predictions.csv" and summary["accuracy"] == 1.0
     out = run_folder / "explain"
-    for name in ("gradcam_confident.png", "gradcam_misclassified.png", "gradcam_random.png", "gradcam_maps.npz",
+    for name in ("gradcam_confident.jpg", "gradcam_misclassified.jpg", "gradcam_random.jpg", "gradcam_maps.npz",
                  "explain.json"):
         assert (out / name).is_file(), name
     assert summary["files"]["overlays"] and all((out / f).is_file() for f in summary["files"]["overlays"])
+    for name in ["gradcam_confident.jpg", *summary["files"]["overlays"]]:  # photographs: JPEG, named so
+        assert name.endswith(".jpg") and (out / name).read_bytes().startswith(b"\xff\xd8\xff"), name
+    assert (out / summary["files"]["localisation"]).read_bytes().startswith(b"\x89PNG")  # a plot: PNG
     with np.load(out / "gradcam_maps.npz") as npz:
         assert npz["maps"].shape[1:] == (256, 256) and npz["maps"].dtype == np.float16
         assert len(npz["indices"]) == len(npz["targets"]) == summary["counts"]["explained"]

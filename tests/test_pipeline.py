@@ -153,3 +153,20 @@ def test_run_into_a_used_folder_is_refused_before_any_data_work(tiny_h5, tmp_pat
     (used / "notes.txt").write_text("mine")
     assert main(["run", "--data", str(tiny_h5), "--out", str(used)]) == 2
     assert "already holds files" in capsys.readouterr().err
+
+
+def test_report_is_its_pictures_and_little_else(finished_run):
+    """The galleries are JPEG and the page embeds each picture once, as written: its size is the
+    pictures' base64 and some text (a gallery as PNG made a default run's page 11-15 MB)."""
+    import base64
+    import re
+
+    _, run_dir = finished_run
+    page = (run_dir / "report.html").read_text()
+    pictures = [base64.b64decode(data) for data in re.findall(r'src="data:image/[a-z]+;base64,([^"]+)"', page)]
+    explain = json.loads((run_dir / "explain" / "explain.json").read_text())
+    files = explain["methods"][explain["latest"]]["files"]
+    galleries = [(run_dir / "explain" / files[g]).read_bytes() for g in ("confident", "random")]
+    assert all(g.startswith(b"\xff\xd8\xff") and g in pictures for g in galleries)  # JPEG, embedded as is
+    assert len(page.encode()) < 4 / 3 * sum(map(len, pictures)) + 64_000
+    assert len(page.encode()) < 1_500_000  # this run's page: 0.96 MB; 3.1 MB with PNG galleries

@@ -19,3 +19,27 @@ def test_figure_pool_draws_every_figure_and_raises_the_first_error(tmp_path, wor
         with FigurePool(workers) as pool:
             pool.submit(image_grid, [[tile]], [], tmp_path / "bad.png")  # no label for the row
     assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.parametrize("name, magic", [("f.jpg", b"\xff\xd8\xff"), ("f.JPEG", b"\xff\xd8\xff"),
+                                         ("f.png", b"\x89PNG"), ("f", b"\x89PNG")])
+def test_save_figure_writes_jpeg_by_the_ending_else_png(tmp_path, name, magic):
+    from galaxymorph.plotting import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.imshow(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    path = save_figure(fig, tmp_path / name)
+    assert path.read_bytes().startswith(magic)
+    assert not plt.fignum_exists(fig.number)  # closed
+
+
+def test_save_figure_untight_keeps_the_figure_size(tmp_path):
+    from PIL import Image
+
+    from galaxymorph.plotting import plt, save_figure
+
+    for tight, expected in ((False, (300, 100)), (True, None)):
+        fig = plt.figure(figsize=(3, 1))
+        fig.text(0.5, 0.5, "x")  # a tight box shrinks to this
+        with Image.open(save_figure(fig, tmp_path / f"{tight}.jpg", dpi=100, tight=tight)) as image:
+            assert (image.size == expected) if expected else (image.size[0] < 100 and image.mode == "RGB")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -41,6 +42,7 @@ window.addEventListener('load', () => {
 
 
 def _png(path: Path, seed: int = 0) -> None:
+    """A small plot, saved as PNG or JPEG by ``path``'s ending (as the run's own figures are)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,19 +68,19 @@ def run_folder(tiny_h5, tmp_path) -> Path:
     (run / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
                                      "1,0.69,0.5,0.6,0.7,0.001,3\n2,0.5,0.8,0.45,0.85,0.001,3\n")
     _png(run / "curves.png")
-    _png(run / "data_examples.png")  # evaluate writes it: the report reads no data file
+    _png(run / "data_examples.jpg")  # evaluate writes it: the report reads no data file
     for name in ("confusion", "roc", "pr", "reliability", "probabilities"):
         _png(run / "eval" / f"{name}.png")
     (run / "eval" / "metrics.json").write_text(json.dumps({
         "split": "test", "n": 8,
         "metrics": {"accuracy": {"value": 0.875, "ci95": [0.6, 1.0]}, "roc_auc": {"value": 0.93, "ci95": [0.7, 1.0]}}}))
     for name in ("confident", "misclassified"):
-        _png(run / "explain" / f"gradcam_{name}.png")
+        _png(run / "explain" / f"gradcam_{name}.jpg")
     (run / "explain" / "explain.json").write_text(json.dumps({
         "format": "galaxymorph-explain/1", "latest": "gradcam",
         "methods": {"gradcam": {
             "method": "gradcam", "layer": "net.features.12",
-            "files": {"confident": "gradcam_confident.png", "misclassified": "gradcam_misclassified.png",
+            "files": {"confident": "gradcam_confident.jpg", "misclassified": "gradcam_misclassified.jpg",
                       "overlays": []},
             "localisation": {"footprint": "sep central source", "aim": "median share >= 0.6", "meets_aim": False,
                              "classes": {"Round Smooth": {"share_on_galaxy": 0.283, "galaxy_area_share": 0.301,
@@ -93,7 +95,7 @@ def test_report_is_self_contained(run_folder):
     page = write_report(run_folder).read_text()
     assert page.startswith("<!DOCTYPE html>")
     srcs = re.findall(r'src="([^"]+)"', page)
-    assert len(srcs) == 9 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 9 and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in srcs)
     assert not re.search(r'(href|src)="(https?:)?//', page)  # nothing fetched from a network
     for text in ("Round Smooth vs Barred Spiral", "0.875", "[0.600, 1.000]", "FAIL", "net.features.12"):
         assert text in page
@@ -111,10 +113,32 @@ def test_missing_stages_say_which_command_fills_them_in(run_folder):
 
 
 def test_report_without_example_grid_says_evaluate_makes_it(run_folder):
-    (run_folder / "data_examples.png").unlink()
+    (run_folder / "data_examples.jpg").unlink()
     page = build_html(run_folder)
     assert "grid of example images not produced yet" in page.lower() and "example images per class" not in page
-    assert not (run_folder / "data_examples.png").exists()  # the report made nothing from the data
+    assert not list(run_folder.glob("data_examples.*"))  # the report made nothing from the data
+
+
+def test_pictures_are_embedded_as_written_with_their_type_and_size(run_folder):
+    """JPEG galleries stay JPEG (a PNG of the same picture is several times larger), byte for
+    byte, with the pixel size the page lays them out at; plots stay PNG."""
+    from PIL import Image
+
+    page = build_html(run_folder)
+    embedded = {alt: (media, base64.b64decode(data), int(w), int(h)) for media, data, alt, w, h in re.findall(
+        r'<img src="data:(image/[a-z]+);base64,([^"]+)" alt="([^"]+)" width="(\d+)" height="(\d+)">', page)}
+    for path, alt, media in [(run_folder / "explain" / "gradcam_confident.jpg", "gradcam confident", "image/jpeg"),
+                             (run_folder / "data_examples.jpg", "example images per class", "image/jpeg"),
+                             (run_folder / "eval" / "roc.png", "roc.png", "image/png")]:
+        with Image.open(path) as image:
+            assert embedded[alt] == (media, path.read_bytes(), *image.size), alt
+
+
+def test_an_older_runs_png_example_grid_is_still_shown(run_folder):
+    (run_folder / "data_examples.jpg").unlink()
+    _png(run_folder / "data_examples.png")  # what evaluate wrote before the grid became a JPEG
+    page = build_html(run_folder)
+    assert re.search(r'src="data:image/png;base64,[^"]+" alt="example images per class"', page)
 
 
 def test_not_a_run_folder(tmp_path):
@@ -140,7 +164,7 @@ def test_names_from_the_run_folder_are_escaped(run_folder):
     page = build_html(run_folder)
     assert "<script" not in page.lower()
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # the data path and the class name
-    assert 'alt="a&lt;script&gt;b.png"' in page and len(re.findall(r'src="data:image/png', page)) == 10
+    assert 'alt="a&lt;script&gt;b.png"' in page and len(re.findall(r'src="data:image/', page)) == 10
 
 
 def test_the_template_ships_as_package_data():

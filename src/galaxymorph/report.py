@@ -1,6 +1,7 @@
 """``galaxymorph report RUN_DIR``: one self-contained ``report.html`` for a run folder.
 
-The page embeds every picture (base64 PNG) and its own CSS, so it opens from disk with no
+The page embeds every picture (base64, as the run folder holds it: PNG for plots, JPEG for
+photographs and heatmap galleries) and its own CSS, so it opens from disk with no
 server and no internet, and can be mailed or archived as one file. It is built only from the
 files in the run folder (it opens no data file and loads no model, so it needs no ``--device``);
 a stage that has not run yet shows the command that would fill it in.
@@ -26,7 +27,8 @@ from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
 from .fileio import write_text
 
-EXAMPLES_PNG = "data_examples.png"  # training images per class, written by evaluate
+EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate
+LEGACY_EXAMPLES_FIGURE = "data_examples.png"  # what evaluate wrote before (still shown)
 
 
 # -- reading the run folder ---------------------------------------------------------------
@@ -56,12 +58,25 @@ def _read_toml(path: Path) -> dict | None:
 TEMPLATE = "report.html.j2"  # in galaxymorph/templates/, shipped as package data (pyproject.toml)
 
 
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
 def _figure(path: Path, alt: str, caption: str | None = None) -> dict | None:
-    """An embedded PNG (``src`` is a data: URI), or None when the file is absent."""
+    """An embedded picture (``src`` a data: URI of the file's own bytes, PNG or JPEG; ``width``
+    and ``height`` its pixels, so the page keeps its layout while it loads), or None when absent."""
     if not path.is_file():
         return None
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return {"src": f"data:image/png;base64,{data}", "alt": alt, "caption": caption}
+    from PIL import Image  # reads the header only
+
+    raw = path.read_bytes()
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except OSError:  # not a picture PIL knows: embedded all the same, the browser shows what it can
+        width = height = None
+    media = MEDIA_TYPES.get(path.suffix.lower(), "image/png")
+    return {"src": f"data:{media};base64,{base64.b64encode(raw).decode('ascii')}", "alt": alt, "caption": caption,
+            "width": width, "height": height}
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -112,14 +127,16 @@ def _data_section(run_dir: Path, run: dict, manifest: dict | None) -> dict | Non
         counts = manifest["counts"][split]
         rows.append([split] + [counts.get(str(c), 0) for c in classes] + [sum(counts.values())])
     src = manifest["source"]
+    examples = run_dir / EXAMPLES_FIGURE
+    if not examples.is_file():
+        examples = run_dir / LEGACY_EXAMPLES_FIGURE
     return {
         "file": str(run.get("data", src.get("path"))), "n_images": str(src.get("n_images")),
         "sha256_start": src["sha256"][:16], "seed": str(manifest["seed"]),
         "fractions": str(manifest["fractions"]), "n_duplicates": len(manifest.get("duplicates", [])),
         "header": ["split"] + [f"{c} {CLASS_NAMES[c]}" for c in classes] + ["total"], "rows": rows,
         # written by 'evaluate': the report reads no data file
-        "examples": _figure(run_dir / EXAMPLES_PNG, "example images per class",
-                            "Random training images of each class."),
+        "examples": _figure(examples, "example images per class", "Random training images of each class."),
     }
 
 

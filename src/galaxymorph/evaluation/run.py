@@ -21,7 +21,7 @@ from ..errors import GalaxymorphError
 from ..votes import vote_summary
 from ..fileio import atomic_path, write_json
 from ..inference import predict_selection, predicted_positions
-from ..report import EXAMPLES_PNG
+from ..report import EXAMPLES_FIGURE
 from .figures import write_examples, write_plots
 from .metrics import (INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
                       point_metrics, stratified_bootstrap_weights, with_intervals)
@@ -65,8 +65,8 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
             threshold = choose_threshold(y_val, p_val[:, 1])
             if split == "val":
                 threshold["note"] = "chosen and scored on the same split: optimistic"
-        if plots and not (run_dir / EXAMPLES_PNG).is_file():
-            write_examples(run_dir / EXAMPLES_PNG, data, folder.manifest)
+        if plots and not (run_dir / EXAMPLES_FIGURE).is_file():
+            write_examples(run_dir / EXAMPLES_FIGURE, data, folder.manifest)
     probs = probs.astype(np.float64)
     probs /= probs.sum(1, keepdims=True)
     pred = predicted_positions(probs)

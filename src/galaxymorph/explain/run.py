@@ -7,8 +7,9 @@ correct images of each class, the misclassified ones, a seeded random sample -- 
 image's PREDICTED class, and writes into ``RUN_DIR/explain/`` (file names start with the
 method, so several methods can sit side by side):
 
-- ``<method>_confident.png``, ``<method>_misclassified.png``, ``<method>_random.png``: galleries;
-- ``<method>_overlay_<index>.png``: a few single original | overlay figures;
+- ``<method>_confident.jpg``, ``<method>_misclassified.jpg``, ``<method>_random.jpg``: galleries
+  (JPEG: photographs under heatmaps; runs written before carry the same figures as .png);
+- ``<method>_overlay_<index>.jpg``: a few single original | overlay figures;
 - ``<method>_maps.npz``: ``indices`` (into the data file), ``labels``, ``targets``, ``probs``,
   ``maps`` (float16, (n, 256, 256), scaled to [0, 1]) and one boolean mask per gallery;
 - ``<method>_localisation.png``: per class, each image's share of the map on the galaxy
@@ -35,7 +36,7 @@ from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
 from ..models import load_model
 from ..inference import predict_selection
-from ..plotting import FigurePool
+from ..plotting import PHOTO_SUFFIX, FigurePool
 from ..runs import open_held_out, run_device
 from . import DEFAULT_METHOD, METHODS, make_explainer
 from .faithfulness import deletion_check, insertion_check, randomisation_check
@@ -172,7 +173,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
                      "misclassified": f"{label}: misclassified ({split}), most confident first; "
                                       "left: map for the predicted class, right: for the true class",
                      "random": f"{label}: random sample ({split}, seed {seed})"}[gallery]
-            path = out / f"{method}_{gallery}.png"
+            path = out / f"{method}_{gallery}{PHOTO_SUFFIX}"
             extra = {}
             if gallery == "misclassified" and rows:
                 extra = {"second_maps": true_maps,
@@ -185,7 +186,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         files["overlays"] = []
         for p in singles:
             r = row[p]
-            path = out / f"{method}_overlay_{int(indices[p])}.png"
+            path = out / f"{method}_overlay_{int(indices[p])}{PHOTO_SUFFIX}"
             figures.submit(save_pair, path, images[r], maps[r], method, names[labels[p]], names[targets[r]],
                            probs[p, targets[r]])
             files["overlays"].append(path.name)
