@@ -42,6 +42,15 @@ def test_data_info_prints_counts_and_writes_a_grid(tiny_h5, tmp_path, capsys):
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("n", ["0", "-1"])
+def test_data_info_refuses_a_grid_of_no_examples(tiny_h5, tmp_path, capsys, n):
+    grid = tmp_path / "grid.png"
+    assert main(["data", "info", str(tiny_h5), "--grid", str(grid), "--n", n]) == 2  # -1 was a ValueError
+    assert capsys.readouterr().err.strip() == f"galaxymorph: error: --n (examples per class in the grid) must be " \
+                                              f"at least 1, got {n}"
+    assert not grid.exists()  # 0 wrote a grid without images
+
+
 def test_data_prepare_writes_the_manifest(tiny_h5, tmp_path, capsys):
     out = tmp_path / "m.json"
     assert main(["data", "prepare", str(tiny_h5), "--out", str(out), "--fractions", "0.5", "0.25", "0.25"]) == 0
