@@ -67,6 +67,10 @@ def resolve_data(config: Config, progress: bool = True) -> Path:
 
         return Path(fetch(progress=progress))
     path = Path(config.data).expanduser()
+    if path.is_dir():
+        from .data.galaxy10 import folder_given
+
+        raise folder_given(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path} (give a Galaxy10-layout HDF5 file, 'synthetic' or 'galaxy10')")
     return path
