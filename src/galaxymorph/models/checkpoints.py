@@ -54,9 +54,18 @@ def load_tensors(path: Path, what: str = "checkpoint"):
             raise GalaxymorphError(
                 f"refused to load {what} {path}: it holds Python objects ({found.group(1)}), not only tensors "
                 "and plain values, and loading those could run code") from None
-        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file ({_first_line(exc)})") from None
+        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file "
+                               f"({_unpickler_reason(exc)})") from None
     except Exception as exc:  # torch raises many types for a damaged file
         raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file ({_first_line(exc)})") from None
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """What torch's weights-only unpickler stopped at (``Unsupported operand 72`` for an HDF5 or
+    CSV file), without the preamble around it, which suggests ``weights_only=False``: the very
+    load this module refuses."""
+    found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
+    return found.group(1).strip() if found else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
