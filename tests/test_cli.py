@@ -107,7 +107,17 @@ def test_help_shows_defaults(capsys):
     out = " ".join(capsys.readouterr().out.split())
     from galaxymorph import Config
 
-    assert f"(default: {Config().epochs})" in out and "(default: 'default')" in out and "(default: [2, 5])" in out
+    assert f"(default: {Config().epochs})" in out and "(default: 'default')" in out and "(default: 2 5)" in out
+
+
+@pytest.mark.parametrize("argv", [["train"], ["data", "synth"], ["data", "prepare"]])
+def test_help_shows_each_default_once(argv, capsys):
+    with pytest.raises(SystemExit):
+        main(argv + ["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    classes = out[out.rindex("--classes "):]  # 'train' said (default: 2 5) (default: [2, 5])
+    assert classes[:classes.index("--", 3)].count("(default:") == 1
+    assert "(default: 2 5)" in classes
 
 
 @pytest.mark.parametrize("argv", [["train", "--resume", "nowhere/run"], ["run", "--resume", "nowhere/run"],

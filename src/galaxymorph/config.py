@@ -149,8 +149,8 @@ CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few o
 HELP: dict[str, str] = {
     "data": "'synthetic' (rendered offline), 'galaxy10' (downloaded) or a Galaxy10-layout HDF5 file",
     "manifest": "split manifest from 'data prepare' (made from --data/--fractions/--seed when empty)",
-    "classes": "Galaxy10 class ids to tell apart, in label order (default: 2 5)",
-    "fractions": "train/val/test fractions for a new split (default: 0.7 0.15 0.15)",
+    "classes": "Galaxy10 class ids to tell apart, in label order",
+    "fractions": "train/val/test fractions for a new split",
     "seed": "random seed for splits, synthesis, initialisation and batches",
     "n_per_class": "synthetic sky only: images rendered per class",
     "difficulty": "synthetic sky only: 0 (easy) .. 1 (hard)",
