@@ -235,6 +235,32 @@ def needs_training(run_dir: Path, config: Config) -> bool:
     return config.epochs > run.get("epochs_done", 0) and not run.get("stopped_early", False)
 
 
+def outdated_outputs(run_dir: str | os.PathLike) -> dict[str, bool]:
+    """Which outputs of evaluate and explain describe an earlier model than the run's best
+    checkpoint, as after ``train --resume RUN_DIR --epochs N`` found a better one.
+
+    Each records the ``best_epoch`` of run.json it was made with (``eval/metrics.json``, and each
+    method in ``explain/explain.json``); a file without that record (older versions) counts as
+    current. Content, not file times: a copied run folder keeps its answer.
+    """
+    run_dir = Path(run_dir)
+    current = read_run_json(run_dir).get("best_epoch")
+
+    def outdated(*records: dict) -> bool:
+        return any("best_epoch" in r and r["best_epoch"] != current for r in records if isinstance(r, dict))
+
+    return {"metrics": outdated(_json_or_empty(run_dir / "eval" / "metrics.json")),
+            "explain": outdated(*_json_or_empty(run_dir / "explain" / "explain.json").get("methods", {}).values())}
+
+
+def _json_or_empty(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Path, Path]:
     """Check that a run folder can train further under ``config``, save that config and mark the
     run "running". Returns (run_dir, data_path)."""
