@@ -179,3 +179,25 @@ def test_data_prepare_rejects_a_bad_class_id_before_reading_the_file(tmp_path, c
                  "--classes", "2", "11"]) == 2
     err = capsys.readouterr().err
     assert "unknown class id 11" in err and "splitting" not in err
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["train", "--config", "{folder}"], "config file"),
+    (["train", "--data", "{data}", "--manifest", "{folder}", "--out", "{tmp}/run"], "split manifest"),
+    (["data", "import", "{folder}", "--out", "{tmp}/x.h5", "--catalog", "{folder}"], "catalogue"),
+])
+def test_a_folder_where_a_file_belongs_is_named_as_such(tiny_h5, tmp_path, capsys, argv, what):
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    argv = [a.format(folder=folder, data=tiny_h5, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2  # said "... not found: a_folder" for a folder that is there
+    assert capsys.readouterr().err.strip() == f"galaxymorph: error: {what} {folder} is a folder, not a file"
+    assert not (tmp_path / "run").exists() and not (tmp_path / "x.h5").exists()  # nothing written
+
+
+def test_weights_that_name_a_folder(tmp_path):
+    from galaxymorph.errors import DataError
+    from galaxymorph.models import build_model, load_weights
+
+    with pytest.raises(DataError, match=r"--weights file .* is a folder, not a file"):
+        load_weights(build_model("seed", [2, 5]), tmp_path)

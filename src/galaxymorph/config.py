@@ -238,9 +238,9 @@ def _coerce_scalar(kind: type, value: Any) -> Any:
 
 def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     """Read a flat TOML or YAML config file into a dict (YAML by suffix .yaml/.yml)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GalaxymorphError(f"config file not found: {path}")
+    from .fileio import check_input_file
+
+    path = check_input_file(path, "config file")
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() in (".yaml", ".yml"):

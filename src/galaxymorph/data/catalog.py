@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import check_input_file
 from .galaxy10 import OPTIONAL_COLUMNS
 
 FILE_COLUMNS = ("file", "filename", "path")
@@ -77,9 +78,7 @@ class Catalog:
 
 def read_catalog(path: str | os.PathLike) -> Catalog:
     """Read and check a catalogue CSV (see the module docstring for its columns)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"catalogue not found: {path}")
+    path = check_input_file(path, "catalogue")
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GalaxymorphError
+from ..fileio import check_input_file
 
 CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
 
@@ -110,9 +111,7 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
 
 def load_weights(model, path: str | os.PathLike) -> None:
     """Initialise from a local galaxymorph checkpoint or a plain state_dict (of the Classifier or its net)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GalaxymorphError(f"--weights file not found: {path}")
+    path = check_input_file(path, "--weights file")
     obj = load_tensors(path, "--weights")
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict):
