@@ -336,7 +336,7 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
     Errors name what is missing: the folder, run.json, the data file the run was trained on
     (moved or deleted), or a manifest that no longer matches that file.
     """
-    from .data.splits import load_manifest
+    from .data.splits import check_manifest_matches, load_manifest
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -355,7 +355,13 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
                         "put it back or fix 'data' there")
     cfg_path = run_dir / "config.toml"
     config = Config.resolve(cfg_path) if cfg_path.is_file() else Config()
-    manifest = load_manifest(run_dir / "manifest.json", data_path)
+    manifest = load_manifest(run_dir / "manifest.json")
+    try:
+        check_manifest_matches(manifest, data_path)
+    except DataError:  # its advice (a new split) would not bring back what the model was trained on
+        raise DataError(f"the run's data file {data_path} has changed since the run was trained (its SHA-256 "
+                        f"is not the one in {run_dir / 'manifest.json'}); put the original back, or train a new "
+                        "run on it") from None
     return RunFolder(run_dir, run, config, data_path, manifest)
 
 
