@@ -9,6 +9,7 @@ import torch
 from galaxymorph.data.batches import (Augmenter, BatchSampler, affine, d4_transform, iterate_batches, load_split,
                                       make_batch)
 from galaxymorph.data.splits import prepare
+from galaxymorph.errors import GalaxymorphError
 from galaxymorph.inference import d4_views
 from galaxymorph.models import build_model
 
@@ -90,7 +91,7 @@ def test_affine_identity_and_quarter_turn():
 def test_bad_augmentation_settings():
     with pytest.raises(ValueError, match="augment"):
         Augmenter("spin")
-    with pytest.raises(ValueError, match="zoom"):
+    with pytest.raises(GalaxymorphError, match="--zoom must be below 1"):
         Augmenter("d4", zoom=1.5)
 
 

@@ -117,6 +117,10 @@ def test_catalogue_class_disagreement_names_the_file(folder, tmp_path):
     (["file", "ra"], [["a.png", "north"]], "column 'ra' must hold numbers; found 'north'"),
     (["file", "class"], [["round_smooth/a.png", "spiral-ish"]], "'spiral-ish' is not a Galaxy10 class"),
     (["file", "ra"], [["a.png", "1", "2"]], "row 2 has 3 fields"),
+    (["file", "pxscale"], [["a.png", ""], ["b.png", "-0.2"]],  # was stored as a scale of -0.2"/px
+     r"row 3: the pixel scale must be a positive number of arcsec per pixel, got -0\.2"),
+    (["file", "pxscale"], [["a.png", "0"]], "row 2: the pixel scale must be a positive number"),
+    (["file", "pxscale"], [["a.png", "inf"]], "row 2: the pixel scale must be a positive number"),
 ])
 def test_catalogue_errors(folder, tmp_path, header, rows, message):
     cat = _csv(tmp_path / "cat.csv", header, rows)

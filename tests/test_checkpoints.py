@@ -76,3 +76,13 @@ def test_a_damaged_checkpoint_is_one_line(tmp_path):
     with pytest.raises(GalaxymorphError, match="corrupt") as err:
         read_checkpoint(tmp_path / "bad.pt")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"\x89HDF\r\n\x1a\n" + bytes(200), b"file,galaxy10_class\na.jpg,2\n"],
+                         ids=["hdf5", "csv"])
+def test_a_file_that_is_not_a_checkpoint_does_not_suggest_unsafe_loading(tmp_path, content):
+    (tmp_path / "sky.h5").write_bytes(content)  # e.g. 'explain sky.h5' for 'explain RUN_DIR'
+    with pytest.raises(GalaxymorphError, match="corrupt or not a torch file") as err:
+        read_checkpoint(tmp_path / "sky.h5")
+    message = str(err.value)  # torch's own first line advised weights_only=False
+    assert "weights_only" not in message and "\n" not in message and len(message) < 200

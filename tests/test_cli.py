@@ -42,6 +42,15 @@ def test_data_info_prints_counts_and_writes_a_grid(tiny_h5, tmp_path, capsys):
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("n", ["0", "-1"])
+def test_data_info_refuses_a_grid_of_no_examples(tiny_h5, tmp_path, capsys, n):
+    grid = tmp_path / "grid.png"
+    assert main(["data", "info", str(tiny_h5), "--grid", str(grid), "--n", n]) == 2  # -1 was a ValueError
+    assert capsys.readouterr().err.strip() == f"galaxymorph: error: --n (examples per class in the grid) must be " \
+                                              f"at least 1, got {n}"
+    assert not grid.exists()  # 0 wrote a grid without images
+
+
 def test_data_prepare_writes_the_manifest(tiny_h5, tmp_path, capsys):
     out = tmp_path / "m.json"
     assert main(["data", "prepare", str(tiny_h5), "--out", str(out), "--fractions", "0.5", "0.25", "0.25"]) == 0
@@ -98,7 +107,17 @@ def test_help_shows_defaults(capsys):
     out = " ".join(capsys.readouterr().out.split())
     from galaxymorph import Config
 
-    assert f"(default: {Config().epochs})" in out and "(default: 'default')" in out and "(default: [2, 5])" in out
+    assert f"(default: {Config().epochs})" in out and "(default: 'default')" in out and "(default: 2 5)" in out
+
+
+@pytest.mark.parametrize("argv", [["train"], ["data", "synth"], ["data", "prepare"]])
+def test_help_shows_each_default_once(argv, capsys):
+    with pytest.raises(SystemExit):
+        main(argv + ["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    classes = out[out.rindex("--classes "):]  # 'train' said (default: 2 5) (default: [2, 5])
+    assert classes[:classes.index("--", 3)].count("(default:") == 1
+    assert "(default: 2 5)" in classes
 
 
 @pytest.mark.parametrize("argv", [["train", "--resume", "nowhere/run"], ["run", "--resume", "nowhere/run"],
@@ -160,3 +179,25 @@ def test_data_prepare_rejects_a_bad_class_id_before_reading_the_file(tmp_path, c
                  "--classes", "2", "11"]) == 2
     err = capsys.readouterr().err
     assert "unknown class id 11" in err and "splitting" not in err
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["train", "--config", "{folder}"], "config file"),
+    (["train", "--data", "{data}", "--manifest", "{folder}", "--out", "{tmp}/run"], "split manifest"),
+    (["data", "import", "{folder}", "--out", "{tmp}/x.h5", "--catalog", "{folder}"], "catalogue"),
+])
+def test_a_folder_where_a_file_belongs_is_named_as_such(tiny_h5, tmp_path, capsys, argv, what):
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    argv = [a.format(folder=folder, data=tiny_h5, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2  # said "... not found: a_folder" for a folder that is there
+    assert capsys.readouterr().err.strip() == f"galaxymorph: error: {what} {folder} is a folder, not a file"
+    assert not (tmp_path / "run").exists() and not (tmp_path / "x.h5").exists()  # nothing written
+
+
+def test_weights_that_name_a_folder(tmp_path):
+    from galaxymorph.errors import DataError
+    from galaxymorph.models import build_model, load_weights
+
+    with pytest.raises(DataError, match=r"--weights file .* is a folder, not a file"):
+        load_weights(build_model("seed", [2, 5]), tmp_path)

@@ -55,3 +55,48 @@ def test_bad_config_file(tmp_path):
     (tmp_path / "bad.toml").write_text("epochs = = 3")
     with pytest.raises(GalaxymorphError, match="cannot parse"):
         Config.resolve(tmp_path / "bad.toml")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"lr": True}, "'lr': cannot read True as float"),  # was silently lr = 1.0
+    ({"epochs": True}, "'epochs': cannot read True as int"),  # was silently 1 epoch
+    ({"epochs": 2.7}, "'epochs': cannot read 2.7 as int"),  # was silently 2
+    ({"epochs": float("inf")}, "'epochs': cannot read inf as int"),  # was an OverflowError
+    ({"amp": 1.5}, "'amp': cannot read 1.5 as bool"),  # was silently True
+    ({"data": 5}, "'data': cannot read 5 as str"),
+    ({"classes": [2.5, 5]}, "'classes': cannot read"),  # was silently [2, 5]
+])
+def test_config_values_of_the_wrong_type_are_refused(values, message):
+    with pytest.raises(GalaxymorphError, match=message):
+        Config.from_dict(values)
+
+
+def test_config_values_that_mean_the_same_are_read():
+    cfg = Config.from_dict({"epochs": "3", "lr": 1, "amp": "no", "channels_last": 0, "classes": ["2", "5"],
+                            "patience": 4.0})
+    assert (cfg.epochs, cfg.lr, cfg.amp, cfg.channels_last, cfg.classes, cfg.patience) == (3, 1.0, False, False,
+                                                                                         [2, 5], 4)
+    assert isinstance(cfg.lr, float) and isinstance(cfg.patience, int)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"seed": -1}, "--seed must be >= 0"),  # was a numpy traceback
+    ({"threads": -2}, "--threads must be >= 0"),  # was silently one thread per core
+    ({"weight_decay": -0.1}, "--weight-decay must be >= 0"),  # was silently accepted
+    ({"zoom": -1.0}, "--zoom must be >= 0"),  # was a ValueError traceback after loading the data
+    ({"shift": -0.1}, "--shift must be >= 0"),
+    ({"rotation": float("nan")}, "--rotation must be >= 0"),
+    ({"zoom": 1.0}, "--zoom must be below 1"),
+    ({"lr": float("nan")}, "--lr must be a positive number"),
+    ({"class_weight": "equal"}, "--class-weight must be one of"),  # was spelled --class_weight
+])
+def test_settings_out_of_range_are_named_before_any_work(overrides, message):
+    with pytest.raises(GalaxymorphError, match=message):
+        Config.resolve(overrides=overrides)
+
+
+def test_a_binary_config_file_is_a_one_line_error(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(GalaxymorphError, match="cannot parse config file"):  # was a UnicodeDecodeError
+        Config.resolve(f)

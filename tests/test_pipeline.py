@@ -131,6 +131,25 @@ def test_cli_run_resume_with_more_epochs_trains_on_and_redoes_the_later_stages(f
     assert Config.resolve(copy / "config.toml").epochs == 2
 
 
+def test_run_resume_redoes_the_stages_written_for_an_earlier_model(finished_run, tmp_path):
+    """After 'train --resume' found a better checkpoint, the test metrics and maps describe the old one."""
+    _, run_dir = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    metrics, maps = copy / "eval" / "metrics.json", copy / "explain" / "explain.json"
+    best_epoch = json.loads((copy / "run.json").read_text())["best_epoch"]
+    assert json.loads(metrics.read_text())["best_epoch"] == best_epoch
+    assert all(m["best_epoch"] == best_epoch for m in json.loads(maps.read_text())["methods"].values())
+    run(None, resume=copy, progress=False)
+    assert metrics.stat().st_mtime_ns == (run_dir / "eval" / "metrics.json").stat().st_mtime_ns  # current: kept
+    for output in (metrics, maps):  # as if made when an earlier epoch was the best
+        output.write_text(output.read_text().replace(f'"best_epoch": {best_epoch}', '"best_epoch": 0'))
+    run(None, resume=copy, progress=False)  # kept them as they were
+    assert json.loads(metrics.read_text())["best_epoch"] == best_epoch
+    assert all(m["best_epoch"] == best_epoch for m in json.loads(maps.read_text())["methods"].values())
+    assert (copy / "checkpoints" / "best.pt").read_bytes() == (run_dir / "checkpoints" / "best.pt").read_bytes()
+
+
 def test_ctrl_c_before_the_run_folder_exists_gives_no_resume_advice(tmp_path, monkeypatch, capsys):
     def ctrl_c(*args, **kwargs):  # Ctrl-C while the data is being rendered or split
         raise KeyboardInterrupt

@@ -141,6 +141,26 @@ def test_an_older_runs_png_example_grid_is_still_shown(run_folder):
     assert re.search(r'src="data:image/png;base64,[^"]+" alt="example images per class"', page)
 
 
+def test_metrics_and_maps_of_an_earlier_model_are_flagged(run_folder):
+    """After 'train --resume' found a better best.pt, eval/ and explain/ describe the old model."""
+    def stamp(path, best_epoch, inside=lambda d: [d]):
+        data = json.loads(path.read_text())
+        for record in inside(data):
+            record["best_epoch"] = best_epoch
+        path.write_text(json.dumps(data))
+
+    stamp(run_folder / "run.json", 7)
+    page = build_html(run_folder)
+    assert "describe an earlier model" not in page  # files without a stamp (older versions): shown as they are
+    stamp(run_folder / "eval" / "metrics.json", 3)
+    stamp(run_folder / "explain" / "explain.json", 3, lambda d: list(d["methods"].values()))
+    page = build_html(run_folder)  # showed the old metrics as the model's, without a word
+    assert page.count("describe an earlier model") == 2
+    assert f"Run <code>galaxymorph evaluate {run_folder}</code> again" in page
+    stamp(run_folder / "run.json", 3)  # the checkpoint they were made from
+    assert "describe an earlier model" not in build_html(run_folder)
+
+
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(GalaxymorphError, match="not found"):
         build_html(tmp_path / "nope")

@@ -283,6 +283,18 @@ def test_cli_train(tiny_h5, tmp_path, capsys):
     assert "already holds files" in capsys.readouterr().err
 
 
+def test_a_folder_of_images_as_data_points_at_data_import(tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    images = tmp_path / "my_galaxies"
+    (images / "round_smooth").mkdir(parents=True)
+    assert main(["train", "--data", str(images), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()  # was "data file not found", for a folder that is there
+    assert err.startswith(f"galaxymorph: error: expected an HDF5 file, got a folder: {images}")
+    assert f"'galaxymorph data import {images} --out FILE.h5'" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_resume_applies_the_options_given_with_it(tiny_h5, tmp_path, capsys):
     from galaxymorph.cli import main
 

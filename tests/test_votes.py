@@ -73,6 +73,16 @@ def test_missing_votes_and_unknown_classes_are_clear_errors(tmp_path, voted_h5):
         soft_targets(voted_h5, np.arange(2), [2, 5, 2])
 
 
+def test_training_targets_refuse_images_without_votes(voted_h5):
+    with h5py.File(voted_h5, "a") as f:  # image 1 had no catalogue row: NaN in every vote column
+        for name in VOTES:
+            f["catalog"][name][1] = np.nan
+    assert soft_targets(voted_h5, np.arange(4), [2, 5])[1] == 0.5  # for evaluation: undecided, as before
+    with pytest.raises(DataError, match=r"1 of 4 image\(s\) have no vote fractions .*e\.g\. image 1.*--targets labels"):
+        soft_targets(voted_h5, np.arange(4), [2, 5], require_votes=True)  # a 0.5 target would overrule class 2
+    assert soft_targets(voted_h5, [0, 2, 3], [2, 5], require_votes=True).shape == (3,)
+
+
 def test_accuracy_by_confidence_counts_each_level():
     y = np.array([0, 0, 1, 1])
     p = np.array([0.1, 0.9, 0.8, 0.4])  # two right, two wrong
@@ -159,3 +169,15 @@ def test_vote_summary_is_none_without_votes_and_a_table_with_them(tmp_path):
     assert rows[0.0]["n"] == 4 and rows[0.0]["accuracy"] == 0.75  # the undecided smooth galaxy is wrong
     assert rows[0.8]["n"] == 3 and rows[0.8]["accuracy"] == 1.0
     assert 0 < summary["calibration_against_votes"]["mean_abs_difference"] < 1
+
+
+def test_training_on_votes_with_an_image_without_votes_is_refused(tiny_h5, tmp_path):
+    with h5py.File(tiny_h5, "r") as f:
+        n = len(f["ans"])
+    columns = {name: np.full(n, 0.5) for name in VOTES}
+    columns["smooth"][::2] = np.nan  # every other image without a catalogue row
+    add_catalog(tiny_h5, columns)
+    fast = dict(epochs=1, batch_size=8, device="cpu", amp=False, threads=1, patience=0, targets="votes")
+    with pytest.raises(DataError, match="have no vote fractions"):  # trained on 0.5 targets before
+        gm.train(gm.Config(data=str(tiny_h5), **fast), out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

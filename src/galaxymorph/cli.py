@@ -26,8 +26,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
         sample = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        shown = json.dumps(sample) if isinstance(sample, (list, bool)) else repr(sample)
-        kwargs: dict = {"dest": f.name, "default": None, "help": f"{HELP.get(f.name, '')} (default: {shown})"}
+        kwargs: dict = {"dest": f.name, "default": None, "help": f"{HELP.get(f.name, '')} (default: {_shown(sample)})"}
         if isinstance(sample, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(sample, list):
@@ -35,6 +34,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs.update(type=type(sample), metavar=f.name.upper())
         parser.add_argument(flag, **kwargs)
+
+
+def _shown(default) -> str:
+    """A default as help text: a list as it is typed on the command line (``2 5``)."""
+    if isinstance(default, list):
+        return " ".join(str(v) for v in default)
+    return json.dumps(default) if isinstance(default, bool) else repr(default)
 
 
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = dsub.add_parser("synth", help="render a synthetic Galaxy10-like sky into an HDF5 file")
     q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
-    q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes, help=HELP["classes"])
+    q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes,
+                   help=f"{HELP['classes']} (default: {_shown(DEFAULTS.classes)})")
     q.add_argument("--n-per-class", type=int, default=DEFAULTS.n_per_class, help="images per class")
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed, same images")
     q.add_argument("--difficulty", type=float, default=DEFAULTS.difficulty, help=HELP["difficulty"])
@@ -133,8 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("prepare", help="stratified, seeded train/val/test split saved as a JSON manifest")
     q.add_argument("file", help="Galaxy10-layout HDF5 file")
     q.add_argument("--out", required=True, metavar="MANIFEST", help="JSON manifest to write")
-    q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes, help=HELP["classes"])
-    q.add_argument("--fractions", nargs=3, type=float, default=DEFAULTS.fractions, help=HELP["fractions"])
+    q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes,
+                   help=f"{HELP['classes']} (default: {_shown(DEFAULTS.classes)})")
+    q.add_argument("--fractions", nargs=3, type=float, default=DEFAULTS.fractions,
+                   help=f"{HELP['fractions']} (default: {_shown(DEFAULTS.fractions)})")
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of the split")
     _add_overwrite(q)
     q.set_defaults(handler=cmd_data_prepare)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -76,16 +77,20 @@ class Config:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise GalaxymorphError(
-                    f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                    f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        from .data.batches import check_augmentation  # the one check of the augmentation amounts
         from .data.synthetic import check_difficulty  # the one check of the difficulty
 
         self.difficulty = check_difficulty(self.difficulty)
-        if self.patience < 0:
-            raise GalaxymorphError(f"--patience must be >= 0 (0 = no early stopping), got {self.patience}")
+        check_augmentation(self.rotation, self.zoom, self.shift)
+        for name, meaning in (("patience", " (0 = no early stopping)"), ("seed", ""),
+                              ("threads", " (0 = one per core)"), ("weight_decay", " (0 = none)")):
+            if not getattr(self, name) >= 0:  # 'not >=' also refuses NaN
+                raise GalaxymorphError(f"--{name.replace('_', '-')} must be >= 0{meaning}, got {getattr(self, name)}")
         if not 0 <= self.ema < 1:
             raise GalaxymorphError(f"--ema must be in [0, 1) (0 = off; e.g. 0.99), got {self.ema}")
-        if self.lr <= 0:
-            raise GalaxymorphError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise GalaxymorphError(f"--lr must be a positive number, got {self.lr}")
         return self
 
     # -- building ----------------------------------------------------------------------
@@ -144,8 +149,8 @@ CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few o
 HELP: dict[str, str] = {
     "data": "'synthetic' (rendered offline), 'galaxy10' (downloaded) or a Galaxy10-layout HDF5 file",
     "manifest": "split manifest from 'data prepare' (made from --data/--fractions/--seed when empty)",
-    "classes": "Galaxy10 class ids to tell apart, in label order (default: 2 5)",
-    "fractions": "train/val/test fractions for a new split (default: 0.7 0.15 0.15)",
+    "classes": "Galaxy10 class ids to tell apart, in label order",
+    "fractions": "train/val/test fractions for a new split",
     "seed": "random seed for splits, synthesis, initialisation and batches",
     "n_per_class": "synthetic sky only: images rendered per class",
     "difficulty": "synthetic sky only: 0 (easy) .. 1 (hard)",
@@ -194,36 +199,57 @@ def _coerce(cls, key: str, value: Any) -> Any:
     if value is None:
         raise GalaxymorphError(f"config key {key!r} needs a value")
     try:
-        if isinstance(sample, bool):
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
         if isinstance(sample, list):
             items = value if isinstance(value, (list, tuple)) else [value]
-            return [type(sample[0])(v) for v in items]
-        return type(sample)(value)
-    except (TypeError, ValueError):
+            return [_coerce_scalar(type(sample[0]), v) for v in items]
+        return _coerce_scalar(type(sample), value)
+    except (TypeError, ValueError, OverflowError):
         raise GalaxymorphError(f"config key {key!r}: cannot read {value!r} as {type(sample).__name__}") from None
+
+
+def _coerce_scalar(kind: type, value: Any) -> Any:
+    """``value`` as a ``kind`` (bool, int, float or str) without changing what it says: a
+    number is never read as a switch, nor true/false as a number, nor 2.7 as the int 2, so a
+    typo in a config file is an error rather than another setting. Raises ValueError."""
+    if kind is bool:
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return bool(value)
+        text = str(value).lower() if isinstance(value, str) else ""
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if kind is str:
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError(value)
+        return os.fspath(value)
+    if isinstance(value, str):
+        value = value.strip()
+    if kind is int:
+        number = float(value) if isinstance(value, float) else int(value)
+        if number != int(number):
+            raise ValueError(value)
+        return int(number)
+    return kind(value)
 
 
 def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     """Read a flat TOML or YAML config file into a dict (YAML by suffix .yaml/.yml)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GalaxymorphError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    from .fileio import check_input_file
+
+    path = check_input_file(path, "config file")
     try:
+        text = path.read_text(encoding="utf-8")
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
             data = yaml.safe_load(text) or {}
         else:
             data = tomllib.loads(text)
-    except Exception as exc:  # both parsers raise their own error types
+    except Exception as exc:  # both parsers raise their own error types (and a binary file, UnicodeDecodeError)
         raise GalaxymorphError(f"cannot parse config file {path}: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise GalaxymorphError(f"config file {path} must hold key = value pairs")

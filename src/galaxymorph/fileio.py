@@ -54,6 +54,19 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = True) -> Path:
     return path
 
 
+def check_input_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path, or a one-line error naming ``what`` it should be (``"catalogue"``,
+    ``"--weights file"``) when nothing is there or it is a folder rather than a file."""
+    from .errors import DataError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{what} {path} is a folder, not a file")
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

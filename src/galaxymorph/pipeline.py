@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 from .config import Config
 from .errors import GalaxymorphError
 from .progress import status
-from .runs import default_run_dir, needs_training, read_run_json, resume_config, update_run_json
+from .runs import default_run_dir, needs_training, outdated_outputs, read_run_json, resume_config, update_run_json
 
 
 def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None = None,
@@ -46,9 +46,10 @@ def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None
         run_dir = Path(out) if out is not None else default_run_dir(config)
         _stage("train", run_dir, lambda: train(config, out=run_dir, overwrite=overwrite, progress=progress))
 
-    if trained or not (run_dir / "eval" / "metrics.json").is_file():
+    outdated = outdated_outputs(run_dir)  # made for an earlier model (train --resume found a better one)
+    if trained or outdated["metrics"] or not (run_dir / "eval" / "metrics.json").is_file():
         _stage("evaluate", run_dir, lambda: evaluate(run_dir, split="test", progress=progress))
-    if trained or not (run_dir / "explain" / "explain.json").is_file():
+    if trained or outdated["explain"] or not (run_dir / "explain" / "explain.json").is_file():
         _stage("explain", run_dir, lambda: explain_run(run_dir, split="test", progress=progress))
     _stage("report", run_dir, lambda: write_report(run_dir))
     return run_dir

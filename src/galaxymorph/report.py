@@ -26,6 +26,7 @@ from pathlib import Path
 from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
 from .fileio import write_text
+from .runs import outdated_outputs
 
 EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate
 LEGACY_EXAMPLES_FIGURE = "data_examples.png"  # what evaluate wrote before (still shown)
@@ -297,6 +298,7 @@ def page_data(run_dir: str | os.PathLike) -> dict:
         "training": _training_section(run_dir),
         "metrics": _metrics_section(run_dir, metrics),
         "explain": _explain_section(run_dir, _read_json(run_dir / "explain" / "explain.json")),
+        "outdated": outdated_outputs(run_dir),
         "config": _config_rows(config),
         "environment": [(k, str(v)) for k, v in environment.items()],
         "timings": _timings(run),

@@ -68,6 +68,10 @@ def resolve_data(config: Config, progress: bool = True) -> Path:
 
         return Path(fetch(progress=progress))
     path = Path(config.data).expanduser()
+    if path.is_dir():
+        from .data.galaxy10 import folder_given
+
+        raise folder_given(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path} (give a Galaxy10-layout HDF5 file, 'synthetic' or 'galaxy10')")
     return path
@@ -237,6 +241,32 @@ def needs_training(run_dir: Path, config: Config) -> bool:
     return config.epochs > run.get("epochs_done", 0) and not run.get("stopped_early", False)
 
 
+def outdated_outputs(run_dir: str | os.PathLike) -> dict[str, bool]:
+    """Which outputs of evaluate and explain describe an earlier model than the run's best
+    checkpoint, as after ``train --resume RUN_DIR --epochs N`` found a better one.
+
+    Each records the ``best_epoch`` of run.json it was made with (``eval/metrics.json``, and each
+    method in ``explain/explain.json``); a file without that record (older versions) counts as
+    current. Content, not file times: a copied run folder keeps its answer.
+    """
+    run_dir = Path(run_dir)
+    current = read_run_json(run_dir).get("best_epoch")
+
+    def outdated(*records: dict) -> bool:
+        return any("best_epoch" in r and r["best_epoch"] != current for r in records if isinstance(r, dict))
+
+    return {"metrics": outdated(_json_or_empty(run_dir / "eval" / "metrics.json")),
+            "explain": outdated(*_json_or_empty(run_dir / "explain" / "explain.json").get("methods", {}).values())}
+
+
+def _json_or_empty(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Path, Path]:
     """Check that a run folder can train further under ``config``, save that config and mark the
     run "running". Returns (run_dir, data_path)."""
@@ -312,7 +342,7 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
     Errors name what is missing: the folder, run.json, the data file the run was trained on
     (moved or deleted), or a manifest that no longer matches that file.
     """
-    from .data.splits import load_manifest
+    from .data.splits import check_manifest_matches, load_manifest
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -331,7 +361,13 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
                         "put it back or fix 'data' there")
     cfg_path = run_dir / "config.toml"
     config = Config.resolve(cfg_path) if cfg_path.is_file() else Config()
-    manifest = load_manifest(run_dir / "manifest.json", data_path)
+    manifest = load_manifest(run_dir / "manifest.json")
+    try:
+        check_manifest_matches(manifest, data_path)
+    except DataError:  # its advice (a new split) would not bring back what the model was trained on
+        raise DataError(f"the run's data file {data_path} has changed since the run was trained (its SHA-256 "
+                        f"is not the one in {run_dir / 'manifest.json'}); put the original back, or train a new "
+                        "run on it") from None
     return RunFolder(run_dir, run, config, data_path, manifest)
 
 

@@ -59,24 +59,37 @@ def class_scores(votes: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
     return {c: np.clip(v, 0.0, 1.0).prod(axis=1) for c, v in votes.items()}
 
 
-def soft_targets(data_path: str | os.PathLike, indices: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
+def soft_targets(data_path: str | os.PathLike, indices: np.ndarray, class_ids: Sequence[int],
+                 require_votes: bool = False) -> np.ndarray:
     """float32 p(second class) per image from the votes: score(second) / sum of both scores.
 
-    An image whose classes both score 0 (no deciding votes at all) gets 0.5.
+    An image whose classes both score 0 (no deciding votes at all) gets 0.5, and so does one
+    without vote fractions (NaN: no catalogue row, or a blank cell) -- unless ``require_votes``,
+    where that is an error: a training target of 0.5 would overrule the image's known class.
     """
     if len(class_ids) != 2:
         raise DataError(f"vote targets need a two-class task, got classes {list(class_ids)}")
-    scores = class_scores(read_votes(data_path, indices, class_ids))
+    votes = read_votes(data_path, indices, class_ids)
+    if require_votes:
+        unknown = np.flatnonzero(np.any([np.isnan(v).any(axis=1) for v in votes.values()], axis=0))
+        if len(unknown):
+            raise DataError(f"{len(unknown)} of {len(indices)} image(s) have no vote fractions "
+                            f"(NaN under '{CATALOG_GROUP}/', e.g. image {int(np.asarray(indices)[unknown[0]])}: "
+                            "no catalogue row or a blank cell); import with a catalogue that covers every image, "
+                            "or train with --targets labels")
+    scores = class_scores(votes)
     neg, pos = scores[int(class_ids[0])], scores[int(class_ids[1])]
     total = neg + pos
     return np.where(total > 0, pos / np.where(total > 0, total, 1.0), 0.5).astype(np.float32)
 
 
 def split_soft_targets(data_path: str | os.PathLike, manifest: dict, split: str) -> np.ndarray:
-    """:func:`soft_targets` for one split of a manifest, in the order ``load_split`` gives images."""
+    """:func:`soft_targets` for one split of a manifest, in the order ``load_split`` gives images;
+    the training targets, so every image must have its votes."""
     from .data.splits import split_indices
 
-    return soft_targets(data_path, split_indices(manifest, split), [int(c) for c in manifest["classes"]])
+    return soft_targets(data_path, split_indices(manifest, split), [int(c) for c in manifest["classes"]],
+                        require_votes=True)
 
 
 def vote_confidence(data_path: str | os.PathLike, indices: np.ndarray, class_ids: Sequence[int],

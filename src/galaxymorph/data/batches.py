@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import AUGMENTATIONS
-from ..errors import DataError
+from ..errors import DataError, GalaxymorphError
 from ..inference import d4_transform, to_float_nchw
 from ..progress import progress_bar
 from .galaxy10 import label_positions, open_galaxy10
@@ -95,6 +95,16 @@ class BatchSampler:
 
 
 # -- augmentation: batched tensor operations on the batch's device -------------------------
+def check_augmentation(rotation: float, zoom: float, shift: float) -> None:
+    """A one-line error for augmentation amounts that cannot work (the one copy of this rule,
+    used by :class:`Augmenter` and ``Config.validate``): each >= 0, and a zoom below 1."""
+    for name, value in (("rotation", rotation), ("zoom", zoom), ("shift", shift)):
+        if not value >= 0:  # also refuses NaN
+            raise GalaxymorphError(f"--{name} must be >= 0, got {value}")
+    if zoom >= 1:
+        raise GalaxymorphError(f"--zoom must be below 1 (a zoom of -100% has no pixels), got {zoom}")
+
+
 class Augmenter:
     """Random symmetries and small distortions of a float NCHW batch, all images at once.
 
@@ -110,11 +120,7 @@ class Augmenter:
     def __init__(self, mode: str = "d4", rotation: float = 0.5, zoom: float = 0.1, shift: float = 0.05):
         if mode not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {mode!r}")
-        for name, value in (("rotation", rotation), ("zoom", zoom), ("shift", shift)):
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if zoom >= 1:
-            raise ValueError(f"zoom must be below 1 (a zoom of -100% has no pixels), got {zoom}")
+        check_augmentation(rotation, zoom, shift)
         self.mode, self.rotation, self.zoom = mode, rotation, zoom
         self.shift = 0.0 if mode == "seed" else shift
 

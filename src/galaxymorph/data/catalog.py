@@ -6,7 +6,7 @@ spaces around names are fine; names are matched case-insensitively):
 - a file column, the first of ``file``, ``filename``, ``path``: the image's path relative to
   FOLDER (``round_smooth/J1.jpg``), or just its file name;
 - any of ``ra``, ``dec``, ``redshift``, ``pxscale`` (numbers; blank = unknown): the Galaxy10
-  columns. ``pxscale`` is the scale of the image file as it is (arcsec per pixel);
+  columns. ``pxscale`` is the scale of the image file as it is (arcsec per pixel, > 0);
 - a class column, the first of ``galaxy10_class``, ``class``, ``label``: a Galaxy10 class id or
   name, checked against the class the folder or file name gives;
 - any other column: kept when every non-blank value is a number (e.g. vote fractions),
@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import check_input_file
 from .galaxy10 import OPTIONAL_COLUMNS
 
 FILE_COLUMNS = ("file", "filename", "path")
@@ -77,9 +78,7 @@ class Catalog:
 
 def read_catalog(path: str | os.PathLike) -> Catalog:
     """Read and check a catalogue CSV (see the module docstring for its columns)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"catalogue not found: {path}")
+    path = check_input_file(path, "catalogue")
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
@@ -120,6 +119,10 @@ def read_catalog(path: str | os.PathLike) -> Catalog:
             if values is None:
                 raise DataError(f"{path.name}: column {name!r} must hold numbers; "
                                 f"found {_first_text(cells[col])!r}")
+            if lower[col] == "pxscale":
+                for row, value in enumerate(values):
+                    if not np.isnan(value):
+                        check_pixel_scale(value, f"{path.name} row {row + 2}: ")
             catalog.columns[lower[col]] = values
         elif values is None:
             catalog.ignored.append(name)
@@ -128,6 +131,14 @@ def read_catalog(path: str | os.PathLike) -> Catalog:
         else:
             catalog.extra[name.replace("/", "_")] = values  # '/' would nest HDF5 groups
     return catalog
+
+
+def check_pixel_scale(value: float, where: str = "") -> float:
+    """The pixel scale as a float, or a one-line error when it is not a positive finite number of
+    arcsec per pixel (the one check of it: ``--pixel-scale`` and a catalogue's ``pxscale``)."""
+    if not (np.isfinite(value) and value > 0):
+        raise DataError(f"{where}the pixel scale must be a positive number of arcsec per pixel, got {value:g}")
+    return float(value)
 
 
 def _first(names: list[str], wanted: tuple[str, ...]) -> int | None:

@@ -123,7 +123,7 @@ class Galaxy10File:
         if not self.path.exists():
             raise DataError(f"data file not found: {self.path}")
         if self.path.is_dir():
-            raise DataError(f"expected an HDF5 file, got a folder: {self.path}")
+            raise folder_given(self.path)
         try:
             self._h5 = h5py.File(self.path, "r")
         except OSError as exc:
@@ -295,6 +295,13 @@ class Galaxy10File:
 
     def __repr__(self) -> str:
         return f"Galaxy10File({str(self.path)!r}, n={len(self)})"
+
+
+def folder_given(path: str | os.PathLike) -> DataError:
+    """The error for a folder where a data file is expected: most often a folder of images,
+    which ``data import`` turns into one."""
+    return DataError(f"expected an HDF5 file, got a folder: {path} (a folder of images becomes one with "
+                     f"'galaxymorph data import {path} --out FILE.h5')")
 
 
 def open_galaxy10(path: str | os.PathLike, rechunk: bool = True) -> Galaxy10File:

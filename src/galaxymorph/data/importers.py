@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..progress import progress_bar
-from .catalog import Catalog, class_text_is_blank, read_catalog
+from .catalog import Catalog, check_pixel_scale, class_text_is_blank, read_catalog
 from .galaxy10 import CLASS_NAMES, IMAGE_SHAPE, OPTIONAL_COLUMNS, Galaxy10Writer
 
 PIL_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
@@ -141,8 +141,8 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
     """
     if int(size) != IMAGE_SHAPE[0]:
         raise DataError(f"size must be {IMAGE_SHAPE[0]} for the Galaxy10 layout, got {size}")
-    if pixel_scale is not None and not (np.isfinite(pixel_scale) and pixel_scale > 0):
-        raise DataError(f"the pixel scale must be a positive number of arcsec per pixel, got {pixel_scale}")
+    if pixel_scale is not None:
+        check_pixel_scale(pixel_scale)
     keep = None
     if classes is not None:
         keep = set()

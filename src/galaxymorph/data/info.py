@@ -16,8 +16,10 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
              seed: int = 0) -> dict:
     """Counts per class, shapes, optional columns and SHA-256 of a file; optionally a PNG grid.
 
-    The grid shows up to ``per_class`` randomly chosen images of each class present.
+    The grid shows up to ``per_class`` (at least 1) randomly chosen images of each class present.
     """
+    if grid is not None and not per_class >= 1:
+        raise DataError(f"--n (examples per class in the grid) must be at least 1, got {per_class}")
     with open_galaxy10(path) as data:
         if len(data) == 0:
             raise DataError(f"{path} holds no images (its 'images' dataset has 0 rows)")

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import write_json
+from ..fileio import check_input_file, write_json
 from .filehash import file_sha256
 from .galaxy10 import CLASS_NAMES, DEFAULT_CLASSES, Galaxy10File, open_galaxy10
 
@@ -115,9 +115,7 @@ def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
 
 def load_manifest(path: str | os.PathLike, data_path: str | os.PathLike | None = None) -> dict:
     """Read a split manifest; with ``data_path``, check that it was made from that very file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"split manifest not found: {path}")
+    path = check_input_file(path, "split manifest")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -83,6 +83,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         "positive_class": class_ids[1] if binary else None,
         "model": model.name,
         "checkpoint": "checkpoints/best.pt",
+        "best_epoch": folder.run.get("best_epoch"),  # which best.pt: runs.outdated_outputs
         "tta": tta,
         "device": str(model.device),
         "data": {"path": str(folder.data_path), "sha256": folder.manifest["source"]["sha256"]},

@@ -37,7 +37,7 @@ from ..fileio import atomic_path, write_json
 from ..models import load_model
 from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
-from ..runs import open_held_out, run_device
+from ..runs import open_held_out, read_run_json, run_device
 from . import DEFAULT_METHOD, METHODS, make_explainer
 from .faithfulness import deletion_check, insertion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, save_pair
@@ -237,6 +237,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         "randomisation": randomisation,
         "passed": bool(deletion["passed"] and insertion["passed"] and randomisation["passed"]),
         "timings": {k: round(v, 3) for k, v in timings.items()},
+        "best_epoch": read_run_json(run_dir).get("best_epoch"),  # which best.pt: runs.outdated_outputs
     }
     summary_path = out / "explain.json"
     summary = _read_summary(summary_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GalaxymorphError
+from ..fileio import check_input_file
 
 CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
 
@@ -54,9 +55,18 @@ def load_tensors(path: Path, what: str = "checkpoint"):
             raise GalaxymorphError(
                 f"refused to load {what} {path}: it holds Python objects ({found.group(1)}), not only tensors "
                 "and plain values, and loading those could run code") from None
-        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file ({_first_line(exc)})") from None
+        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file "
+                               f"({_unpickler_reason(exc)})") from None
     except Exception as exc:  # torch raises many types for a damaged file
         raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file ({_first_line(exc)})") from None
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """What torch's weights-only unpickler stopped at (``Unsupported operand 72`` for an HDF5 or
+    CSV file), without the preamble around it, which suggests ``weights_only=False``: the very
+    load this module refuses."""
+    found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
+    return found.group(1).strip() if found else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -101,9 +111,7 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
 
 def load_weights(model, path: str | os.PathLike) -> None:
     """Initialise from a local galaxymorph checkpoint or a plain state_dict (of the Classifier or its net)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GalaxymorphError(f"--weights file not found: {path}")
+    path = check_input_file(path, "--weights file")
     obj = load_tensors(path, "--weights")
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict):
