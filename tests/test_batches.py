@@ -93,6 +93,9 @@ def test_bad_augmentation_settings():
         Augmenter("spin")
     with pytest.raises(GalaxymorphError, match="--zoom must be below 1"):
         Augmenter("d4", zoom=1.5)
+    with pytest.raises(GalaxymorphError, match="--shift must be below 0.5"):
+        Augmenter("d4", shift=2.0)
+    assert Augmenter("d4", shift=0.45).shift == 0.45
 
 
 def test_load_split_and_batches(tiny_h5, tmp_path):

@@ -127,6 +127,20 @@ def test_a_missing_run_folder_is_named(argv, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_a_folder_that_is_not_a_run_is_named_alike_by_every_command(tmp_path, capsys):
+    """evaluate said 'not a run folder'; explain and predict 'checkpoint not found: X/checkpoints/best.pt'."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "x.png").write_bytes(b"")
+    errors = []
+    for argv in (["evaluate", str(folder)], ["explain", str(folder)],
+                 ["predict", str(folder), str(folder / "x.png"), "--out", str(tmp_path / "p.csv")]):
+        assert main(argv) == 2
+        errors.append(capsys.readouterr().err)
+    assert errors[0].count("\n") == 1 and "not a galaxymorph run folder" in errors[0]
+    assert errors == [errors[0]] * 3
+
+
 def test_importing_the_package_and_the_cli_loads_no_heavy_library():
     """``import galaxymorph`` and the parser behind ``--help`` load neither torch nor numpy/h5py."""
     code = ("import sys, galaxymorph, galaxymorph.cli; galaxymorph.cli.build_parser(); "

@@ -87,6 +87,7 @@ def test_config_values_that_mean_the_same_are_read():
     ({"shift": -0.1}, "--shift must be >= 0"),
     ({"rotation": float("nan")}, "--rotation must be >= 0"),
     ({"zoom": 1.0}, "--zoom must be below 1"),
+    ({"shift": 0.5}, "--shift must be below 0.5"),  # had no upper bound: 3.0 moved the galaxy out of view
     ({"lr": float("nan")}, "--lr must be a positive number"),
     ({"class_weight": "equal"}, "--class-weight must be one of"),  # was spelled --class_weight
 ])

@@ -191,3 +191,40 @@ def test_data_info_on_a_file_without_images_is_a_one_line_error(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err == f"galaxymorph: error: {empty} holds no images (its 'images' dataset has 0 rows)"
     assert not (tmp_path / "g.png").exists()
+
+
+def _unlabelled(path, n=3):
+    """Cutouts to classify: ``images`` (and a pxscale column), no ``ans``."""
+    return _h5(path, images=np.full((n, 256, 256, 3), 7, np.uint8), pxscale=np.full(n, 0.262))
+
+
+def test_a_file_without_labels_is_refused_where_labels_are_needed_in_one_line(tmp_path):
+    path = _unlabelled(tmp_path / "new.h5")
+    with pytest.raises(DataError, match="no 'ans' dataset") as err:
+        open_galaxy10(path)
+    assert "\n" not in str(err.value) and "predict" in str(err.value)
+    with open_galaxy10(path, labelled=False) as data:
+        assert len(data) == 3 and data.labels is None and not data.labelled
+        assert data.images([2]).shape == (1, 256, 256, 3)
+        for needs_labels in (data.class_counts, data.select):
+            with pytest.raises(DataError, match="no 'ans' dataset"):
+                needs_labels()
+
+
+def test_labels_when_present_are_checked_even_if_not_needed(tmp_path):
+    path = _h5(tmp_path / "bad.h5", images=np.zeros((2, 256, 256, 3), np.uint8), ans=np.array([2, 11], np.uint8))
+    with pytest.raises(DataError, match="outside Galaxy10"):
+        open_galaxy10(path, labelled=False)
+
+
+def test_cli_prepare_and_info_on_an_unlabelled_file(tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    path = _unlabelled(tmp_path / "new.h5")
+    assert main(["data", "prepare", str(path), "--out", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no 'ans' dataset" in err
+    assert main(["data", "info", str(path), "--grid", str(tmp_path / "grid.jpg")]) == 0
+    out = capsys.readouterr().out
+    assert "images    3 x" in out and "no 'ans' dataset" in out
+    assert (tmp_path / "grid.jpg").stat().st_size > 0

@@ -43,3 +43,19 @@ def test_save_figure_untight_keeps_the_figure_size(tmp_path):
         fig.text(0.5, 0.5, "x")  # a tight box shrinks to this
         with Image.open(save_figure(fig, tmp_path / f"{tight}.jpg", dpi=100, tight=tight)) as image:
             assert (image.size == expected) if expected else (image.size[0] < 100 and image.mode == "RGB")
+
+
+def test_image_grid_and_save_figure_close_their_figure_when_they_fail(tmp_path):
+    """A row without a label raised with the figure left open in pyplot (and its memory held)."""
+    from galaxymorph.plotting import plt, save_figure
+
+    tile = np.zeros((8, 8, 3), dtype=np.uint8)
+    before = set(plt.get_fignums())
+    with pytest.raises(IndexError):
+        image_grid([[tile], [tile]], ["only one label"], tmp_path / "bad.jpg")
+    assert set(plt.get_fignums()) == before and not (tmp_path / "bad.jpg").exists()
+    fig = plt.figure()
+    (tmp_path / "file").write_text("a file, not a folder")
+    with pytest.raises(OSError):
+        save_figure(fig, tmp_path / "file" / "f.png")
+    assert not plt.fignum_exists(fig.number)

@@ -193,3 +193,18 @@ def test_predict_on_a_named_device(run, tmp_path):
     assert len(_rows(out)) == 4
     with pytest.raises(GalaxymorphError, match="unknown device"):
         predict(run, [data], tmp_path / "other.csv", device="abacus", progress=False)
+
+
+def test_hdf5_without_labels_is_classified(run, tmp_path, capsys):
+    """New cutouts to classify come without 'ans': predict reads 'images' only."""
+    import h5py
+
+    labelled = write_data(tmp_path / "new.h5", n_per_class=2, seed=5)
+    unlabelled = tmp_path / "unlabelled.h5"
+    with open_galaxy10(labelled) as f, h5py.File(unlabelled, "w") as out:
+        out["images"] = f.images()
+    assert main(["predict", str(run), str(unlabelled), "--out", str(tmp_path / "u.csv")]) == 0
+    predict(run, [labelled], tmp_path / "l.csv", progress=False)
+    rows = _rows(tmp_path / "u.csv")
+    assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
+    assert np.allclose(_probs(rows), _probs(_rows(tmp_path / "l.csv")), atol=1e-6)

@@ -233,13 +233,24 @@ def test_sky_noise_has_unit_variance_pixel_correlation_and_shared_bands():
     ({"classes": (2, 11)}, "unknown class id 11"),
     ({"classes": ()}, "no classes"),
     ({"classes": (2, 2)}, "twice"),
-    ({"n_per_class": 0}, "n_per_class"),
+    ({"n_per_class": 0}, "--n-per-class"),
     ({"difficulty": 1.5}, "difficulty"),
     ({"difficulty": "hard"}, "difficulty"),
 ])
 def test_bad_arguments_raise(tmp_path, kwargs, match):
     with pytest.raises(DataError, match=match):
         synthesize(tmp_path / "x.h5", progress=False, **kwargs)
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--n-per-class", "0"), ("--workers", "0"), ("--difficulty", "1.5")])
+def test_cli_synth_errors_name_the_option(tmp_path, capsys, option, value):
+    """They named the Python parameters (n_per_class, workers, difficulty), not the flags."""
+    from galaxymorph.cli import main
+
+    assert main(["data", "synth", "--out", str(tmp_path / "x.h5"), option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{option} must be" in err
     assert not (tmp_path / "x.h5").exists()
 
 

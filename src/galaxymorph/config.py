@@ -52,7 +52,7 @@ class Config:
     patience: int = 10  # early stopping on validation loss; 0 = never stop early
     augment: str = "d4"  # "d4" (all rotations, both flips, zoom, shift), "seed", or "none"
     zoom: float = 0.1  # +- fractional zoom
-    shift: float = 0.05  # +- fraction of the image size
+    shift: float = 0.05  # +- fraction of the image size, below MAX_SHIFT
     rotation: float = 0.5  # +- turns of rotation ("seed" augmentation uses 0.1)
     amp: bool = True  # bf16 autocast on CPUs that support it, AMP on CUDA
     channels_last: bool = True
@@ -140,6 +140,7 @@ class Config:
 
 
 AUGMENTATIONS = ("d4", "seed", "none")  # also what data.batches.Augmenter accepts
+MAX_SHIFT = 0.5  # --shift stays below half the image (data.batches.check_augmentation says why)
 CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few options
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "augment": AUGMENTATIONS,
     "targets": ("labels", "votes"), "compile": ("off", "default", "reduce-overhead"),
@@ -166,7 +167,8 @@ HELP: dict[str, str] = {
     "patience": "stop after this many epochs without a better validation loss (0 = never)",
     "augment": "'d4' (all rotations and flips, zoom, shift), 'seed' (the reference's) or 'none'",
     "zoom": "+- fractional zoom of the augmentation",
-    "shift": "+- shift of the augmentation, as a fraction of the image size",
+    "shift": f"+- shift of the augmentation, as a fraction of the image size (below {MAX_SHIFT}: half the "
+             "image moves the centred galaxy to the edge)",
     "rotation": "+- rotation of the augmentation, in turns",
     "amp": "mixed precision: bf16 autocast on capable CPUs, AMP on CUDA",
     "channels_last": "channels-last memory format (faster convolutions)",

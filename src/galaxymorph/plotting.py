@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -35,10 +36,19 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110, tight: bool = True
     """
     fmt = "jpeg" if Path(path).suffix.lower() in JPEG_SUFFIXES else "png"
     options = JPEG_OPTIONS if fmt == "jpeg" else {"compress_level": 3}
-    with atomic_path(path) as tmp:
+    with closed_after(fig), atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None, format=fmt, pil_kwargs=options)
-    plt.close(fig)
     return Path(path)
+
+
+@contextlib.contextmanager
+def closed_after(fig):
+    """Close ``fig`` when the block ends, also when it raises: pyplot keeps every open figure
+    (and its memory) until it is closed, so a figure that failed half-drawn must not stay."""
+    try:
+        yield fig
+    finally:
+        plt.close(fig)
 
 
 class FigurePool:
@@ -93,19 +103,20 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], 
     n_cols = max((len(r) for r in rows), default=1) or 1
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(tile_inches * n_cols + 1.2, tile_inches * n_rows + 0.4),
                              squeeze=False)
-    for r, images in enumerate(rows):
-        for c in range(n_cols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c < len(images):
-                ax.imshow(images[c], interpolation="nearest")
-                if titles is not None and c < len(titles[r]) and titles[r][c]:
-                    ax.set_title(titles[r][c], fontsize=title_size)
-        axes[r][0].set_ylabel(row_labels[r], fontsize=9, rotation=0, ha="right", va="center", labelpad=6)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    with closed_after(fig):  # also when a row has no label, or drawing fails
+        for r, images in enumerate(rows):
+            for c in range(n_cols):
+                ax = axes[r][c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                if c < len(images):
+                    ax.imshow(images[c], interpolation="nearest")
+                    if titles is not None and c < len(titles[r]) and titles[r][c]:
+                        ax.set_title(titles[r][c], fontsize=title_size)
+            axes[r][0].set_ylabel(row_labels[r], fontsize=9, rotation=0, ha="right", va="center", labelpad=6)
+        if title:
+            fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
+        return save_figure(fig, path)

@@ -101,9 +101,10 @@ def _file_batches(files: list[Path], batch_size: int, report: PredictReport
 
 def _h5_batches(path: Path, batch_size: int, report: PredictReport
                 ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
-    """(file name, index, images) batches of every image of a Galaxy10-layout file."""
+    """(file name, index, images) batches of every image of a Galaxy10-layout file (with class
+    ids or without: new cutouts to classify have none)."""
     try:
-        data = open_galaxy10(path)
+        data = open_galaxy10(path, labelled=False)
     except GalaxymorphError as exc:
         report.skipped.append((str(path), str(exc)))
         return
@@ -116,7 +117,7 @@ def _count_images(files: list[Path], h5_files: list[Path]) -> int:
     total = len(files)
     for path in h5_files:
         try:
-            with open_galaxy10(path) as data:
+            with open_galaxy10(path, labelled=False) as data:
                 total += len(data)
         except GalaxymorphError:
             pass
@@ -130,7 +131,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     """Classify new images with a run's best model; write a CSV; return a summary.
 
     ``inputs``: JPG/PNG files, folders of them (searched recursively, in sorted order), FITS
-    cutouts, or Galaxy10-layout HDF5 files (every image, identified by its ``index``).
+    cutouts, or Galaxy10-layout HDF5 files (every image, identified by its ``index``; the file
+    needs ``images`` only, ``ans`` class ids are not read).
     The CSV (written atomically) has ``file``, ``index`` (blank except for HDF5 rows),
     ``predicted`` (Galaxy10 class id), ``predicted_name`` and ``prob_<class id>`` columns. Text
     cells that a spreadsheet would run as a formula (starting with = + - @) get a leading ``'``.

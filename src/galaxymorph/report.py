@@ -26,7 +26,7 @@ from pathlib import Path
 from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
 from .fileio import write_text
-from .runs import outdated_outputs
+from .runs import not_a_run_folder, outdated_outputs
 
 EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate
 LEGACY_EXAMPLES_FIGURE = "data_examples.png"  # what evaluate wrote before (still shown)
@@ -284,7 +284,7 @@ def page_data(run_dir: str | os.PathLike) -> dict:
     manifest = _read_json(run_dir / "manifest.json")
     config = _read_toml(run_dir / "config.toml")
     if manifest is None and config is None:
-        raise GalaxymorphError(f"{run_dir} is not a galaxymorph run folder (no config.toml or manifest.json)")
+        raise not_a_run_folder(run_dir, "config.toml or manifest.json")
     metrics = _read_json(run_dir / "eval" / "metrics.json")
     classes = (manifest or {}).get("classes") or (config or {}).get("classes") or []
     environment = _read_json(run_dir / "environment.json") or {}

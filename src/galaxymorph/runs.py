@@ -211,7 +211,7 @@ def resume_config(run_dir: str | os.PathLike, given: Config | Mapping[str, Any] 
     if not run_dir.exists():
         raise GalaxymorphError(f"cannot resume: run folder not found: {run_dir}")
     if not path.is_file():
-        raise GalaxymorphError(f"cannot resume: {run_dir} is not a galaxymorph run folder (no config.toml)")
+        raise GalaxymorphError(f"cannot resume: {not_a_run_folder(run_dir, 'config.toml')}")
     # as portable_config saves it: the split is the run's own manifest.json, wherever the folder now is
     saved = portable_config(Config.from_dict(load_mapping(path)), run_dir)
     if given is None:
@@ -336,6 +336,13 @@ class RunFolder:
     manifest: dict  # verified against the data file's SHA-256
 
 
+def not_a_run_folder(run_dir: str | os.PathLike, missing: str = "run.json") -> GalaxymorphError:
+    """The one error for a folder named as a run that is not one (``missing``: the file that
+    shows it), so that evaluate, explain, predict, resume and report say it alike."""
+    return GalaxymorphError(f"{run_dir} is not a galaxymorph run folder (no {missing}): name a folder that "
+                            "'galaxymorph train' wrote")
+
+
 def open_run(run_dir: str | os.PathLike) -> RunFolder:
     """Read a trained run folder: run.json, config, data file and verified split manifest.
 
@@ -348,7 +355,7 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
     if not run_dir.is_dir():
         raise GalaxymorphError(f"run folder not found: {run_dir}")
     if not (run_dir / "run.json").is_file():
-        raise GalaxymorphError(f"{run_dir} is not a run folder: no run.json (train a model first)")
+        raise not_a_run_folder(run_dir)
     run = read_run_json(run_dir)
     data = run.get("data")
     if not isinstance(data, str) or not data:

@@ -3,7 +3,9 @@
 Galaxy10 DECaLS (Leung & Bovy) is one HDF5 file with ``images`` uint8 (N, 256, 256, 3) and
 ``ans`` (N,) Galaxy Zoo class ids, plus optional per-image ``ra``, ``dec``, ``redshift`` and
 ``pxscale``. Everything galaxymorph reads or writes -- the real file, the synthetic sky, imported
-folders -- uses this layout, so every later stage treats them alike.
+folders -- uses this layout, so every later stage treats them alike. New cutouts to classify
+may come without ``ans``: ``open_galaxy10(path, labelled=False)`` reads them (``predict``,
+``data info``); whatever learns or scores (splitting, training, evaluating) needs the labels.
 
 Images stay uint8 on disk and in memory; a float copy of the whole set is never made.
 """
@@ -116,9 +118,13 @@ class Galaxy10File:
     file's chunks span many images (gzip with h5py's automatic chunks, like the real Galaxy10
     file), building it the first time (:mod:`galaxymorph.data.rechunk`). False: always read
     this file (``GALAXYMORPH_NO_RECHUNK=1`` does the same everywhere).
+
+    ``labelled``: True (the default) refuses a file without ``ans`` class ids, in one line that
+    names it; False also takes one with ``images`` only (cutouts to classify): ``labels`` is then
+    None, and only what needs the labels (:meth:`class_counts`, :meth:`select`) refuses it.
     """
 
-    def __init__(self, path: str | os.PathLike, rechunk: bool = True):
+    def __init__(self, path: str | os.PathLike, rechunk: bool = True, labelled: bool = True):
         self.path = Path(path)
         if not self.path.exists():
             raise DataError(f"data file not found: {self.path}")
@@ -129,8 +135,8 @@ class Galaxy10File:
         except OSError as exc:
             raise DataError(f"{self.path} is not a readable HDF5 file ({exc})") from None
         try:
-            self._validate()
-            self.labels: np.ndarray = self._h5["ans"][()].astype(np.int64)
+            self._validate(labelled)
+            self.labels: np.ndarray | None = self._h5["ans"][()].astype(np.int64) if "ans" in self._h5 else None
         except OSError as exc:  # a damaged chunk of 'ans' or a column: "filter returned failure", ...
             self._h5.close()
             reason = " ".join(str(exc).split())
@@ -142,24 +148,35 @@ class Galaxy10File:
         self._copy: h5py.File | None = None  # the re-chunked copy, once opened
         self._may_copy = rechunk and worth_copying(self.path, self._h5)
 
-    def _validate(self) -> None:
+    def _validate(self, labelled: bool) -> None:
+        """What a file must hold (the one copy of this rule): ``images``, and ``ans`` when
+        ``labelled``; each present dataset or column with the right shape and type."""
         f, name = self._h5, self.path.name
-        for key in ("images", "ans"):
-            if key not in f:
-                raise DataError(
-                    f"{name} is not in the Galaxy10 layout: no '{key}' dataset "
-                    f"(found: {', '.join(sorted(f.keys())) or 'nothing'})"
-                )
-        images, ans = f["images"], f["ans"]
+        if "images" not in f:
+            raise DataError(f"{name} is not in the Galaxy10 layout: no 'images' dataset "
+                            f"(found: {', '.join(sorted(f.keys())) or 'nothing'})")
+        if labelled and "ans" not in f:
+            raise self._no_labels()
+        images = f["images"]
         if images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
             raise DataError(
                 f"{name}: 'images' has shape {images.shape}, expected (N, 256, 256, 3)"
             )
         if images.dtype != np.uint8:
             raise DataError(f"{name}: 'images' has dtype {images.dtype}, expected uint8")
-        if ans.shape != (images.shape[0],):
+        if "ans" in f:
+            self._validate_labels(f["ans"], images.shape[0])
+        for key in OPTIONAL_COLUMNS:
+            if key in f and f[key].shape != (images.shape[0],):
+                raise DataError(
+                    f"{name}: '{key}' has shape {f[key].shape}, expected ({images.shape[0]},)"
+                )
+
+    def _validate_labels(self, ans: h5py.Dataset, n_images: int) -> None:
+        name = self.path.name
+        if ans.shape != (n_images,):
             raise DataError(
-                f"{name}: 'ans' has shape {ans.shape}, expected ({images.shape[0]},) "
+                f"{name}: 'ans' has shape {ans.shape}, expected ({n_images},) "
                 "to match 'images'"
             )
         if not np.issubdtype(ans.dtype, np.integer):
@@ -168,11 +185,22 @@ class Galaxy10File:
         bad = [int(v) for v in values if int(v) not in CLASS_NAMES]
         if bad:
             raise DataError(f"{name}: 'ans' holds class ids {bad} outside Galaxy10's 0..9")
-        for key in OPTIONAL_COLUMNS:
-            if key in f and f[key].shape != (images.shape[0],):
-                raise DataError(
-                    f"{name}: '{key}' has shape {f[key].shape}, expected ({images.shape[0]},)"
-                )
+
+    def _no_labels(self) -> DataError:
+        """The error for a file without class ids where they are needed."""
+        found = ", ".join(sorted(self._h5.keys())) or "nothing"
+        return DataError(f"{self.path.name} has no 'ans' dataset of class ids (found: {found}): splitting, "
+                         "training and evaluating need labelled images; 'predict' classifies unlabelled ones")
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the file holds class ids (``ans``)."""
+        return self.labels is not None
+
+    def _require_labels(self) -> np.ndarray:
+        if self.labels is None:
+            raise self._no_labels()
+        return self.labels
 
     # -- basic facts -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -185,8 +213,8 @@ class Galaxy10File:
         return file_sha256(self.path)
 
     def class_counts(self) -> dict[int, int]:
-        """Number of images of each class id present in the file."""
-        ids, counts = np.unique(self.labels, return_counts=True)
+        """Number of images of each class id present in the file (an unlabelled file: an error)."""
+        ids, counts = np.unique(self._require_labels(), return_counts=True)
         return {int(i): int(n) for i, n in zip(ids, counts)}
 
     def column(self, key: str) -> np.ndarray | None:
@@ -304,10 +332,10 @@ def folder_given(path: str | os.PathLike) -> DataError:
                      f"'galaxymorph data import {path} --out FILE.h5')")
 
 
-def open_galaxy10(path: str | os.PathLike, rechunk: bool = True) -> Galaxy10File:
+def open_galaxy10(path: str | os.PathLike, rechunk: bool = True, labelled: bool = True) -> Galaxy10File:
     """Open and validate a Galaxy10-layout HDF5 file (lazily: pixels are read on demand;
-    ``rechunk``: see :class:`Galaxy10File`)."""
-    return Galaxy10File(path, rechunk=rechunk)
+    ``rechunk``, ``labelled``: see :class:`Galaxy10File`)."""
+    return Galaxy10File(path, rechunk=rechunk, labelled=labelled)
 
 
 class Galaxy10Writer:

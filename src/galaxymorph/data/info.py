@@ -17,13 +17,15 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
     """Counts per class, shapes, optional columns and SHA-256 of a file; optionally a PNG grid.
 
     The grid shows up to ``per_class`` (at least 1) randomly chosen images of each class present.
+    A file without class ids (``ans``: cutouts to classify) is described too: no class counts
+    (``class_counts`` is None), and one row of randomly chosen images in the grid.
     """
     if grid is not None and not per_class >= 1:
         raise DataError(f"--n (examples per class in the grid) must be at least 1, got {per_class}")
-    with open_galaxy10(path) as data:
+    with open_galaxy10(path, labelled=False) as data:
         if len(data) == 0:
             raise DataError(f"{path} holds no images (its 'images' dataset has 0 rows)")
-        counts = data.class_counts()
+        counts = data.class_counts() if data.labelled else None
         summary = {
             "path": str(Path(path)),
             "n_images": len(data),
@@ -31,18 +33,19 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
             "dtype": "uint8",
             "sha256": data.sha256,
             "columns": [k for k in ("ra", "dec", "redshift", "pxscale") if data.column(k) is not None],
-            "class_counts": {str(c): n for c, n in sorted(counts.items())},
+            "class_counts": None if counts is None else {str(c): n for c, n in sorted(counts.items())},
             "catalog_columns": data.catalog_columns(),
             "scale": file_scale(path),  # median pxscale where known, median apparent galaxy size
         }
         if grid is not None:
             rng = np.random.default_rng(seed)
             rows, labels = [], []
-            for c in sorted(counts):
-                members = np.flatnonzero(data.labels == c)
+            groups = [(f"{c} {CLASS_NAMES[c]}", np.flatnonzero(data.labels == c)) for c in sorted(counts)] \
+                if counts is not None else [("unlabelled", np.arange(len(data)))]
+            for name, members in groups:
                 pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
                 rows.append(list(data.images(pick)))
-                labels.append(f"{c} {CLASS_NAMES[c]}\n(n={counts[c]})")
+                labels.append(f"{name}\n(n={len(members)})")
             from ..plotting import image_grid
 
             image_grid(rows, labels, grid, title=f"{Path(path).name}: examples per class")
@@ -66,9 +69,12 @@ def format_summary(summary: dict) -> str:
     if scale.get("galaxy_size_px"):
         lines.append(f"galaxies  {scale['galaxy_size_px']:.3g} px median half-light radius "
                      f"(of {scale['n_size']} sampled images)")
-    lines.append("classes:")
-    for c, n in summary["class_counts"].items():
-        lines.append(f"  {int(c):2d} {CLASS_NAMES[int(c)]:<26} {n:6d}")
+    if summary["class_counts"] is None:
+        lines.append("classes   none: no 'ans' dataset (unlabelled images, for 'predict')")
+    else:
+        lines.append("classes:")
+        for c, n in summary["class_counts"].items():
+            lines.append(f"  {int(c):2d} {CLASS_NAMES[int(c)]:<26} {n:6d}")
     if "grid" in summary:
         lines.append(f"grid      {summary['grid']}")
     return "\n".join(lines)

@@ -70,7 +70,7 @@ def file_scale(path: str | os.PathLike, indices: np.ndarray | None = None, sampl
 
     This is the hook for training: ``file_scale(data_path, train_indices)`` is the dict a run
     keeps as ``run.json["data_scale"]``."""
-    with open_galaxy10(path) as data:
+    with open_galaxy10(path, labelled=False) as data:  # pixels and pxscale only: labels or none
         indices = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
         px = data.column("pxscale")
         picked = indices[sample_indices(len(indices), sample)]
@@ -140,7 +140,7 @@ def inputs_scale(files: list[Path], h5_files: list[Path], sample: int = SIZE_SAM
         scales.append(read.pxscale)
     for path in h5_files:
         try:
-            with open_galaxy10(path) as data:
+            with open_galaxy10(path, labelled=False) as data:  # cutouts to classify have no labels
                 images.extend(data.images(sample_indices(len(data), sample)))
                 px = data.column("pxscale")
                 scales.extend([] if px is None else px)

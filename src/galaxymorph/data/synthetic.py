@@ -196,9 +196,9 @@ def check_difficulty(difficulty) -> float:
     try:
         d = float(difficulty)
     except (TypeError, ValueError):
-        raise DataError(f"difficulty must be a number in [0, 1], got {difficulty!r}") from None
+        raise DataError(f"--difficulty must be a number in [0, 1], got {difficulty!r}") from None
     if not 0.0 <= d <= 1.0:
-        raise DataError(f"difficulty must be between 0 and 1, got {d:g}")
+        raise DataError(f"--difficulty must be between 0 and 1, got {d:g}")
     return d
 
 
@@ -790,22 +790,24 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     most, since starting the workers takes ~0.7 s). The file is written
     atomically through :class:`Galaxy10Writer`, with a ``pxscale`` column (0.262 arcsec/px),
     the component ``masks`` and attributes naming the generator version, seed and difficulty.
+    A bad argument is a one-line :class:`DataError` that names the ``data synth`` option
+    (``--n-per-class`` for ``n_per_class``), as :class:`~galaxymorph.Config`'s errors do.
     """
     defaults = Config()
     classes = validate_classes(defaults.classes if classes is None else classes, minimum=1, check=_check_class)
     n_per_class = defaults.n_per_class if n_per_class is None else n_per_class
     if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1:
-        raise DataError(f"n_per_class must be a positive integer, got {n_per_class!r}")
+        raise DataError(f"--n-per-class must be a positive integer, got {n_per_class!r}")
     try:
         seed = int(defaults.seed if seed is None else seed)
     except (TypeError, ValueError):
-        raise DataError(f"seed must be an integer, got {seed!r}") from None
+        raise DataError(f"--seed must be an integer, got {seed!r}") from None
     difficulty = check_difficulty(defaults.difficulty if difficulty is None else difficulty)
     n_images = len(classes) * int(n_per_class)
     if workers is None:  # every core, but no process that would cost more to start than it renders
         workers = max(1, min(usable_cores(), n_images // IMAGES_PER_WORKER))
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise DataError(f"workers must be a positive integer, got {workers!r}")
+        raise DataError(f"--workers must be a positive integer, got {workers!r}")
     out = Path(out)
     if out.is_dir():
         raise DataError(f"--out must be a file path, got a folder: {out}")

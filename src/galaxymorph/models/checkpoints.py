@@ -99,12 +99,20 @@ def model_from_checkpoint(state: dict):
 
 
 def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: str | torch.device = "cpu"):
-    """The trained model of a run folder (or a checkpoint file), in eval mode."""
+    """The trained model of a run folder (or a checkpoint file), in eval mode.
+
+    A folder without the checkpoint and without run.json is not a run at all: the error says so,
+    as evaluate's does (:func:`galaxymorph.runs.not_a_run_folder`), not that a file inside it is
+    missing."""
     path = Path(run_dir)
     if not path.exists():
         raise GalaxymorphError(f"run folder or checkpoint not found: {path}")
     if path.is_dir():
         path = path / "checkpoints" / checkpoint
+        if not path.is_file() and not (Path(run_dir) / "run.json").is_file():
+            from ..runs import not_a_run_folder
+
+            raise not_a_run_folder(run_dir)
     model = model_from_checkpoint(read_checkpoint(path)).to(device, memory_format=torch.channels_last)
     return model.eval()
 
