@@ -208,3 +208,25 @@ def test_hdf5_without_labels_is_classified(run, tmp_path, capsys):
     rows = _rows(tmp_path / "u.csv")
     assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
     assert np.allclose(_probs(rows), _probs(_rows(tmp_path / "l.csv")), atol=1e-6)
+
+
+def test_cli_threads_for_the_scoring_commands(run, tmp_path, capsys):
+    """evaluate, explain and predict take --threads (0 = torch's default); a negative count is one line."""
+    import torch
+
+    from galaxymorph.cli import main
+
+    data = write_data(tmp_path / "new.h5", n_per_class=2, seed=5)
+    torch.set_num_threads(2)
+    assert main(["predict", str(run), str(data), "--out", str(tmp_path / "p.csv"), "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    assert main(["predict", str(run), str(data), "--out", str(tmp_path / "q.csv")]) == 0
+    assert torch.get_num_threads() == 2  # the default leaves torch's own choice
+    capsys.readouterr()
+    for command in (["evaluate", str(run)], ["explain", str(run)],
+                    ["predict", str(run), str(data), "--out", str(tmp_path / "r.csv")]):
+        assert main([*command, "--threads", "-1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--threads must be >= 0" in err
+    assert not (tmp_path / "r.csv").exists()

@@ -44,9 +44,18 @@ def _shown(default) -> str:
 
 
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
-    """``--device`` for the commands that run a trained model (evaluate, explain, predict)."""
+    """``--device`` and ``--threads`` for the commands that run a trained model (evaluate,
+    explain, predict)."""
     parser.add_argument("--device", help="where the model runs: cpu, cuda, cuda:N or auto (default: the run's "
                         "device when this machine has it, else auto)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (default 0: one per core; 1 on a machine others share)")
+
+
+def _use_threads(args: argparse.Namespace) -> None:
+    from .training.device import set_threads
+
+    set_threads(args.threads)
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
@@ -259,6 +268,7 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from .evaluation import evaluate, format_metrics
 
+    _use_threads(args)
     metrics = evaluate(args.run_dir, split=args.split, tta=args.tta, device=args.device)
     print(format_metrics(metrics))
 
@@ -266,6 +276,7 @@ def cmd_evaluate(args) -> None:
 def cmd_explain(args) -> None:
     from .explain.run import explain_run
 
+    _use_threads(args)
     summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method, device=args.device)
     print(summary["text"] if isinstance(summary, dict) and "text" in summary else summary)
 
@@ -273,6 +284,7 @@ def cmd_explain(args) -> None:
 def cmd_predict(args) -> None:
     from .prediction import predict
 
+    _use_threads(args)
     print(predict(args.run_dir, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size,
                   device=args.device))
 

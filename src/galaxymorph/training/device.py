@@ -22,6 +22,17 @@ def select_device(name: str) -> torch.device:
     return device
 
 
+def set_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads in torch from now on; 0 keeps torch's own choice (one per core).
+
+    Config checks the value for training; ``evaluate``, ``explain`` and ``predict --threads``
+    come here directly, so the rule is checked here too."""
+    if not isinstance(threads, int) or threads < 0:
+        raise GalaxymorphError(f"--threads must be >= 0 (0 = one per core), got {threads}")
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 @contextlib.contextmanager
 def tuned_backends(device: torch.device):
     """While training on a GPU: cuDNN times its convolution algorithms for our fixed batch shapes

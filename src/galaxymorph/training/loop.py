@@ -37,7 +37,7 @@ from ..models import Classifier, build_model, read_checkpoint, resolve_architect
 from ..models.checkpoints import load_weights
 from ..progress import progress_bar, progress_enabled, status
 from .curves import plot_curves
-from .device import dtype_name, is_out_of_memory, mixed_precision, select_device, tuned_backends
+from .device import dtype_name, is_out_of_memory, mixed_precision, select_device, set_threads, tuned_backends
 from .distributed import barrier, local_device, reduce_mean, share, start_distributed, sync_buffers
 from .schedule import lr_factor
 
@@ -61,8 +61,7 @@ def train(config: Config | Mapping[str, Any] | None = None, out: str | os.PathLi
         raise GalaxymorphError("train needs a config, or resume=RUN_DIR to continue a run")
     config = config.validate()
     resolve_architecture(config.model)  # an unknown model name fails here, before any work
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     device = select_device(config.device)
     rank, world, owns_group = start_distributed(device)
     device = local_device(device, world)
