@@ -44,7 +44,10 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110, tight: bool = True
 @contextlib.contextmanager
 def closed_after(fig):
     """Close ``fig`` when the block ends, also when it raises: pyplot keeps every open figure
-    (and its memory) until it is closed, so a figure that failed half-drawn must not stay."""
+    (and its memory) until it is closed, so a figure that failed half-drawn must not stay.
+
+    Every function that makes a figure draws and saves it inside ``with closed_after(fig):``
+    (save_figure closes it too, but only once drawing got that far)."""
     try:
         yield fig
     finally:

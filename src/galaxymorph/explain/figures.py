@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..plotting import plt, save_figure
+from ..plotting import closed_after, plt, save_figure
 
 CMAP = "inferno"
 MAX_ALPHA = 0.65
@@ -135,13 +135,14 @@ def save_pair(path: str | os.PathLike, image: np.ndarray, heatmap: np.ndarray, m
     """One explained image: original | overlay, titled with truth, prediction, probability."""
     label = METHOD_TITLES.get(method, method)
     fig, axes, cax = tile_grid(1, 2, PAIR_INCHES, caption_lines=1, caption_size=9, title_lines=1, title_size=10)
-    axes[0][0].imshow(image, interpolation="bilinear")
-    _bare(axes[0][0])
-    axes[0][0].set_title("original", fontsize=9, pad=3)
-    mappable = draw_overlay(axes[0][1], image, heatmap, f"{label} for {pred_name}", title_size=9)
-    _colour_bar(fig, mappable, cax)
-    fig.suptitle(caption(true_name, pred_name, prob), fontsize=10, y=1 - EDGE / fig.get_figheight(), va="top")
-    return save_figure(fig, path, tight=False)
+    with closed_after(fig):
+        axes[0][0].imshow(image, interpolation="bilinear")
+        _bare(axes[0][0])
+        axes[0][0].set_title("original", fontsize=9, pad=3)
+        mappable = draw_overlay(axes[0][1], image, heatmap, f"{label} for {pred_name}", title_size=9)
+        _colour_bar(fig, mappable, cax)
+        fig.suptitle(caption(true_name, pred_name, prob), fontsize=10, y=1 - EDGE / fig.get_figheight(), va="top")
+        return save_figure(fig, path, tight=False)
 
 
 def save_gallery(path: str | os.PathLike, images: np.ndarray, maps: np.ndarray, captions: Sequence[str],
@@ -167,27 +168,28 @@ def save_gallery(path: str | os.PathLike, images: np.ndarray, maps: np.ndarray, 
                                caption_lines=max((c.count("\n") + 1 for c in all_captions), default=1),
                                caption_size=CAPTION_SIZE, title_lines=2, title_size=10,
                                row_labels=row_labels is not None)
-    mappable = None
-    for row_axes in axes:
-        for ax in row_axes:
-            _bare(ax)
-    for r, (label, members) in enumerate(layout):
-        for k, i in enumerate(members):
-            ax = axes[r][k * per_image]
-            mappable = draw_overlay(ax, images[i], maps[i], captions[i])
-            if second_maps is not None:
-                draw_overlay(axes[r][k * per_image + 1], images[i], second_maps[i],
-                             second_captions[i] if second_captions is not None else "")
-        if label:
-            axes[r][0].set_ylabel(label, fontsize=9)
-    if not layout or not any(m for _, m in layout):
-        title += " -- none"
-    if mappable is not None:
-        _colour_bar(fig, mappable, cax)
-    else:
-        cax.set_visible(False)
-    fig.suptitle(f"{title}\n{SCALE_NOTE}", fontsize=10, y=1 - EDGE / fig.get_figheight(), va="top")
-    return save_figure(fig, path, tight=False)
+    with closed_after(fig):
+        mappable = None
+        for row_axes in axes:
+            for ax in row_axes:
+                _bare(ax)
+        for r, (label, members) in enumerate(layout):
+            for k, i in enumerate(members):
+                ax = axes[r][k * per_image]
+                mappable = draw_overlay(ax, images[i], maps[i], captions[i])
+                if second_maps is not None:
+                    draw_overlay(axes[r][k * per_image + 1], images[i], second_maps[i],
+                                 second_captions[i] if second_captions is not None else "")
+            if label:
+                axes[r][0].set_ylabel(label, fontsize=9)
+        if not layout or not any(m for _, m in layout):
+            title += " -- none"
+        if mappable is not None:
+            _colour_bar(fig, mappable, cax)
+        else:
+            cax.set_visible(False)
+        fig.suptitle(f"{title}\n{SCALE_NOTE}", fontsize=10, y=1 - EDGE / fig.get_figheight(), va="top")
+        return save_figure(fig, path, tight=False)
 
 
 def save_localisation(path: str | os.PathLike, per_class: dict[str, dict], title: str) -> Path:
@@ -198,23 +200,24 @@ def save_localisation(path: str | os.PathLike, per_class: dict[str, dict], title
     names = list(per_class)
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.6 * max(len(names), 1), 3.7), squeeze=False,
                              layout="constrained")
-    for ax, name in zip(axes[0], names):
-        s = per_class[name]
-        share = np.array([np.nan if v is None else v for v in s["share_on_galaxy_per_image"]], dtype=float)
-        area = np.array(s.get("galaxy_area_share_per_image", []), dtype=float)
-        if area.size == share.size and area.size:
-            ax.scatter(area, share, s=8, alpha=0.5, color="tab:blue", label="images")
-        ax.plot([0, 1], [0, 1], color="grey", lw=1, label="uniform map")
-        ax.plot([0, 0.5], [0, 1], color="grey", lw=1, ls="--", label="2 x uniform")
-        if s.get("share_on_galaxy") is not None:
-            ax.scatter([s["galaxy_area_share"]], [s["share_on_galaxy"]], s=80, marker="*", color="tab:red",
-                       zorder=3, label=f"median {s['share_on_galaxy']:.2f} vs {s['galaxy_area_share']:.2f}")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("galaxy's share of the image", fontsize=8)
-        ax.set_ylabel("map's share on the galaxy", fontsize=8)
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6.5, loc="lower right")
-    fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    with closed_after(fig):
+        for ax, name in zip(axes[0], names):
+            s = per_class[name]
+            share = np.array([np.nan if v is None else v for v in s["share_on_galaxy_per_image"]], dtype=float)
+            area = np.array(s.get("galaxy_area_share_per_image", []), dtype=float)
+            if area.size == share.size and area.size:
+                ax.scatter(area, share, s=8, alpha=0.5, color="tab:blue", label="images")
+            ax.plot([0, 1], [0, 1], color="grey", lw=1, label="uniform map")
+            ax.plot([0, 0.5], [0, 1], color="grey", lw=1, ls="--", label="2 x uniform")
+            if s.get("share_on_galaxy") is not None:
+                ax.scatter([s["galaxy_area_share"]], [s["share_on_galaxy"]], s=80, marker="*", color="tab:red",
+                           zorder=3, label=f"median {s['share_on_galaxy']:.2f} vs {s['galaxy_area_share']:.2f}")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("galaxy's share of the image", fontsize=8)
+            ax.set_ylabel("map's share on the galaxy", fontsize=8)
+            ax.set_title(name, fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6.5, loc="lower right")
+        fig.suptitle(title, fontsize=10)
+        return save_figure(fig, path)
