@@ -129,43 +129,45 @@ def size_auc(stats: dict, a: int = 2, b: int = 5) -> float:
 
 def plot_size_overlap(real: dict, synth: dict, path: Path, a: int = 2, b: int = 5) -> None:
     """Histograms of the half-light radius of classes a and b, real (left) and synthetic (right)."""
-    from galaxymorph.plotting import plt, save_figure
+    from galaxymorph.plotting import closed_after, plt, save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharex=True)
-    bins = np.linspace(0, 60, 25)
-    for ax, data, name in ((axes[0], real, "real"), (axes[1], synth, "synthetic")):
-        for c, colour in ((a, "tab:red"), (b, "tab:blue")):
-            v = data[c]["r_half"]
-            ax.hist(v[np.isfinite(v)], bins=bins, density=True, histtype="step", lw=2, color=colour,
-                    label=f"class {c} (n={np.isfinite(v).sum()})")
-        ax.set_title(f"{name}: r_half, size-only AUC {size_auc(data, a, b):.2f}", fontsize=10)
-        ax.set_xlabel("half-light radius (px)", fontsize=9)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)
+    with closed_after(fig):
+        bins = np.linspace(0, 60, 25)
+        for ax, data, name in ((axes[0], real, "real"), (axes[1], synth, "synthetic")):
+            for c, colour in ((a, "tab:red"), (b, "tab:blue")):
+                v = data[c]["r_half"]
+                ax.hist(v[np.isfinite(v)], bins=bins, density=True, histtype="step", lw=2, color=colour,
+                        label=f"class {c} (n={np.isfinite(v).sum()})")
+            ax.set_title(f"{name}: r_half, size-only AUC {size_auc(data, a, b):.2f}", fontsize=10)
+            ax.set_xlabel("half-light radius (px)", fontsize=9)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        save_figure(fig, path, dpi=80)
 
 
 def plot_stats(real: dict, synth: dict, path: Path) -> None:
     """One panel per statistic: real (black) and synthetic (orange) medians and quartiles per class."""
-    from galaxymorph.plotting import plt, save_figure
+    from galaxymorph.plotting import closed_after, plt, save_figure
 
     fig, axes = plt.subplots(2, 4, figsize=(13, 5.5))
-    for ax, k in zip(axes.ravel(), STATS):
-        for offset, data, colour, name in ((-0.15, real, "k", "real"), (0.15, synth, "tab:orange", "synthetic")):
-            cs = sorted(data)
-            q = np.array([np.nanpercentile(data[c][k], [25, 50, 75]) if np.isfinite(data[c][k]).any()
-                          else [np.nan] * 3 for c in cs])
-            x = np.array(cs) + offset
-            ax.errorbar(x, q[:, 1], yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], fmt="o", color=colour,
-                        ms=4, capsize=2, label=name)
-        ax.set_title(k, fontsize=10)
-        ax.set_xticks(range(10))
-        ax.set_xlabel("class", fontsize=8)
-        ax.tick_params(labelsize=8)
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle("Real Galaxy10 DECaLS cutouts vs synthetic sky: median and quartiles per class", fontsize=11)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)
+    with closed_after(fig):
+        for ax, k in zip(axes.ravel(), STATS):
+            for offset, data, colour, name in ((-0.15, real, "k", "real"), (0.15, synth, "tab:orange", "synthetic")):
+                cs = sorted(data)
+                q = np.array([np.nanpercentile(data[c][k], [25, 50, 75]) if np.isfinite(data[c][k]).any()
+                              else [np.nan] * 3 for c in cs])
+                x = np.array(cs) + offset
+                ax.errorbar(x, q[:, 1], yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], fmt="o", color=colour,
+                            ms=4, capsize=2, label=name)
+            ax.set_title(k, fontsize=10)
+            ax.set_xticks(range(10))
+            ax.set_xlabel("class", fontsize=8)
+            ax.tick_params(labelsize=8)
+        axes[0, 0].legend(fontsize=8)
+        fig.suptitle("Real Galaxy10 DECaLS cutouts vs synthetic sky: median and quartiles per class", fontsize=11)
+        fig.tight_layout()
+        save_figure(fig, path, dpi=80)
 
 
 def shrink_png(path: Path, colours: int = 256) -> None:

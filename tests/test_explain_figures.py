@@ -19,9 +19,9 @@ def _images(n: int, seed: int = 0):
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """Per figure save_gallery or save_pair draws, as drawn before saving: its size in pixels at
-    its own dpi, the boxes of its texts (captions, row labels, colour-bar label, title last) and of
-    its axes (tiles, colour bar last)."""
+    """Per figure save_gallery, save_pair or save_localisation draws, as drawn before saving: its
+    size in pixels at its own dpi, the boxes of its texts (captions, row labels, colour-bar label,
+    title last), of its axes (tiles, colour bar last) and of each axes with its ticks and labels."""
     kept = []
     save = figures.save_figure
 
@@ -31,7 +31,8 @@ def drawn(monkeypatch):
         texts = [t for ax in fig.axes for t in (ax.title, ax.yaxis.label) if t.get_text()] + [fig._suptitle]
         kept.append({"inches": tuple(fig.get_size_inches()), "pixels": tuple(fig.get_size_inches() * fig.dpi),
                      "texts": [t.get_window_extent(renderer) for t in texts],
-                     "axes": [ax.get_window_extent(renderer) for ax in fig.axes]})
+                     "axes": [ax.get_window_extent(renderer) for ax in fig.axes],
+                     "labelled": [ax.get_tightbbox(renderer) for ax in fig.axes]})
         return save(fig, path, **kwargs)
 
     monkeypatch.setattr(figures, "save_figure", keep)
@@ -71,3 +72,20 @@ def test_misclassified_gallery_and_pair_are_jpegs(tmp_path, drawn):
             assert image.format == "JPEG"
     title, original = drawn[1]["texts"][-1], drawn[1]["axes"][0]
     assert title.y0 >= original.y1  # the pair's title above its tiles
+
+
+def test_localisation_plot_is_drawn_at_its_own_size_with_every_label_inside(tmp_path, drawn):
+    """Laid out to the inch (no constrained layout, no tight bounding box: one drawing pass)."""
+    rng = np.random.default_rng(0)
+    per_class = {name: {"share_on_galaxy_per_image": list(rng.random(20)), "galaxy_area_share_per_image":
+                        list(rng.random(20) / 2), "share_on_galaxy": 0.5, "galaxy_area_share": 0.25}
+                 for name in ("Round Smooth", "In-between Round Smooth", "Barred Spiral")}
+    path = figures.save_localisation(tmp_path / "l.png", per_class, "Integrated gradients: localisation (test)")
+    with Image.open(path) as image:
+        assert image.size == tuple(round(v * 110) for v in drawn[0]["inches"])
+    width, height = drawn[0]["pixels"]
+    panels, title = drawn[0]["labelled"], drawn[0]["texts"][-1]
+    for box in [*panels, title]:
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height
+    assert not any(_overlap(a, b) for i, a in enumerate(panels) for b in panels[i + 1:])
+    assert all(title.y0 >= panel.y1 for panel in panels)  # the figure's title above every panel's

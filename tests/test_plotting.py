@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from galaxymorph.plotting import FigurePool, image_grid
 
@@ -59,3 +60,35 @@ def test_image_grid_and_save_figure_close_their_figure_when_they_fail(tmp_path):
     with pytest.raises(OSError):
         save_figure(fig, tmp_path / "file" / "f.png")
     assert not plt.fignum_exists(fig.number)
+
+
+def test_image_grid_is_drawn_at_its_own_size_with_every_label_beside_its_tiles(tmp_path, monkeypatch):
+    """Laid out to the inch (no tight bounding box: one drawing pass); the row labels' width is
+    measured, so a long or two-line label is neither cut off nor drawn over a tile."""
+    import galaxymorph.plotting as plotting
+
+    drawn, save = [], plotting.save_figure
+
+    def keep(fig, path, **kwargs):
+        fig.set_dpi(plotting.FIGURE_DPI)
+        renderer = fig.canvas.get_renderer()
+        fig.draw(renderer)
+        drawn.append({"inches": tuple(fig.get_size_inches()), "pixels": tuple(fig.get_size_inches() * fig.dpi),
+                      "texts": [t.get_window_extent(renderer) for ax in fig.axes for t in (ax.title, ax.yaxis.label)
+                                if t.get_text()] + [fig._suptitle.get_window_extent(renderer)],
+                      "tiles": [ax.get_window_extent(renderer).frozen() for ax in fig.axes]})
+        return save(fig, path, **kwargs)
+
+    monkeypatch.setattr(plotting, "save_figure", keep)
+    tile = np.zeros((8, 8, 3), dtype=np.uint8)
+    path = image_grid([[tile] * 3, [tile] * 2], ["3 In-between Round Smooth", "5 Barred Spiral\n(n=600)"],
+                      tmp_path / "grid.jpg", titles=[["real", "real", "synthetic"], ["a", "b"]], title="examples")
+    with Image.open(path) as image:
+        assert image.size == tuple(round(v * plotting.FIGURE_DPI) for v in drawn[0]["inches"])
+    width, height = drawn[0]["pixels"]
+    texts, tiles = drawn[0]["texts"], drawn[0]["tiles"]
+    assert len(texts) == 5 + 2 + 1  # captions, row labels, title
+    for box in texts:
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height
+        assert not any(box.x0 < t.x1 - 0.5 and t.x0 < box.x1 - 0.5 and box.y0 < t.y1 - 0.5 and t.y0 < box.y1 - 0.5
+                       for t in tiles)

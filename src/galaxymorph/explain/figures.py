@@ -14,9 +14,10 @@ hid the galaxy under a uniformly tinted square):
 * misclassified images show the maps for the predicted AND the true class side by side.
 
 How a figure is laid out: galleries and pairs are grids of equal tiles, so their layout is
-computed to the inch (:func:`tile_grid`) instead of by matplotlib's constrained layout and a
-tight bounding box. Those cost a second drawing pass of every tile and most of a gallery's
-time; the pictures are the same. Galleries and pairs are photographs under heatmaps and are
+computed to the inch (:func:`galaxymorph.plotting.tile_grid`) instead of by matplotlib's
+constrained layout and a tight bounding box. Those cost a second drawing pass of every tile and
+most of a gallery's time; the pictures are the same. So is the localisation plot's: its axes
+always run from 0 to 1 under the same labels, so its margins are fixed inches. Galleries and pairs are photographs under heatmaps and are
 saved as JPEG (:data:`galaxymorph.plotting.JPEG_OPTIONS`), about a fifth of the PNG's size.
 """
 
@@ -28,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..plotting import plt, save_figure
+from ..plotting import EDGE, LABEL_SPACE, bare, closed_after, plt, save_figure, tile_grid
 
 CMAP = "inferno"
 MAX_ALPHA = 0.65
@@ -56,7 +57,7 @@ def draw_overlay(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "", ti
     mappable = ax.imshow(m, cmap=CMAP, vmin=0, vmax=1, alpha=MAX_ALPHA * m, interpolation="bilinear")
     if m.max() > CONTOUR_LEVEL:
         ax.contour(m, levels=[CONTOUR_LEVEL], colors="cyan", linewidths=0.8)
-    _bare(ax)
+    bare(ax)
     if title:
         ax.set_title(title, fontsize=title_size, pad=3)
     return mappable
@@ -72,52 +73,11 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = MAX_ALPHA) ->
     return ((1 - a) * image.astype(np.float32) + a * colour).round().clip(0, 255).astype(np.uint8)
 
 
-def _bare(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-
-
 def _colour_bar(fig, mappable, cax) -> None:
     bar = fig.colorbar(mappable, cax=cax)
     bar.set_label("map / its maximum", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     bar.solids.set_alpha(1)
-
-
-# a tile grid's margins, in inches
-GAP = 0.07            # between the tiles of a row
-ROW_GAP = 0.15        # between a row's tiles and the next row's captions
-EDGE = 0.1            # around the figure
-LABEL_SPACE = 0.32    # left of the first column when rows are labelled
-BAR_SPACE = 0.75      # right of the last column: the colour bar, its ticks and its label
-BAR_WIDTH = 0.14
-LINE = 1.25 / 72      # one line of text, in inches per point of font size
-
-
-def tile_grid(n_rows: int, n_cols: int, tile: float, caption_lines: int, caption_size: float,
-              title_lines: int, title_size: float, row_labels: bool = False):
-    """A figure of ``n_rows`` x ``n_cols`` square tiles ``tile`` inches wide, each under a caption
-    band of ``caption_lines`` lines, below a title of ``title_lines`` lines, with a colour bar on
-    the right; returns (figure, axes[row][column], colour-bar axes).
-
-    The layout is computed here, to the inch: the figure is as large as its tiles need and no
-    layout engine or tight bounding box runs (they draw every tile twice to find the same edges).
-    """
-    caption = caption_lines * caption_size * LINE + 0.05
-    title = title_lines * title_size * LINE + 0.15
-    left = EDGE + (LABEL_SPACE if row_labels else 0)
-    width = left + n_cols * tile + (n_cols - 1) * GAP + BAR_SPACE
-    height = title + n_rows * (caption + tile) + (n_rows - 1) * ROW_GAP + EDGE
-    fig = plt.figure(figsize=(width, height))
-    axes = [[fig.add_axes(((left + c * (tile + GAP)) / width,
-                           1 - (title + r * (caption + tile + ROW_GAP) + caption + tile) / height,
-                           tile / width, tile / height)) for c in range(n_cols)] for r in range(n_rows)]
-    grid_height = height - title - EDGE
-    cax = fig.add_axes(((width - BAR_SPACE + GAP) / width, (EDGE + 0.1 * grid_height) / height,
-                        BAR_WIDTH / width, 0.8 * grid_height / height))
-    return fig, axes, cax
 
 
 def caption(true_name: str | None, pred_name: str, prob: float, short: bool = False) -> str:
@@ -135,13 +95,14 @@ def save_pair(path: str | os.PathLike, image: np.ndarray, heatmap: np.ndarray, m
     """One explained image: original | overlay, titled with truth, prediction, probability."""
     label = METHOD_TITLES.get(method, method)
     fig, axes, cax = tile_grid(1, 2, PAIR_INCHES, caption_lines=1, caption_size=9, title_lines=1, title_size=10)
-    axes[0][0].imshow(image, interpolation="bilinear")
-    _bare(axes[0][0])
-    axes[0][0].set_title("original", fontsize=9, pad=3)
-    mappable = draw_overlay(axes[0][1], image, heatmap, f"{label} for {pred_name}", title_size=9)
-    _colour_bar(fig, mappable, cax)
-    fig.suptitle(caption(true_name, pred_name, prob), fontsize=10, y=1 - EDGE / fig.get_figheight(), va="top")
-    return save_figure(fig, path, tight=False)
+    with closed_after(fig):
+        axes[0][0].imshow(image, interpolation="bilinear")
+        bare(axes[0][0])
+        axes[0][0].set_title("original", fontsize=9, pad=3)
+        mappable = draw_overlay(axes[0][1], image, heatmap, f"{label} for {pred_name}", title_size=9)
+        _colour_bar(fig, mappable, cax)
+        fig.suptitle(caption(true_name, pred_name, prob), fontsize=10, y=1 - EDGE / fig.get_figheight(), va="top")
+        return save_figure(fig, path, tight=False)
 
 
 def save_gallery(path: str | os.PathLike, images: np.ndarray, maps: np.ndarray, captions: Sequence[str],
@@ -166,28 +127,36 @@ def save_gallery(path: str | os.PathLike, images: np.ndarray, maps: np.ndarray, 
     fig, axes, cax = tile_grid(max(len(layout), 1), max(per_row * per_image, 1), TILE_INCHES,
                                caption_lines=max((c.count("\n") + 1 for c in all_captions), default=1),
                                caption_size=CAPTION_SIZE, title_lines=2, title_size=10,
-                               row_labels=row_labels is not None)
-    mappable = None
-    for row_axes in axes:
-        for ax in row_axes:
-            _bare(ax)
-    for r, (label, members) in enumerate(layout):
-        for k, i in enumerate(members):
-            ax = axes[r][k * per_image]
-            mappable = draw_overlay(ax, images[i], maps[i], captions[i])
-            if second_maps is not None:
-                draw_overlay(axes[r][k * per_image + 1], images[i], second_maps[i],
-                             second_captions[i] if second_captions is not None else "")
-        if label:
-            axes[r][0].set_ylabel(label, fontsize=9)
-    if not layout or not any(m for _, m in layout):
-        title += " -- none"
-    if mappable is not None:
-        _colour_bar(fig, mappable, cax)
-    else:
-        cax.set_visible(False)
-    fig.suptitle(f"{title}\n{SCALE_NOTE}", fontsize=10, y=1 - EDGE / fig.get_figheight(), va="top")
-    return save_figure(fig, path, tight=False)
+                               label_width=LABEL_SPACE if row_labels is not None else 0.0)
+    with closed_after(fig):
+        mappable = None
+        for row_axes in axes:
+            for ax in row_axes:
+                bare(ax)
+        for r, (label, members) in enumerate(layout):
+            for k, i in enumerate(members):
+                ax = axes[r][k * per_image]
+                mappable = draw_overlay(ax, images[i], maps[i], captions[i])
+                if second_maps is not None:
+                    draw_overlay(axes[r][k * per_image + 1], images[i], second_maps[i],
+                                 second_captions[i] if second_captions is not None else "")
+            if label:
+                axes[r][0].set_ylabel(label, fontsize=9)
+        if not layout or not any(m for _, m in layout):
+            title += " -- none"
+        if mappable is not None:
+            _colour_bar(fig, mappable, cax)
+        else:
+            cax.set_visible(False)
+        fig.suptitle(f"{title}\n{SCALE_NOTE}", fontsize=10, y=1 - EDGE / fig.get_figheight(), va="top")
+        return save_figure(fig, path, tight=False)
+
+
+# the localisation plot: one panel per class, laid out to the inch (its ticks run 0 to 1 and its
+# labels never change, so the margins they need are fixed; no layout engine needs to measure them)
+LOCALISATION_PANEL = 3.6   # inches wide, per class
+LOCALISATION_HEIGHT = 3.7
+LOCALISATION_MARGINS = {"left": 0.5, "right": 0.17, "bottom": 0.45, "top": 0.54}  # of each panel, in inches
 
 
 def save_localisation(path: str | os.PathLike, per_class: dict[str, dict], title: str) -> Path:
@@ -196,25 +165,30 @@ def save_localisation(path: str | os.PathLike, per_class: dict[str, dict], title
     The diagonal is what a uniform map scores; the dashed line is twice that (the aim).
     """
     names = list(per_class)
-    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.6 * max(len(names), 1), 3.7), squeeze=False,
-                             layout="constrained")
-    for ax, name in zip(axes[0], names):
-        s = per_class[name]
-        share = np.array([np.nan if v is None else v for v in s["share_on_galaxy_per_image"]], dtype=float)
-        area = np.array(s.get("galaxy_area_share_per_image", []), dtype=float)
-        if area.size == share.size and area.size:
-            ax.scatter(area, share, s=8, alpha=0.5, color="tab:blue", label="images")
-        ax.plot([0, 1], [0, 1], color="grey", lw=1, label="uniform map")
-        ax.plot([0, 0.5], [0, 1], color="grey", lw=1, ls="--", label="2 x uniform")
-        if s.get("share_on_galaxy") is not None:
-            ax.scatter([s["galaxy_area_share"]], [s["share_on_galaxy"]], s=80, marker="*", color="tab:red",
-                       zorder=3, label=f"median {s['share_on_galaxy']:.2f} vs {s['galaxy_area_share']:.2f}")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("galaxy's share of the image", fontsize=8)
-        ax.set_ylabel("map's share on the galaxy", fontsize=8)
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6.5, loc="lower right")
-    fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    n = max(len(names), 1)
+    width, m = LOCALISATION_PANEL * n, LOCALISATION_MARGINS
+    fig, axes = plt.subplots(1, n, figsize=(width, LOCALISATION_HEIGHT), squeeze=False)
+    panel_width = LOCALISATION_PANEL - m["left"] - m["right"]
+    fig.subplots_adjust(left=m["left"] / width, right=1 - m["right"] / width, bottom=m["bottom"] / LOCALISATION_HEIGHT,
+                        top=1 - m["top"] / LOCALISATION_HEIGHT, wspace=(m["left"] + m["right"]) / panel_width)
+    with closed_after(fig):
+        for ax, name in zip(axes[0], names):
+            s = per_class[name]
+            share = np.array([np.nan if v is None else v for v in s["share_on_galaxy_per_image"]], dtype=float)
+            area = np.array(s.get("galaxy_area_share_per_image", []), dtype=float)
+            if area.size == share.size and area.size:
+                ax.scatter(area, share, s=8, alpha=0.5, color="tab:blue", label="images")
+            ax.plot([0, 1], [0, 1], color="grey", lw=1, label="uniform map")
+            ax.plot([0, 0.5], [0, 1], color="grey", lw=1, ls="--", label="2 x uniform")
+            if s.get("share_on_galaxy") is not None:
+                ax.scatter([s["galaxy_area_share"]], [s["share_on_galaxy"]], s=80, marker="*", color="tab:red",
+                           zorder=3, label=f"median {s['share_on_galaxy']:.2f} vs {s['galaxy_area_share']:.2f}")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("galaxy's share of the image", fontsize=8)
+            ax.set_ylabel("map's share on the galaxy", fontsize=8)
+            ax.set_title(name, fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6.5, loc="lower right")
+        fig.suptitle(title, fontsize=10, y=1 - EDGE / LOCALISATION_HEIGHT, va="top")
+        return save_figure(fig, path, tight=False)
