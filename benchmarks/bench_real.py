@@ -20,7 +20,8 @@ may share one ``--out``.
 ``--pretrain`` runs the synthetic-pretraining study instead (fine-tune on 50, 100, 200 and all
 real training images per class against training from scratch; docs/models.md). ``--committee``
 trains nothing: it averages the finished candidates of each seed and lists the test galaxies
-most of them misclassify (bench_real_committee.py).
+most of them misclassify (bench_real_committee.py). ``--learning-curve`` trains the default
+recipe on 25/50/75% of each split's training images (bench_real_curve.py).
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--table-only", action="store_true", help="no training: tabulate the finished runs")
     p.add_argument("--markdown", action="store_true", help="print only the markdown table")
     p.add_argument("--pretrain", action="store_true", help="run the synthetic-pretraining study instead")
+    p.add_argument("--learning-curve", action="store_true",
+                   help="train the default recipe on shares of each split's training images (--curve-shares)")
+    p.add_argument("--curve-shares", nargs="+", type=float, default=[0.25, 0.5, 0.75])
     p.add_argument("--committee", action="store_true",
                    help="no training: average the finished candidates per seed and list the galaxies most get wrong")
     p.add_argument("--pretrain-model", default="galaxy-narrow")
@@ -358,6 +362,10 @@ def main(argv=None) -> int:
         from bench_real_pretrain import pretrain_study  # benchmarks/ is on sys.path when run as a script
 
         return pretrain_study(out, data, splits, args)
+    if args.learning_curve:
+        from bench_real_curve import curve_study
+
+        return curve_study(out, data, splits, args)
     if args.committee:
         from bench_real_committee import committee_study
 

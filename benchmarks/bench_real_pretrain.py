@@ -22,27 +22,32 @@ from bench_real import CANDIDATES, LONG, metrics, read_predictions, run_folder
 ARMS = ("scratch", "pretrained")
 
 
-def subset_manifest(split: Path, n_per_class: int, out: Path, seed: int) -> Path:
-    """The split with its train part cut to ``n_per_class`` images per class (seeded); 0 = all."""
+def subset_manifest(split: Path, n_per_class: int, out: Path, seed: int, fraction: float | None = None) -> Path:
+    """The split with its train part cut (seeded): to ``n_per_class`` images per class (0 = all),
+    or, with ``fraction``, to that share of each class (the classes keep their proportions)."""
     from galaxymorph.fileio import write_json
 
-    path = out / f"{split.stem}-n{n_per_class or 'all'}.json"
+    tag = f"f{fraction:g}" if fraction is not None else f"n{n_per_class or 'all'}"
+    path = out / f"{split.stem}-{tag}.json"
     if path.is_file():
         return path
     manifest = json.loads(split.read_text())
-    if n_per_class:
+    if n_per_class or fraction is not None:
         import h5py
 
         train = np.asarray(manifest["splits"]["train"])
         with h5py.File(manifest["source"]["path"], "r") as f:
             labels = f["ans"][:][train]
         rng = np.random.default_rng(1000 + seed)
-        keep = np.concatenate([rng.choice(train[labels == c], min(n_per_class, int((labels == c).sum())), replace=False)
-                               for c in manifest["classes"]])
+        counts = {c: int((labels == c).sum()) for c in manifest["classes"]}
+        wanted = {c: (max(1, round(fraction * k)) if fraction is not None else min(n_per_class, k))
+                  for c, k in counts.items()}
+        keep = np.concatenate([rng.choice(train[labels == c], wanted[c], replace=False) for c in manifest["classes"]])
         manifest["splits"]["train"] = sorted(int(i) for i in keep)
-        manifest["counts"]["train"] = {str(c): int(min(n_per_class, int((labels == c).sum())))
-                                       for c in manifest["classes"]}
-        manifest["note"] = f"train cut to {n_per_class} images per class (seed {1000 + seed})"
+        manifest["counts"]["train"] = {str(c): wanted[c] for c in manifest["classes"]}
+        manifest["note"] = f"train cut to {tag[1:]} {'of each class' if fraction is not None else 'images per class'} " \
+                           f"(seed {1000 + seed})"
+    out.mkdir(parents=True, exist_ok=True)
     write_json(path, manifest)
     return path
 
