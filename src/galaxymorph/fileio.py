@@ -80,6 +80,18 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def read_json(path: str | os.PathLike):
+    """The JSON value in ``path``, or None when there is no such file or it cannot be read as JSON
+    (how the optional files of a run folder are read: a damaged one counts as absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+        return None
+
+
 def write_json(path: str | os.PathLike, obj, in_place_when_full: bool = False) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically and return the path.
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
-from .fileio import write_text
+from .fileio import read_json, write_text
 from .runs import not_a_run_folder, outdated_outputs
 
 EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate
@@ -33,13 +33,6 @@ LEGACY_EXAMPLES_FIGURE = "data_examples.png"  # what evaluate wrote before (stil
 
 
 # -- reading the run folder ---------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except json.JSONDecodeError:
-        return None
-
-
 def _read_csv(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -280,14 +273,14 @@ def page_data(run_dir: str | os.PathLike) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GalaxymorphError(f"run folder not found: {run_dir}")
-    run = _read_json(run_dir / "run.json") or {}
-    manifest = _read_json(run_dir / "manifest.json")
+    run = read_json(run_dir / "run.json") or {}
+    manifest = read_json(run_dir / "manifest.json")
     config = _read_toml(run_dir / "config.toml")
     if manifest is None and config is None:
         raise not_a_run_folder(run_dir, "config.toml or manifest.json")
-    metrics = _read_json(run_dir / "eval" / "metrics.json")
+    metrics = read_json(run_dir / "eval" / "metrics.json")
     classes = (manifest or {}).get("classes") or (config or {}).get("classes") or []
-    environment = _read_json(run_dir / "environment.json") or {}
+    environment = read_json(run_dir / "environment.json") or {}
     return {
         "title": " vs ".join(f"{CLASS_NAMES[int(c)]}" for c in classes) or "galaxymorph run",
         "model": str((config or {}).get("model", "?")),
@@ -297,7 +290,7 @@ def page_data(run_dir: str | os.PathLike) -> dict:
         "data": _data_section(run_dir, run, manifest),
         "training": _training_section(run_dir),
         "metrics": _metrics_section(run_dir, metrics),
-        "explain": _explain_section(run_dir, _read_json(run_dir / "explain" / "explain.json")),
+        "explain": _explain_section(run_dir, read_json(run_dir / "explain" / "explain.json")),
         "outdated": outdated_outputs(run_dir),
         "config": _config_rows(config),
         "environment": [(k, str(v)) for k, v in environment.items()],

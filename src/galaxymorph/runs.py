@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 from .config import Config, load_mapping
 from .errors import DataError, GalaxymorphError
-from .fileio import atomic_path, sha256_file, write_json, write_text
+from .fileio import atomic_path, read_json, sha256_file, write_json, write_text
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta", "compile")  # may differ on --resume
@@ -255,16 +255,9 @@ def outdated_outputs(run_dir: str | os.PathLike) -> dict[str, bool]:
     def outdated(*records: dict) -> bool:
         return any("best_epoch" in r and r["best_epoch"] != current for r in records if isinstance(r, dict))
 
-    return {"metrics": outdated(_json_or_empty(run_dir / "eval" / "metrics.json")),
-            "explain": outdated(*_json_or_empty(run_dir / "explain" / "explain.json").get("methods", {}).values())}
-
-
-def _json_or_empty(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    explain = read_json(run_dir / "explain" / "explain.json")
+    methods = explain.get("methods", {}) if isinstance(explain, dict) else {}
+    return {"metrics": outdated(read_json(run_dir / "eval" / "metrics.json")), "explain": outdated(*methods.values())}
 
 
 def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Path, Path]:

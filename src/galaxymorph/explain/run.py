@@ -26,7 +26,6 @@ exactly its images), its probabilities are reused instead of predicting the spli
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalaxymorphError
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path, read_json, write_json
 from ..models import load_model
 from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
@@ -269,12 +268,10 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
 
 def _read_summary(path: Path) -> dict:
     """explain.json so far (other methods' entries are kept), or a fresh one."""
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        if summary.get("format") == EXPLAIN_FORMAT and isinstance(summary.get("methods"), dict):
-            return summary
-    except (OSError, json.JSONDecodeError, AttributeError):
-        pass
+    summary = read_json(path)
+    if isinstance(summary, dict) and summary.get("format") == EXPLAIN_FORMAT \
+            and isinstance(summary.get("methods"), dict):
+        return summary
     return {"format": EXPLAIN_FORMAT, "latest": None, "methods": {}}
 
 
