@@ -17,8 +17,9 @@ How a figure is laid out: galleries and pairs are grids of equal tiles, so their
 computed to the inch (:func:`galaxymorph.plotting.tile_grid`) instead of by matplotlib's
 constrained layout and a tight bounding box. Those cost a second drawing pass of every tile and
 most of a gallery's time; the pictures are the same. So is the localisation plot's: its axes
-always run from 0 to 1 under the same labels, so its margins are fixed inches. Galleries and pairs are photographs under heatmaps and are
-saved as JPEG (:data:`galaxymorph.plotting.JPEG_OPTIONS`), about a fifth of the PNG's size.
+always run from 0 to 1 under the same labels, so its margins are fixed inches. Galleries and
+pairs are photographs under heatmaps and are saved as JPEG
+(:data:`galaxymorph.plotting.JPEG_OPTIONS`), about a fifth of the PNG's size.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..plotting import EDGE, LABEL_SPACE, bare, closed_after, plt, save_figure, tile_grid
+from ..plotting import EDGE, LABEL_SPACE, bare, closed_after, line_count, plt, save_figure, tile_grid
 
 CMAP = "inferno"
 MAX_ALPHA = 0.65
@@ -125,7 +126,7 @@ def save_gallery(path: str | os.PathLike, images: np.ndarray, maps: np.ndarray, 
                            members[start : start + per_row]))
     all_captions = [*captions, *(second_captions or [])]
     fig, axes, cax = tile_grid(max(len(layout), 1), max(per_row * per_image, 1), TILE_INCHES,
-                               caption_lines=max((c.count("\n") + 1 for c in all_captions), default=1),
+                               caption_lines=max([1, *map(line_count, all_captions)]),
                                caption_size=CAPTION_SIZE, title_lines=2, title_size=10,
                                label_width=LABEL_SPACE if row_labels is not None else 0.0)
     with closed_after(fig):
