@@ -5,7 +5,7 @@ For a trained run folder, in a temporary copy of it (the run itself is not touch
 times each figure (the work that ``explain`` hands to its worker processes, and that a GPU run
 waits for; each after a ``gc.collect()``, so that no figure pays for the garbage of those before
 it); then writes report.html and times it. ``--baseline-src`` does the same with another
-checkout's source (e.g. /work/main/src) in a subprocess, on the same run, and prints both side
+checkout's source (e.g. a clone of main) in a subprocess, on the same run, and prints both side
 by side with their ratios; each source is measured ``--repeats`` times, alternating, in fresh
 processes, and the least time of each is kept. Prints a Markdown table.
 

@@ -224,9 +224,19 @@ def metrics(y: np.ndarray, p: np.ndarray, confident: np.ndarray) -> dict[str, fl
             "log_loss": s["log_loss"].mean()}
 
 
+def scored_predictions(path: Path, data: Path) -> dict:
+    """One run's predictions.csv scored: test indices, labels (0/1), p(second class), each
+    image's vote confidence, and the metrics (confident = every deciding vote >= 0.8)."""
+    from galaxymorph.votes import vote_confidence
+
+    index, y, p = read_predictions(path)
+    confidence = vote_confidence(data, index, [2, 5], y)
+    return {"index": index, "y": y, "p": p, "confidence": confidence, "metrics": metrics(y, p, confidence >= 0.8)}
+
+
 def collect(name: str, out: Path, data: Path, seeds) -> dict | None:
     """Per seed: predictions, vote confidence, metrics and training seconds (None if unfinished)."""
-    from galaxymorph.votes import soft_targets, vote_confidence
+    from galaxymorph.votes import soft_targets
 
     per_seed = {}
     for seed in seeds:
@@ -234,15 +244,12 @@ def collect(name: str, out: Path, data: Path, seeds) -> dict | None:
         pred = run_dir / eval_name(name) / "predictions.csv"
         if not pred.is_file():
             return None
-        index, y, p = read_predictions(pred)
-        confidence = vote_confidence(data, index, [2, 5], y)
+        scored = scored_predictions(pred, data)
         run = json.loads((run_dir / "run.json").read_text())
         cpu = run_dir / "bench_cpu.json"
         run["train_cpu_seconds"] = json.loads(cpu.read_text())["train_cpu_seconds"] if cpu.is_file() else None
-        per_seed[seed] = {"index": index, "y": y, "p": p, "confidence": confidence,
-                          "vote_target": soft_targets(data, index, [2, 5]),
-                          "metrics": metrics(y, p, confidence >= 0.8), "train_seconds": run.get("train_seconds"),
-                          "train_cpu_seconds": run["train_cpu_seconds"],
+        per_seed[seed] = {**scored, "vote_target": soft_targets(data, scored["index"], [2, 5]),
+                          "train_seconds": run.get("train_seconds"), "train_cpu_seconds": run["train_cpu_seconds"],
                           "epochs": run.get("epochs_done"), "best_epoch": run.get("best_epoch")}
     return per_seed
 

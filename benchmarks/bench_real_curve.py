@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_real import LONG, collect, metrics, paired_bootstrap, read_predictions
+from bench_real import LONG, collect, paired_bootstrap, scored_predictions
 from bench_real_pretrain import seed_pooled_interval, subset_manifest
 
 FULL = "narrow-30"  # the default recipe on all training images: the main benchmark's run
@@ -43,12 +43,9 @@ def train_share(out: Path, data: Path, split: Path, seed: int, share: float, arg
 
 
 def scored(run_dir: Path, data: Path) -> dict:
-    from galaxymorph.votes import vote_confidence
-
-    index, y, p = read_predictions(run_dir / "eval" / "predictions.csv")
-    confidence = vote_confidence(data, index, [2, 5], y)
+    """The run's test predictions scored, and how many images it trained on."""
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    return {"index": index, "y": y, "p": p, "confidence": confidence, "metrics": metrics(y, p, confidence >= 0.8),
+    return {**scored_predictions(run_dir / "eval" / "predictions.csv", data),
             "n_train": len(manifest["splits"]["train"])}
 
 

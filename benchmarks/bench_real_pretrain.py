@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_real import CANDIDATES, LONG, metrics, read_predictions, run_folder
+from bench_real import CANDIDATES, LONG, run_folder, scored_predictions
 
 ARMS = ("scratch", "pretrained")
 
@@ -68,7 +68,6 @@ def pretrain_synthetic(out: Path, model: str, threads: int) -> Path:
 def pretrain_study(out: Path, data: Path, splits: dict[int, Path], args) -> int:
     import galaxymorph as gm
     from galaxymorph.fileio import write_json, write_text
-    from galaxymorph.votes import vote_confidence
 
     from bench_real import paired_bootstrap
 
@@ -97,12 +96,10 @@ def pretrain_study(out: Path, data: Path, splits: dict[int, Path], args) -> int:
                     print(f"--- pretrain study: {arm}, {n or 'all'} per class, seed {seed}", file=sys.stderr, flush=True)
                     gm.train(gm.Config.resolve(overrides=overrides), out=run_dir, overwrite=True, progress=False)
                     gm.evaluate(run_dir, split="test", progress=False, plots=False, n_boot=200)
-                index, y, p = read_predictions(run_dir / "eval" / "predictions.csv")
-                confidence = vote_confidence(data, index, [2, 5], y)
                 run = json.loads((run_dir / "run.json").read_text())
                 results.setdefault((arm, n), {})[seed] = {
-                    "index": index, "y": y, "p": p, "confidence": confidence,
-                    "metrics": metrics(y, p, confidence >= 0.8), "train_seconds": run.get("train_seconds")}
+                    **scored_predictions(run_dir / "eval" / "predictions.csv", data),
+                    "train_seconds": run.get("train_seconds")}
     seeds = list(splits)
     lines = ["| real train images per class | scratch: accuracy (per seed) | pretrained: accuracy (per seed) | "
              "pretrained - scratch: Δ accuracy [95% CI] | Δ ROC AUC [95% CI] |", "|---|---|---|---|---|"]
