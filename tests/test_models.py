@@ -145,3 +145,20 @@ def test_padding_mode_and_last_stride_variants():
     with torch.no_grad():
         edge = reflect.eval().stem(torch.full((1, 3, 32, 32), 0.3))
     assert torch.allclose(edge, edge[..., 5:6, 5:6].expand_as(edge), atol=1e-5)
+
+
+def test_seed_cnn_pools_before_relu_with_the_reference_values_and_gradients():
+    import torch
+
+    from galaxymorph.models.seed import SeedCNN
+
+    torch.manual_seed(0)
+    net = SeedCNN(n_outputs=1, input_size=96).eval()
+    x = torch.randn(2, 3, 96, 96, requires_grad=True)
+    fast = net(x)
+    (g_fast,) = torch.autograd.grad(fast.sum(), x)
+    net.pool_first = False
+    ref = net(x)
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    assert torch.equal(fast, ref)
+    assert torch.allclose(g_fast, g_ref, atol=1e-6)
