@@ -128,7 +128,7 @@ def test_cli_import_classes_from_and_info(vote_folder, tmp_path, capsys):
     out = tmp_path / "cli.h5"
     assert main(["data", "import", str(src), "--catalog", str(catalog), "--out", str(out),
                  "--classes-from", "gz2-votes"]) == 0
-    assert "classes from gz2-votes: 3 decided, 1 without a class" in capsys.readouterr().out
+    assert "classes from gz2-votes: 3 with a class, 1 without a class" in capsys.readouterr().out
     assert main(["data", "info", str(out), "--grid", str(tmp_path / "grid.png")]) == 0
     printed = capsys.readouterr().out
     assert "votes     gz2 decision tree vote counts (28 answers) for 4 of 4 images" in printed

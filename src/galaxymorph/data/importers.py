@@ -112,7 +112,7 @@ class ImportReport:
         if self.votes:
             lines.append("vote counts: every answer of the gz2 decision tree (catalog/<answer>_count)")
         if self.classes_from:
-            lines.append(f"classes from {self.classes_from}: {self.n_written - self.no_class} decided, "
+            lines.append(f"classes from {self.classes_from}: {self.n_written - self.no_class} with a class, "
                          f"{self.no_class} without a class; {self.disagreements} disagree with their "
                          "folder or catalogue class (the votes' class is kept)")
         if self.stored_columns:
