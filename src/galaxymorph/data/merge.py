@@ -5,6 +5,7 @@ other in the order given. ``ra``, ``dec``, ``redshift`` and ``pxscale`` are kept
 has them (NaN for the images of the others); a ``catalog/`` column is kept only when every input
 has it, and the report names the ones dropped. Images are copied a few hundred at a time, so a
 large file is never held in memory whole; the output appears only when the merge succeeds.
+Synthetic ground-truth ``masks`` are not carried over.
 
 Two images within 1 arcsec of each other that come from different inputs are most likely the same
 galaxy twice, which would leak between the train and test splits: the report warns about them.
