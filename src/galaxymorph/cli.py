@@ -144,7 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "pxscale, a class column (checked) and numeric columns (stored under catalog/)")
     q.add_argument("--pixel-scale", type=float, metavar="ARCSEC", help="arcsec per pixel of the image files "
                    "(where the catalogue and FITS WCS do not say); recorded as pxscale of the stored 256 px images")
+    q.add_argument("--classes-from", choices=["gz2-votes"], help="gz2-votes: each image's Galaxy10 class from "
+                   "the catalogue's Galaxy Zoo 2 vote fractions (overruling folders; no class where the rule "
+                   "does not decide)")
     q.set_defaults(handler=cmd_data_import)
+
+    q = dsub.add_parser("merge", help="join Galaxy10-layout files into one (images, classes, columns)")
+    q.add_argument("files", nargs="+", metavar="FILE", help="Galaxy10-layout HDF5 files, two or more")
+    q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
+    _add_overwrite(q)
+    q.set_defaults(handler=cmd_data_merge)
 
     q = dsub.add_parser("prepare", help="stratified, seeded train/val/test split saved as a JSON manifest")
     q.add_argument("file", help="Galaxy10-layout HDF5 file")
@@ -232,8 +241,16 @@ def cmd_data_import(args) -> None:
     from .data.importers import import_images
 
     _check_out_file(args)
-    report = import_images(args.src, args.out, catalog=args.catalog, pixel_scale=args.pixel_scale)
+    report = import_images(args.src, args.out, catalog=args.catalog, pixel_scale=args.pixel_scale,
+                           classes_from=args.classes_from)
     print(report)
+
+
+def cmd_data_merge(args) -> None:
+    from .data.merge import merge_files
+
+    _check_out_file(args)
+    print(merge_files(args.files, args.out, overwrite=args.overwrite))
 
 
 def cmd_data_prepare(args) -> None:

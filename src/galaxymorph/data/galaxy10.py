@@ -40,6 +40,9 @@ CLASS_NAMES: dict[int, str] = {
     9: "Edge-on with Bulge",
 }
 DEFAULT_CLASSES: tuple[int, ...] = (2, 5)
+# ``ans`` of an image without a Galaxy10 class (imported for its volunteer votes alone): never
+# selected for a class subset, not counted in ``class_counts``.
+NO_CLASS = 255
 IMAGE_SHAPE: tuple[int, int, int] = (256, 256, 3)
 OPTIONAL_COLUMNS: tuple[str, ...] = ("ra", "dec", "redshift", "pxscale")
 DECALS_PIXEL_SCALE = 0.262  # arcsec / pixel of the Legacy Surveys cutouts
@@ -182,9 +185,10 @@ class Galaxy10File:
         if not np.issubdtype(ans.dtype, np.integer):
             raise DataError(f"{name}: 'ans' has dtype {ans.dtype}, expected integer class ids")
         values = np.unique(ans[()]) if len(ans) else np.array([], dtype=int)
-        bad = [int(v) for v in values if int(v) not in CLASS_NAMES]
+        bad = [int(v) for v in values if int(v) not in CLASS_NAMES and int(v) != NO_CLASS]
         if bad:
-            raise DataError(f"{name}: 'ans' holds class ids {bad} outside Galaxy10's 0..9")
+            raise DataError(f"{name}: 'ans' holds class ids {bad} outside Galaxy10's 0..9 "
+                            f"(and {NO_CLASS}, no class)")
 
     def _no_labels(self) -> DataError:
         """The error for a file without class ids where they are needed."""
@@ -213,9 +217,19 @@ class Galaxy10File:
         return file_sha256(self.path)
 
     def class_counts(self) -> dict[int, int]:
-        """Number of images of each class id present in the file (an unlabelled file: an error)."""
+        """Number of images of each class id present in the file (an unlabelled file: an error).
+        Images without a class (``ans == NO_CLASS``) are not counted: see :meth:`n_no_class`."""
         ids, counts = np.unique(self._require_labels(), return_counts=True)
-        return {int(i): int(n) for i, n in zip(ids, counts)}
+        return {int(i): int(n) for i, n in zip(ids, counts) if int(i) != NO_CLASS}
+
+    @property
+    def attrs(self) -> dict:
+        """The file's HDF5 attributes (``created_by``, ``source``, ``classes_from``, ...)."""
+        return dict(self._h5.attrs)
+
+    def n_no_class(self) -> int:
+        """Number of images stored without a class (``ans == NO_CLASS``, or no ``ans`` at all)."""
+        return len(self) if self.labels is None else int(np.sum(self.labels == NO_CLASS))
 
     def column(self, key: str) -> np.ndarray | None:
         """An optional per-image column (``ra``, ``dec``, ``redshift``, ``pxscale``), or None."""

@@ -24,6 +24,13 @@ Where the class comes from, first match wins:
    ``barred_spiral_017.png`` (as the reference notebook named its files);
 3. for FITS files, a ``GZCLASS`` header keyword (an id or a name).
 
+When the catalogue carries Galaxy Zoo 2 vote counts (every ``<answer>_count`` column of the
+gz2 tree, :mod:`galaxymorph.data.tree`), an image with a catalogue row that has votes but no
+class is imported too, with ``ans = NO_CLASS`` (255): a vote-tree model learns from it, class
+subsets never include it. ``classes_from="gz2-votes"`` instead takes each image's class from its
+vote fractions (:func:`galaxymorph.data.gz2_classes.classes_from_votes`) wherever it has votes:
+the votes decide, and the report counts the images whose folder or catalogue class disagrees.
+
 :func:`read_image_file` (JPG/PNG/FITS to uint8 (256, 256, 3)) is public: ``predict`` reuses it.
 """
 
@@ -40,7 +47,7 @@ import numpy as np
 from ..errors import DataError
 from ..progress import progress_bar
 from .catalog import Catalog, check_pixel_scale, class_text_is_blank, read_catalog
-from .galaxy10 import CLASS_NAMES, IMAGE_SHAPE, OPTIONAL_COLUMNS, Galaxy10Writer
+from .galaxy10 import CLASS_NAMES, IMAGE_SHAPE, NO_CLASS, OPTIONAL_COLUMNS, Galaxy10Writer
 
 PIL_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
@@ -83,6 +90,10 @@ class ImportReport:
     unmatched_rows: int = 0  # catalogue rows that match no image file
     stored_columns: list[str] = field(default_factory=list)  # 'ra', ..., 'catalog/smooth'
     ignored_columns: list[str] = field(default_factory=list)  # non-numeric catalogue columns
+    votes: bool = False  # the catalogue carries the gz2 tree's vote counts
+    no_class: int = 0  # images written without a class (ans = NO_CLASS), for their votes
+    classes_from: str | None = None  # 'gz2-votes': classes were taken from the vote fractions
+    disagreements: int = 0  # images whose folder/catalogue class the votes overruled
 
     @property
     def unreadable(self) -> list[tuple[Path, str]]:
@@ -94,7 +105,16 @@ class ImportReport:
 
     def __str__(self) -> str:
         lines = [f"wrote {self.n_written} image(s) to {self.out}"]
-        lines += [f"  class {c} ({CLASS_NAMES[c]}): {n}" for c, n in sorted(self.counts.items())]
+        lines += [f"  class {c} ({CLASS_NAMES[c]}): {n}" + _class_note(c, self.classes_from)
+                  for c, n in sorted(self.counts.items())]
+        if self.no_class:
+            lines.append(f"  no class (ans {NO_CLASS}, kept for their votes): {self.no_class}")
+        if self.votes:
+            lines.append("vote counts: every answer of the gz2 decision tree (catalog/<answer>_count)")
+        if self.classes_from:
+            lines.append(f"classes from {self.classes_from}: {self.n_written - self.no_class} with a class, "
+                         f"{self.no_class} without a class; {self.disagreements} disagree with their "
+                         "folder or catalogue class (the votes' class is kept)")
         if self.stored_columns:
             lines.append(f"columns: {', '.join(self.stored_columns)}")
         if "pxscale" not in self.stored_columns:
@@ -122,7 +142,7 @@ class ImportReport:
 
 def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, size: int = 256,
                   progress: bool = True, catalog: str | os.PathLike | None = None,
-                  pixel_scale: float | None = None) -> ImportReport:
+                  pixel_scale: float | None = None, classes_from: str | None = None) -> ImportReport:
     """Import a folder of JPG/PNG images or FITS cutouts into a Galaxy10-layout HDF5 file.
 
     Parameters
@@ -135,6 +155,8 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
     catalog : a CSV to join by file name (see :mod:`galaxymorph.data.catalog`).
     pixel_scale : arcsec per pixel of the image files, where neither the catalogue nor a FITS
         WCS says; recorded (scaled to the stored 256 px image) as ``pxscale``.
+    classes_from : ``"gz2-votes"``: each image's class from its catalogue's vote fractions
+        (see the module docstring); None: from folders, names, headers and the class column.
 
     Returns an :class:`ImportReport`. Raises :class:`DataError` if ``src`` does not exist, no
     file in it could be imported, or the catalogue contradicts the folders.
@@ -155,18 +177,23 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
     if not src.exists():
         raise DataError(f"nothing to import: {src} does not exist")
     table = read_catalog(catalog) if catalog is not None else None
+    has_votes, vote_classes = _votes(table, classes_from)
     root = src if src.is_dir() else src.parent
     files = list_files(src)
     if not files:
         raise DataError(f"nothing to import: no files in {src}")
 
-    report = ImportReport(out=Path(out), catalog=table.path if table is not None else None)
+    report = ImportReport(out=Path(out), catalog=table.path if table is not None else None,
+                          votes=has_votes is not None, classes_from=classes_from)
     batch_images: list[np.ndarray] = []
     batch_labels: list[int] = []
     rows: list[int] = []  # catalogue row of each written image, -1 for none
     scales: list[float] = []  # arcsec/px of each stored image, NaN where unknown
     matched: dict[int, Path] = {}  # catalogue row -> the image file that matched it
-    with Galaxy10Writer(out, attrs={"source": str(src.resolve()), "created_by": "galaxymorph data import"}) as writer:
+    attrs = {"source": str(src.resolve()), "created_by": "galaxymorph data import"}
+    if classes_from:
+        attrs["classes_from"] = classes_from
+    with Galaxy10Writer(out, attrs=attrs) as writer:
         for path in progress_bar(files, desc="importing", unit="file", disable=not progress):
             rel = path.relative_to(root)
             if not path.name.lower().endswith(IMAGE_SUFFIXES):
@@ -190,6 +217,12 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
             if label is None:
                 label = read.header_class
             label = _catalog_class(table, row, rel, label)
+            if has_votes is not None and row is not None and has_votes[row]:
+                if vote_classes is not None:
+                    report.disagreements += int(label is not None and label != vote_classes[row])
+                    label = int(vote_classes[row])
+                elif label is None:
+                    label = NO_CLASS
             if label is None:
                 report.skipped.append(
                     (rel, f"{_NO_CLASS}: name a sub-folder or prefix the file name with a "
@@ -197,7 +230,7 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
                           + (", or give it in the catalogue" if table is not None else ""))
                 )
                 continue
-            if keep is not None and label not in keep:
+            if keep is not None and label not in keep:  # NO_CLASS too
                 report.excluded += 1
                 continue
             batch_images.append(read.image)
@@ -206,7 +239,10 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
             scales.append(_stored_scale(read, table, row, pixel_scale, size))
             if table is not None and row is None:
                 report.not_in_catalog.append(rel)
-            report.counts[label] = report.counts.get(label, 0) + 1
+            if label == NO_CLASS:
+                report.no_class += 1
+            else:
+                report.counts[label] = report.counts.get(label, 0) + 1
             if len(batch_images) == 64:
                 writer.append(np.stack(batch_images), batch_labels)
                 batch_images, batch_labels = [], []
@@ -227,6 +263,40 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
         report.unmatched_rows = len(table) - len(matched)
         report.ignored_columns = list(table.ignored)
     return report
+
+
+def _votes(table: Catalog | None, classes_from: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per catalogue row: whether it has gz2 tree votes (None when the catalogue lacks the vote
+    count columns), and with ``classes_from`` the class its vote fractions give."""
+    from .gz2_classes import SOURCES, classes_from_votes, needed_answers
+    from .tree import FRACTION_SUFFIX, load_tree
+
+    if classes_from is not None and classes_from not in SOURCES:
+        raise DataError(f"unknown source of classes {classes_from!r}; known: {', '.join(SOURCES)}")
+    tree = load_tree("gz2")
+    if table is None or tree.missing_columns(table.extra):
+        if classes_from is None:
+            return None, None
+        what = "no --catalog" if table is None else \
+            f"{table.path.name} lacks {tree.missing_columns(table.extra)[0]}"
+        raise DataError(f"--classes-from {classes_from} needs a catalogue of Galaxy Zoo 2 vote counts "
+                        f"and fractions ({what})")
+    counts = np.stack([table.extra[c] for c in tree.count_columns()], axis=1)
+    has_votes = np.nansum(counts, axis=1) > 0
+    if classes_from is None:
+        return has_votes, None
+    missing = [a + FRACTION_SUFFIX for a in needed_answers() if a + FRACTION_SUFFIX not in table.extra]
+    if missing:
+        raise DataError(f"--classes-from {classes_from}: {table.path.name} lacks the vote fraction column "
+                        f"{missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    return has_votes, classes_from_votes({a: table.extra[a + FRACTION_SUFFIX] for a in needed_answers()})
+
+
+def _class_note(class_id: int, classes_from: str | None) -> str:
+    """What a class means in the import report when the votes gave it (class 6: see gz2_classes)."""
+    from .gz2_classes import WINDING_NOTE
+
+    return f" ({WINDING_NOTE})" if classes_from and class_id == 6 else ""
 
 
 def is_plainly_not_image(path: str | os.PathLike) -> bool:

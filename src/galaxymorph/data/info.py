@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .galaxy10 import CLASS_NAMES, open_galaxy10
+from .galaxy10 import CLASS_NAMES, NO_CLASS, open_galaxy10
+from .gz2_classes import WINDING_NOTE
 from .scale import file_scale
 
 
@@ -18,7 +19,9 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
 
     The grid shows up to ``per_class`` (at least 1) randomly chosen images of each class present.
     A file without class ids (``ans``: cutouts to classify) is described too: no class counts
-    (``class_counts`` is None), and one row of randomly chosen images in the grid.
+    (``class_counts`` is None), and one row of randomly chosen images in the grid. Images stored
+    without a class (``ans == NO_CLASS``, kept for their votes) are counted as ``no_class`` and
+    get their own row; ``votes`` names the decision tree whose vote counts the file carries.
     """
     if grid is not None and not per_class >= 1:
         raise DataError(f"--n (examples per class in the grid) must be at least 1, got {per_class}")
@@ -35,6 +38,9 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
             "columns": [k for k in ("ra", "dec", "redshift", "pxscale") if data.column(k) is not None],
             "class_counts": None if counts is None else {str(c): n for c, n in sorted(counts.items())},
             "catalog_columns": data.catalog_columns(),
+            "no_class": data.n_no_class() if counts is not None else None,
+            "votes": _votes(data),
+            "classes_from": data.attrs.get("classes_from"),
             "scale": file_scale(path),  # median pxscale where known, median apparent galaxy size
         }
         if grid is not None:
@@ -42,6 +48,8 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
             rows, labels = [], []
             groups = [(f"{c} {CLASS_NAMES[c]}", np.flatnonzero(data.labels == c)) for c in sorted(counts)] \
                 if counts is not None else [("unlabelled", np.arange(len(data)))]
+            if counts is not None and summary["no_class"]:
+                groups.append(("no class", np.flatnonzero(data.labels == NO_CLASS)))
             for name, members in groups:
                 pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
                 rows.append(list(data.images(pick)))
@@ -51,6 +59,17 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
             image_grid(rows, labels, grid, title=f"{Path(path).name}: examples per class")
             summary["grid"] = str(grid)
     return summary
+
+
+def _votes(data) -> dict | None:
+    """The gz2 tree's vote counts in the file: images with any vote, or None without the columns."""
+    from .tree import load_tree
+
+    tree = load_tree("gz2")
+    if tree.missing_columns(data.catalog_columns()):
+        return None
+    n = int(np.sum(tree.read_counts(data).sum(axis=1) > 0))
+    return {"tree": tree.name, "answers": len(tree.answers), "n_images": n}
 
 
 def format_summary(summary: dict) -> str:
@@ -74,7 +93,16 @@ def format_summary(summary: dict) -> str:
     else:
         lines.append("classes:")
         for c, n in summary["class_counts"].items():
-            lines.append(f"  {int(c):2d} {CLASS_NAMES[int(c)]:<26} {n:6d}")
+            note = f"  ({WINDING_NOTE})" if int(c) == 6 and summary.get("classes_from") else ""
+            lines.append(f"  {int(c):2d} {CLASS_NAMES[int(c)]:<26} {n:6d}{note}")
+        if summary.get("no_class"):
+            lines.append(f"  {f'no class (ans {NO_CLASS})':<29} {summary['no_class']:6d}")
+        if summary.get("classes_from"):
+            lines.append(f"  (classes from {summary['classes_from']})")
+    if summary.get("votes"):
+        votes = summary["votes"]
+        lines.append(f"votes     {votes['tree']} decision tree vote counts ({votes['answers']} answers) for "
+                     f"{votes['n_images']} of {summary['n_images']} images")
     if "grid" in summary:
         lines.append(f"grid      {summary['grid']}")
     return "\n".join(lines)
