@@ -127,6 +127,16 @@ def test_model_defaults_to_the_init_runs(pretrained, tmp_path):
         load_encoder(build_model("default", [2, 5]), str(seed_run))
 
 
+def test_a_model_that_differs_from_the_init_runs_is_refused_before_any_work(sky, pretrained, tmp_path,
+                                                                           monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the run folder was made before --init was checked")
+
+    monkeypatch.setattr(runs, "create_run", no_work)
+    with pytest.raises(GalaxymorphError, match="differs from --model 'seed'"):
+        train(Config(data=str(sky), init=str(pretrained), model="seed", **FAST), out=tmp_path / "x", progress=False)
+
+
 def test_refusals(sky, pretrained, tmp_path):
     cases = [({"init": str(pretrained), "weights": str(pretrained / "checkpoints" / "best.pt")}, "give one of them"),
              ({"freeze_encoder": True}, "give --init RUN"),

@@ -63,6 +63,8 @@ def train(config: Config | Mapping[str, Any] | None = None, out: str | os.PathLi
         raise GalaxymorphError("train needs a config, or resume=RUN_DIR to continue a run")
     config = config.validate()
     resolve_architecture(config.model)  # an unknown model name fails here, before any work
+    if config.init and resume is None:  # so does an --init run that does not fit the model
+        load_encoder(build_model(config.model, config.classes), config.init)
     set_threads(config.threads)
     device = select_device(config.device)
     rank, world, owns_group = start_distributed(device)
