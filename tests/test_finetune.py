@@ -148,6 +148,14 @@ def test_refusals(sky, pretrained, tmp_path):
             Config.resolve(None, {"data": str(sky), **given})
 
 
+def test_run_and_train_take_the_fine_tuning_options():
+    from galaxymorph.cli import build_parser
+
+    for command in ("train", "run"):
+        args = build_parser().parse_args([command, "--init", "gz2", "--encoder-lr-factor", "0.2", "--freeze-encoder"])
+        assert (args.init, args.encoder_lr_factor, args.freeze_encoder) == ("gz2", 0.2, True)
+
+
 def test_cli_refuses_init_with_weights_in_one_line(sky, pretrained, tmp_path, capsys):
     code = main(["train", "--data", str(sky), "--init", str(pretrained), "--weights", str(pretrained),
                  "--out", str(tmp_path / "x")])
@@ -161,8 +169,11 @@ def test_gz2_names_the_shipped_run_folder(sky, pretrained, tmp_path, monkeypatch
     monkeypatch.setattr(runs, "PRETRAINED_DIR", tmp_path / "pretrained")
     with pytest.raises(GalaxymorphError, match="shipped model 'gz2' is not installed"):
         runs.resolve_run("gz2")
-    assert main(["predict", "gz2", str(sky), "--out", str(tmp_path / "votes.csv")]) == 2
-    assert "not installed" in capsys.readouterr().err
+    for command in (["predict", "gz2", str(sky), "--out", str(tmp_path / "votes.csv")], ["explain", "gz2"],
+                    ["train", "--data", str(sky), "--init", "gz2", "--out", str(tmp_path / "no")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "shipped model 'gz2' is not installed" in err
     shipped = tmp_path / "pretrained" / "gz2"
     shutil.copytree(pretrained, shipped)
     assert runs.resolve_run("gz2") == shipped

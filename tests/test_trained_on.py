@@ -85,6 +85,8 @@ def test_a_run_from_scratch_flags_none(skies, capsys):
     assert [s["role"] for s in leak["sources"]] == ["this run"]
     assert "trained on" not in capsys.readouterr().err
     assert "of these images were in the training data" not in build_html(clean)
+    # its own validation images are in its record, but scoring them is not a leak
+    assert evaluate(clean, split="val", n_boot=50, progress=False, plots=False)["leak"]["n_flagged"] == 0
 
 
 def test_an_init_run_that_is_gone_is_said_to_be_unchecked(skies, tmp_path, capsys):

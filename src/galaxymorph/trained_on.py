@@ -174,7 +174,10 @@ def check_test_images(run_dir: str | os.PathLike, data_path: str | os.PathLike, 
             section["unchecked"].append({"run": source["run"], "role": source["role"],
                                          "why": source["why"] or f"no readable {TRAIN_GALAXIES}"})
             continue
-        by_position, by_pixels = match_galaxies(ra, dec, sha, source["record"])
+        record = source["record"]
+        if source["role"] == "this run" and "split" in record:  # scoring its own val split: not a leak
+            record = {k: v[record["split"] != split] for k, v in record.items() if np.ndim(v) == 1}
+        by_position, by_pixels = match_galaxies(ra, dec, sha, record)
         hit = by_position | by_pixels
         flagged |= hit
         section["sources"].append({"run": source["run"], "role": source["role"], "n_flagged": int(hit.sum()),
