@@ -8,16 +8,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_blobs
-from galaxymorph import Config, GalaxymorphError, load_model
-from galaxymorph import runs
+
+from galaxymorph import Config, GalaxymorphError, load_model, runs
 from galaxymorph.cli import main
 from galaxymorph.data.galaxy10 import write_galaxy10
 from galaxymorph.models import build_model, read_checkpoint
+from galaxymorph.trained_on import TRAIN_GALAXIES, image_sha256, read_training_galaxies
 from galaxymorph.training import train
 from galaxymorph.training.finetune import load_encoder, parameter_groups
-from galaxymorph.trained_on import TRAIN_GALAXIES, image_sha256, read_training_galaxies
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

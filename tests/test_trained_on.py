@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers_runs import make_images, make_run
 
 from galaxymorph.config import Config
 from galaxymorph.data.galaxy10 import open_galaxy10, write_galaxy10
 from galaxymorph.evaluation import evaluate
 from galaxymorph.report import build_html
 from galaxymorph.trained_on import match_galaxies, write_training_galaxies
-from helpers_runs import make_images, make_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -90,7 +90,7 @@ def test_a_run_from_scratch_flags_none(skies, capsys):
 
 
 def test_an_init_run_that_is_gone_is_said_to_be_unchecked(skies, tmp_path, capsys):
-    root, _, second = skies
+    _, _, second = skies
     orphan = recorded_run(tmp_path / "orphan", second, init=str(tmp_path / "deleted"))
     leak = evaluate(orphan, n_boot=50, progress=False, plots=False)["leak"]
     assert leak["unchecked"] == [{"run": str(tmp_path / "deleted"), "role": "init model",
