@@ -173,7 +173,8 @@ HELP: dict[str, str] = {
     "weights": "local checkpoint or state_dict to initialise the model from",
     "init": "a run folder, or 'gz2' (the shipped Galaxy Zoo model), whose weights start the model, all but "
             "the last layer (fine-tuning; --model defaults to that run's)",
-    "encoder_lr_factor": "with --init: the encoder learns at --lr times this (the new head at --lr)",
+    "encoder_lr_factor": "with --init: the encoder learns at --lr times this, the new head at --lr (ignored "
+                         "without --init)",
     "freeze_encoder": "with --init: train only the new head on the fixed encoder (a linear probe)",
     "preset": "'seed' = the reference notebook's recipe (Adam 1e-3, batch 8, 30 epochs)",
     "epochs": "maximum number of epochs",

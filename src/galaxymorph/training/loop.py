@@ -36,11 +36,11 @@ from ..fileio import is_disk_full
 from ..models import Classifier, build_model, read_checkpoint, resolve_architecture, save_checkpoint
 from ..models.checkpoints import load_weights
 from ..progress import progress_bar, progress_enabled, status
+from ..trained_on import record_training_galaxies
 from .curves import plot_curves
 from .device import dtype_name, is_out_of_memory, mixed_precision, select_device, set_threads, tuned_backends
 from .distributed import barrier, local_device, reduce_mean, share, start_distributed, sync_buffers
 from .finetune import load_encoder, parameter_groups
-from ..trained_on import record_training_galaxies
 from .schedule import lr_factor
 
 CURVES_EVERY_S = 5.0  # curves.png is redrawn after an epoch at most this often, and at the end
