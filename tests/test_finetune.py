@@ -199,3 +199,15 @@ def test_a_run_records_its_train_and_val_galaxies(sky, pretrained):
     with open_galaxy10(sky) as data:
         assert record["sha256"].tolist() == image_sha256(data.images(expected)).tolist()
         assert np.allclose(record["ra"], data.column("ra")[expected])
+
+
+def test_the_shipped_run_folders_files_are_package_data():
+    from pathlib import Path, PurePosixPath
+
+    from galaxymorph.config import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["galaxymorph"]
+    for name in ("config.toml", "run.json", "train_galaxies.npz", "checkpoints/best.pt", "README.md"):
+        assert any(PurePosixPath(f"pretrained/gz2/{name}").match(p) for p in patterns), name
+    assert runs.PRETRAINED_DIR == Path(runs.__file__).resolve().parent / "pretrained"
