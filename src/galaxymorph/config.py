@@ -40,6 +40,9 @@ class Config:
     # -- model -----------------------------------------------------------------------
     model: str = "default"  # "seed" (the reference CNN) or "default"
     weights: str = ""  # optional local checkpoint/state_dict to start from
+    init: str = ""  # a run folder (or "gz2") whose encoder starts the model; "" = from scratch
+    encoder_lr_factor: float = 0.1  # with init: the encoder's learning rate is lr x this
+    freeze_encoder: bool = False  # with init: train the head only (a linear probe)
 
     # -- training --------------------------------------------------------------------
     preset: str = ""  # "seed" = the reference notebook's recipe
@@ -91,6 +94,13 @@ class Config:
             raise GalaxymorphError(f"--ema must be in [0, 1) (0 = off; e.g. 0.99), got {self.ema}")
         if not 0 < self.lr < math.inf:
             raise GalaxymorphError(f"--lr must be a positive number, got {self.lr}")
+        if self.init and self.weights:
+            raise GalaxymorphError("--init and --weights both say where the weights start; give one of them")
+        if not 0 < self.encoder_lr_factor <= 1:
+            raise GalaxymorphError(f"--encoder-lr-factor must be in (0, 1] (0.1: the encoder learns at a tenth of "
+                                   f"--lr; --freeze-encoder for none), got {self.encoder_lr_factor}")
+        if self.freeze_encoder and not self.init:
+            raise GalaxymorphError("--freeze-encoder trains only the head on a pretrained encoder: give --init RUN")
         return self
 
     # -- building ----------------------------------------------------------------------
@@ -108,6 +118,10 @@ class Config:
             values.update(PRESETS[preset])
         values.update(from_file)
         values.update(given)
+        if values.get("init") and "model" not in values:  # the init run's model, unless one was asked for
+            from .training.finetune import init_model_name
+
+            values["model"] = init_model_name(values["init"])
         return cls.from_dict(values).validate()
 
     @classmethod
@@ -157,6 +171,11 @@ HELP: dict[str, str] = {
     "difficulty": "synthetic sky only: 0 (easy) .. 1 (hard)",
     "model": "'seed' (the reference CNN), 'default' (the stronger galaxy model) or a galaxy-* variant (docs/models.md)",
     "weights": "local checkpoint or state_dict to initialise the model from",
+    "init": "a run folder, or 'gz2' (the shipped Galaxy Zoo model), whose weights start the model, all but "
+            "the last layer (fine-tuning; --model defaults to that run's)",
+    "encoder_lr_factor": "with --init: the encoder learns at --lr times this, the new head at --lr (ignored "
+                         "without --init)",
+    "freeze_encoder": "with --init: train only the new head on the fixed encoder (a linear probe)",
     "preset": "'seed' = the reference notebook's recipe (Adam 1e-3, batch 8, 30 epochs)",
     "epochs": "maximum number of epochs",
     "batch_size": "images per optimisation step",

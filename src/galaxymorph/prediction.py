@@ -142,8 +142,9 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     512 on a GPU).
     """
     from .models import load_model
-    from .runs import run_device
+    from .runs import resolve_run, run_device
 
+    run_dir = resolve_run(run_dir)  # "gz2": the shipped model
     if batch_size is not None and batch_size < 1:
         raise GalaxymorphError(f"--batch-size must be at least 1, got {batch_size}")
     check_output_file(out)  # before any work, not after it

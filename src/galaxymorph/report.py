@@ -187,7 +187,16 @@ def _metrics_section(run_dir: Path, metrics: dict | None) -> dict | None:
         "threshold": _threshold(thr) if thr else None,
         "per_class": per_class_table,
         "figures": [_figure(run_dir / "eval" / f, f, c) for f, c in METRIC_FIGURES],
+        "leak": _leak(metrics.get("leak")),
     }
+
+
+def _leak(leak) -> dict | None:
+    """The test images the model or its init model trained on (evaluate's ``leak``), when any."""
+    if not isinstance(leak, dict) or not leak.get("n_flagged"):
+        return None
+    runs = ", ".join(str(s.get("run")) for s in leak.get("sources", []) if s.get("n_flagged"))
+    return {"n": str(leak["n_flagged"]), "runs": runs or "?", "match": str(leak.get("match", ""))}
 
 
 def _threshold(thr: dict) -> dict:

@@ -106,7 +106,8 @@ def portable_config(config: Config, run_dir: Path) -> Config:
         return str(Path(p).expanduser().resolve()) if p else p
 
     data = config.data if config.data in ("synthetic", "galaxy10") else absolute(config.data)
-    return config.replace(data=data, weights=absolute(config.weights),
+    init = config.init if config.init in SHIPPED_RUNS else absolute(config.init)
+    return config.replace(data=data, weights=absolute(config.weights), init=init,
                           manifest=str((Path(run_dir) / "manifest.json").resolve()))
 
 
@@ -327,6 +328,25 @@ class RunFolder:
     config: Config
     data_path: Path
     manifest: dict  # verified against the data file's SHA-256
+
+
+# -- shipped models ---------------------------------------------------------------------------
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"  # run folders shipped in the package
+SHIPPED_RUNS = ("gz2",)  # names that mean a shipped run folder (a local folder of that name: ./gz2)
+
+
+def resolve_run(name_or_path: str | os.PathLike) -> Path:
+    """The run folder a name stands for: a shipped model's (``gz2`` -> the package's
+    ``pretrained/gz2/``), or any other string as a path. The one place that knows the names;
+    ``predict``, ``explain``, ``load_model`` and ``train --init`` go through it. A shipped model
+    that is not installed is a one-line error."""
+    if isinstance(name_or_path, str) and name_or_path in SHIPPED_RUNS:
+        folder = PRETRAINED_DIR / name_or_path
+        if not (folder / "checkpoints" / "best.pt").is_file():
+            raise GalaxymorphError(f"the shipped model {name_or_path!r} is not installed (no checkpoints/best.pt in "
+                                   f"{folder}); name a run folder instead (./{name_or_path} for a local one)")
+        return folder
+    return Path(name_or_path)
 
 
 def not_a_run_folder(run_dir: str | os.PathLike, missing: str = "run.json") -> GalaxymorphError:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.scale import check_file_scale
 from ..errors import GalaxymorphError
+from ..trained_on import check_test_images
 from ..votes import vote_summary
 from ..fileio import atomic_path, write_json
 from ..inference import predict_selection, predicted_positions
@@ -110,6 +111,8 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         "per_class": per_class_metrics(y, probs, pred, names),
         "confusion_matrix": confusion(y, pred, names),
         "scale_warnings": check_file_scale(run_dir, folder.data_path, held_out.indices),  # one line on stderr
+        # test images the model or its init model trained on (one line on stderr when any)
+        "leak": check_test_images(run_dir, folder.data_path, held_out.indices, split),
     }
     if binary:
         tuned = predicted_positions(probs, threshold["tuned"])

@@ -38,7 +38,7 @@ from ..fileio import atomic_path, read_json, write_json
 from ..models import load_model
 from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
-from ..runs import open_held_out, read_run_json, run_device
+from ..runs import open_held_out, read_run_json, resolve_run, run_device
 from . import DEFAULT_METHOD, METHODS, make_explainer
 from .faithfulness import deletion_check, insertion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, save_pair
@@ -113,7 +113,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
 
     ``device``: where the model runs (None: the run's own device when this machine has it, else auto).
     """
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)  # "gz2": the shipped model
     if split == "train":
         raise GalaxymorphError("refusing to explain the training split: use 'val' or 'test' (maps of images the "
                                "model was fitted on say little about how it generalises)")

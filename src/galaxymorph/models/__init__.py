@@ -99,6 +99,36 @@ class Classifier(nn.Module):
         D4 symmetries; ``amp`` runs the network under bf16 autocast (see :func:`inference.predict_proba`)."""
         return predict_proba(self, images, batch_size=batch_size, tta=tta, progress=progress, amp=amp)
 
+    # -- the head and the encoder (fine-tuning: training.finetune) -----------------------
+    def head_parameter_names(self) -> list[str]:
+        """Names (as in ``state_dict``) of the head's weights: the network's last layer, which
+        every registry network names ``head``. The rest of the network is the encoder: what
+        ``train --init`` copies from another run and ``--freeze-encoder`` keeps fixed."""
+        return [f"net.head.{name}" for name in self.net.head.state_dict()]
+
+    def encoder_state(self, state_dict: dict) -> dict:
+        """``state_dict`` (a Classifier's, e.g. from a checkpoint) without the head's entries."""
+        head = set(self.head_parameter_names())
+        return {k: v for k, v in state_dict.items() if k not in head}
+
+    def freeze_encoder(self) -> None:
+        """Train only the head from now on: the encoder's weights take no gradients, and its
+        layers stay in eval mode when the model trains, so BatchNorm statistics stay fixed
+        (the dropout before the head still applies)."""
+        head = set(self.head_parameter_names())
+        for name, p in self.named_parameters():
+            p.requires_grad_(name in head)
+        self.encoder_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "Classifier":
+        super().train(mode)
+        if mode and getattr(self, "encoder_frozen", False):
+            for name, module in self.net.named_modules():
+                if name and name != "head" and not name.startswith("head.") and not isinstance(module, nn.Dropout):
+                    module.training = False  # this module only: a Dropout inside a block keeps training
+        return self
+
     def gradcam_layer(self) -> nn.Module:
         """The default layer for GradCAM: the one the network names, else its last convolution.
 

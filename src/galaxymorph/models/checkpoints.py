@@ -103,7 +103,10 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
 
     A folder without the checkpoint and without run.json is not a run at all: the error says so,
     as evaluate's does (:func:`galaxymorph.runs.not_a_run_folder`), not that a file inside it is
-    missing."""
+    missing. ``gz2`` names the shipped model (:func:`galaxymorph.runs.resolve_run`)."""
+    from ..runs import resolve_run
+
+    run_dir = resolve_run(run_dir)
     path = Path(run_dir)
     if not path.exists():
         raise GalaxymorphError(f"run folder or checkpoint not found: {path}")

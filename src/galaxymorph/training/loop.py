@@ -36,9 +36,11 @@ from ..fileio import is_disk_full
 from ..models import Classifier, build_model, read_checkpoint, resolve_architecture, save_checkpoint
 from ..models.checkpoints import load_weights
 from ..progress import progress_bar, progress_enabled, status
+from ..trained_on import record_training_galaxies
 from .curves import plot_curves
 from .device import dtype_name, is_out_of_memory, mixed_precision, select_device, set_threads, tuned_backends
 from .distributed import barrier, local_device, reduce_mean, share, start_distributed, sync_buffers
+from .finetune import load_encoder, parameter_groups
 from .schedule import lr_factor
 
 CURVES_EVERY_S = 5.0  # curves.png is redrawn after an epoch at most this often, and at the end
@@ -61,6 +63,8 @@ def train(config: Config | Mapping[str, Any] | None = None, out: str | os.PathLi
         raise GalaxymorphError("train needs a config, or resume=RUN_DIR to continue a run")
     config = config.validate()
     resolve_architecture(config.model)  # an unknown model name fails here, before any work
+    if config.init and resume is None:  # so does an --init run that does not fit the model
+        load_encoder(build_model(config.model, config.classes), config.init)
     set_threads(config.threads)
     device = select_device(config.device)
     rank, world, owns_group = start_distributed(device)
@@ -112,6 +116,8 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 
             train_y = split_soft_targets(data_path, manifest, "train")
         val_x, val_y = load_split(data_path, manifest, "val", progress=show)
+        if rank == 0:  # the galaxies these weights learn from, for evaluate's check of test images
+            record_training_galaxies(run_dir, data_path, manifest, {"train": train_x, "val": val_x})
         (train_x, train_y), (val_x, val_y) = to_device(train_x, train_y, device), to_device(val_x, val_y, device)
         train_batches = BatchSampler(len(train_y), config.batch_size, config.seed, True, rank, world)
         val_batches = BatchSampler(len(val_y), max(config.batch_size, 64), config.seed, False, rank, world)
@@ -122,12 +128,13 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
         model = build_model(config.model, config.classes)
         if config.weights and resume is None:
             load_weights(model, config.weights)
+        if config.init and resume is None:
+            load_encoder(model, config.init)
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         model = model.to(device, memory_format=memory_format)
         binary = model.n_outputs == 1
-        decay = [p for p in model.parameters() if p.ndim >= 2]  # conv and linear weights, not biases/norms
-        no_decay = [p for p in model.parameters() if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = parameter_groups(model, config.weight_decay, bool(config.init), config.encoder_lr_factor,
+                                  config.freeze_encoder)
         Optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         fused = {"fused": True} if device.type == "cuda" else {}  # one kernel for all parameters
         optimizer = Optimizer(groups, lr=config.lr, **fused)
@@ -182,7 +189,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                                         config.seed, config.channels_last):
                 lr = config.lr * lr_factor(step, total_steps, config.schedule)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)  # (finetune: the encoder's is lower)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     logits = ddp_model(x)
                 losses, correct = loss_and_correct(logits, y, binary)
