@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fractions", nargs=3, type=float, default=DEFAULTS.fractions,
                    help=f"{HELP['fractions']} (default: {_shown(DEFAULTS.fractions)})")
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of the split")
+    q.add_argument("--targets", choices=["labels", "tree"], default="labels",
+                   help="'labels': stratified split of --classes; 'tree': every image with decision-tree votes, "
+                        "whatever its class (for train --targets tree; docs/votes.md)")
     _add_overwrite(q)
     q.set_defaults(handler=cmd_data_prepare)
 
@@ -247,7 +250,8 @@ def cmd_data_prepare(args) -> None:
     validate_classes(args.classes)  # a bad id or fraction is told before the file is read
     check_fractions(args.fractions)
     status(f"galaxymorph: splitting {args.file}: reading labels, hashing the file, looking for duplicate images ...")
-    manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed)
+    manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed,
+                       targets=args.targets)
     print(describe_manifest(manifest))
     print(f"wrote {args.out}")
 
