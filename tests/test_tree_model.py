@@ -204,7 +204,7 @@ def test_report_shows_the_tree_table(tree_run):
     if not (run / "eval" / "metrics.json").is_file():
         assert main(["evaluate", str(run)]) == 0
     html = write_report(run).read_text()
-    assert "t03_bar" in html and "tree_questions" in html
+    assert "t03_bar" in html and "mean accuracy over questions" in html and 'alt="accuracy per question"' in html
 
 
 def test_predict_writes_vote_fractions_in_input_order(tree_run, tmp_path):
