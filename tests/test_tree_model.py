@@ -247,3 +247,29 @@ def test_class_split_refused_for_tree_training(tmp_path):
     assert main(["data", "prepare", str(data), "--out", str(tmp_path / "m.json"), "--classes", "2", "5"]) == 0
     assert main(["train", "--data", str(data), "--manifest", str(tmp_path / "m.json"), "--targets", "tree",
                  "--out", str(tmp_path / "run"), "--epochs", "1", "--device", "cpu"]) == 2
+
+
+def test_explain_maps_one_answer_of_a_tree_model(tree_run, capsys):
+    run, _ = tree_run
+    assert main(["explain", str(run), "--answer", "t03_bar_a06_bar", "--n", "3", "--method", "gradcam"]) == 0
+    summary = json.loads((run / "explain" / "explain.json").read_text())
+    entry = summary["methods"]["gradcam t03_bar_a06_bar"]
+    assert entry["answer"] == "t03_bar_a06_bar" and entry["counts"]["most"] == 3
+    assert (run / "explain" / entry["files"]["most"]).stat().st_size > 1000
+    with np.load(run / "explain" / entry["files"]["maps"], allow_pickle=False) as maps:
+        assert maps["maps"].shape[0] == entry["counts"]["explained"]
+        most = maps["expected_fraction"][maps["in_most"]]
+        assert most.min() >= maps["expected_fraction"][~maps["in_most"]].max(initial=0)
+    capsys.readouterr()
+    assert main(["explain", str(run)]) == 2  # a tree model needs --answer
+    assert main(["explain", str(run), "--answer", "t03_bar_a99_nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--answer" in err and "t03_bar_a99_nope" in err and len(err.strip().splitlines()) == 2
+
+
+def test_explain_refuses_an_answer_for_a_class_model(tiny_h5, tmp_path, capsys):
+    from helpers_runs import make_run
+
+    run = make_run(tmp_path / "run", tiny_h5, steps=1)
+    assert main(["explain", str(run), "--answer", "t03_bar_a06_bar"]) == 2
+    assert "classifies" in capsys.readouterr().err

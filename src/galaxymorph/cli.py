@@ -177,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("--split", default="test", choices=["val", "test"], help="which split to explain")
     q.add_argument("--n", type=int, default=16, help="images per gallery")
+    q.add_argument("--answer", metavar="ANSWER", help="decision-tree models only: the answer whose evidence to map, "
+                   "e.g. t03_bar_a06_bar (docs/votes.md)")
     q.add_argument("--method", default="gradcam++-sky",
                    help="gradcam++-sky (default), gradcam, gradcam++ or integrated-gradients")
     _add_device_option(q)
@@ -281,7 +283,8 @@ def cmd_explain(args) -> None:
     from .explain.run import explain_run
 
     _use_threads(args)
-    summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method, device=args.device)
+    summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method, device=args.device,
+                          answer=args.answer)
     print(summary["text"] if isinstance(summary, dict) and "text" in summary else summary)
 
 

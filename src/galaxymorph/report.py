@@ -238,7 +238,8 @@ def _explain_section(run_dir: Path, explain: dict | None) -> list[dict] | None:
         files = entry.get("files", {})
         counts = entry.get("counts", {})
         galleries = []
-        for gallery, caption in GALLERY_CAPTIONS.items():
+        own = entry.get("captions") or {}  # a tree model's answer galleries name their own
+        for gallery, caption in (own or GALLERY_CAPTIONS).items():
             if counts.get(gallery, 1) == 0:
                 galleries.append({"empty": True, "label": gallery.capitalize()})
             elif files.get(gallery):

@@ -66,28 +66,37 @@ def question_scores(counts: np.ndarray, fractions: np.ndarray, tree: DecisionTre
     }
 
 
-def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress: bool,
-                  batch_size: int | None, plots: bool) -> dict:
-    """Score a tree model on a held-out split of its run; write eval/metrics.json, the
-    per-question figure and eval/tree_predictions.csv; return the metrics."""
-    from ..data.galaxy10 import open_galaxy10
+def held_out_indices(folder, split: str) -> np.ndarray:
+    """Data-file indices of a held-out split of a tree run (refusing ``train``, an empty split, or
+    one that shares images with the training split)."""
     from ..data.splits import split_indices
-    from ..inference import predict_selection
-    from ..models.tree import expected_fractions
 
-    started = time.perf_counter()
     manifest = folder.manifest
     if manifest.get("targets") != "tree":
-        raise GalaxymorphError(f"{run_dir} holds a decision-tree model but its split is not a tree split")
+        raise GalaxymorphError(f"{folder.path} holds a decision-tree model but its split is not a tree split")
     if split == "train":
-        raise GalaxymorphError("refusing to score the training split: use --split test or val")
+        raise GalaxymorphError("refusing to use the training split: use --split test or val")
     indices = split_indices(manifest, split)
     if indices.size == 0:
         raise DataError(f"the {split} split of the manifest is empty")
     shared = np.intersect1d(indices, split_indices(manifest, "train"))
     if shared.size:
-        raise GalaxymorphError(f"refusing to score: {shared.size} image(s) of the {split} split are also "
+        raise GalaxymorphError(f"refusing: {shared.size} image(s) of the {split} split are also "
                                f"in the training split (e.g. index {int(shared[0])}); make a new split")
+    return indices
+
+
+def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress: bool,
+                  batch_size: int | None, plots: bool) -> dict:
+    """Score a tree model on a held-out split of its run; write eval/metrics.json, the
+    per-question figure and eval/tree_predictions.csv; return the metrics."""
+    from ..data.galaxy10 import open_galaxy10
+    from ..inference import predict_selection
+    from ..models.tree import expected_fractions
+
+    started = time.perf_counter()
+    manifest = folder.manifest
+    indices = held_out_indices(folder, split)
     tree = load_tree(model.tree)
     with open_galaxy10(folder.data_path, labelled=False) as data:
         counts = tree.read_counts(data, indices)
