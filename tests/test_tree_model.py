@@ -303,3 +303,15 @@ def test_tree_split_takes_images_without_a_class(tmp_path):
     manifest = prepare(data, None, targets="tree", check_duplicates=False)
     taken = set().union(*map(set, manifest["splits"].values()))
     assert set(range(10)) <= taken
+
+
+def test_resume_continues_a_tree_run(tmp_path, one_torch_thread):
+    from galaxymorph import Config, train
+    from galaxymorph.runs import read_history
+
+    data = write_tree_data(tmp_path / "votes.h5", n_per_class=10, no_votes=2)
+    config = Config(data=str(data), targets="tree", epochs=1, batch_size=8, device="cpu", amp=False,
+                    fractions=[0.5, 0.25, 0.25])
+    run = train(config, out=tmp_path / "run", progress=False)
+    train({"epochs": 2}, resume=run, progress=False)
+    assert [int(r["epoch"]) for r in read_history(run / "history.csv")] == [1, 2]

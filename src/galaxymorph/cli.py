@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{HELP['fractions']} (default: {_shown(DEFAULTS.fractions)})")
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of the split")
     q.add_argument("--targets", choices=["labels", "tree"], default="labels",
-                   help="'labels': stratified split of --classes; 'tree': every image with decision-tree votes, "
+                   help="'labels': a stratified split of the given classes; 'tree': every image with decision-tree votes, "
                         "whatever its class (for train --targets tree; docs/votes.md)")
     _add_overwrite(q)
     q.set_defaults(handler=cmd_data_prepare)

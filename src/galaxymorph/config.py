@@ -186,7 +186,7 @@ HELP: dict[str, str] = {
            "and saved; 0 = off",
     "targets": "'labels' (hard class labels) or 'votes' (soft targets from Galaxy Zoo vote fractions in the "
                "data file's catalog/ group; two classes only) or 'tree' (every Galaxy Zoo 2 vote on every "
-               "question, one output per answer; --classes is then unused: docs/votes.md)",
+               "question, one output per answer; the classes are then unused: docs/votes.md)",
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
