@@ -242,11 +242,13 @@ def test_tree_config_refuses_balanced_class_weights(tiny_h5):
         Config(data=str(tiny_h5), targets="tree", class_weight="balanced").validate()
 
 
-def test_class_split_refused_for_tree_training(tmp_path):
+def test_class_split_refused_for_tree_training(tmp_path, capsys):
     data = write_tree_data(tmp_path / "votes.h5")
     assert main(["data", "prepare", str(data), "--out", str(tmp_path / "m.json"), "--classes", "2", "5"]) == 0
+    capsys.readouterr()
     assert main(["train", "--data", str(data), "--manifest", str(tmp_path / "m.json"), "--targets", "tree",
                  "--out", str(tmp_path / "run"), "--epochs", "1", "--device", "cpu"]) == 2
+    assert "the split manifest is for classes [2, 5] but the config asks for --targets tree" in capsys.readouterr().err
 
 
 def test_explain_maps_one_answer_of_a_tree_model(tree_run, capsys):

@@ -28,9 +28,14 @@ def _tree(name: str) -> DecisionTree:
     return load_tree(name)
 
 
+@lru_cache(maxsize=None)
+def _question_index(tree: DecisionTree) -> tuple[int, ...]:
+    return tuple(q for q, s in enumerate(tree.slices) for _ in range(s.stop - s.start))
+
+
 def question_of_answer(tree: DecisionTree) -> np.ndarray:
     """For every answer position, the position of its question (n_answers,)."""
-    return np.concatenate([np.full(s.stop - s.start, q) for q, s in enumerate(tree.slices)])
+    return np.asarray(_question_index(tree), dtype=np.int64)
 
 
 def concentrations(logits: torch.Tensor) -> torch.Tensor:
