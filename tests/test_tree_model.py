@@ -124,8 +124,12 @@ def test_question_scores_count_only_confident_volunteers():
     counts[2, first] = [3, 0, 0]   # confident but only 3 votes: not counted
     counts[3, first] = [6, 4, 0]   # 60%: not confident, but has votes (MAE)
     fractions[:, first] = [0.7, 0.2, 0.1]
-    scores = question_scores(counts, fractions, TREE)
+    train = np.zeros((2, n))
+    train[:, first] = [[1, 5, 0], [2, 4, 0]]  # most training votes: features
+    scores = question_scores(counts, fractions, TREE, train)
     t01 = scores["questions"]["t01_smooth_or_features"]
+    assert t01["baseline"] == {"answer": "t01_smooth_or_features_a02_features_or_disk", "accuracy": 0.5}
+    assert scores["mean_baseline_accuracy"] == 0.5
     assert t01["n"] == 2 and t01["correct"] == 1
     assert t01["accuracy"]["value"] == 0.5 and t01["accuracy"]["ci95"] == wilson_interval(1, 2)
     share = counts[:, first] / counts[:, first].sum(1, keepdims=True)

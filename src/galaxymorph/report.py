@@ -166,7 +166,8 @@ def _tree_section(run_dir: Path, metrics: dict) -> dict:
     rows = [{"name": name, "n": str(q.get("n", 0)),
              "cell": _metric_cell(q["accuracy"]) if q.get("n") else None,
              "mae": _fmt(q["fraction_mae"]) if q.get("fraction_mae") is not None else "",
-             "n_with_votes": str(q.get("n_with_votes", ""))}
+             "n_with_votes": str(q.get("n_with_votes", "")),
+             "baseline": _fmt((q.get("baseline") or {}).get("accuracy")) if q.get("n") and q.get("baseline") else ""}
             for name, q in tree.get("questions", {}).items()]
     return {
         "split": str(metrics.get("split", "test")), "n": str(metrics.get("n", "?")), "tta": bool(metrics.get("tta")),

@@ -9,7 +9,8 @@ Per question of the tree:
 - **mean absolute error** of the expected vote fractions against the observed ones, over the
   images where the question has votes (averaged over the question's answers).
 
-The overall figure is the mean of the per-question accuracies. :func:`evaluate_tree` writes
+The overall figure is the mean of the per-question accuracies. For scale, each question also
+gets a baseline: the accuracy of always giving the answer with the most votes in the training split. :func:`evaluate_tree` writes
 them to ``eval/metrics.json`` (section ``tree``) and ``eval/tree_questions.png``.
 """
 
@@ -31,9 +32,12 @@ MIN_VOTES = 5  # ... when the question has at least this many votes
 TREE_FIGURE = "tree_questions.png"
 
 
-def question_scores(counts: np.ndarray, fractions: np.ndarray, tree: DecisionTree) -> dict:
+def question_scores(counts: np.ndarray, fractions: np.ndarray, tree: DecisionTree,
+                    train_counts: np.ndarray | None = None) -> dict:
     """Per-question accuracy against confident volunteers (Wilson interval) and vote-fraction MAE,
-    plus their means; ``counts`` observed votes and ``fractions`` expected fractions, (n, answers)."""
+    plus their means; ``counts`` observed votes and ``fractions`` expected fractions, (n, answers).
+    With ``train_counts`` (the training split's votes) also a baseline per question: the accuracy
+    of always giving the answer with the most training votes."""
     counts, fractions = np.asarray(counts, dtype=np.float64), np.asarray(fractions, dtype=np.float64)
     questions = {}
     for q, s in zip(tree.questions, tree.slices):
@@ -53,14 +57,22 @@ def question_scores(counts: np.ndarray, fractions: np.ndarray, tree: DecisionTre
             "fraction_mae": mae,
             "n_with_votes": int(voted.sum()),
         }
+        if train_counts is not None:
+            constant = int(np.asarray(train_counts)[:, s].sum(0).argmax())
+            questions[q.name]["baseline"] = {
+                "answer": q.answers[constant],
+                "accuracy": float((share[confident].argmax(1) == constant).mean()) if n else None}
     scored = [v["accuracy"]["value"] for v in questions.values() if v["n"]]
     maes = [v["fraction_mae"] for v in questions.values() if v["fraction_mae"] is not None]
+    baseline = [v["baseline"]["accuracy"] for v in questions.values() if v["n"] and "baseline" in v]
     return {
         "tree": tree.name,
         "confident_share": CONFIDENT_SHARE,
         "min_votes": MIN_VOTES,
         "mean_accuracy": float(np.mean(scored)) if scored else None,
         "mean_fraction_mae": float(np.mean(maes)) if maes else None,
+        **({"mean_baseline_accuracy": float(np.mean(baseline)) if baseline else None}
+           if train_counts is not None else {}),
         "n_questions_scored": len(scored),
         "questions": questions,
     }
@@ -91,6 +103,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
     """Score a tree model on a held-out split of its run; write eval/metrics.json, the
     per-question figure and eval/tree_predictions.csv; return the metrics."""
     from ..data.galaxy10 import open_galaxy10
+    from ..data.splits import split_indices
     from ..inference import predict_selection
     from ..models.tree import expected_fractions
 
@@ -100,6 +113,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
     tree = load_tree(model.tree)
     with open_galaxy10(folder.data_path, labelled=False) as data:
         counts = tree.read_counts(data, indices)
+        train_counts = tree.read_counts(data, split_indices(manifest, "train"))
         conc = predict_selection(model, data, indices, batch_size, tta, progress, desc=f"evaluate {split}")
     fractions = expected_fractions(conc.astype(np.float64), tree)
     result = {
@@ -113,7 +127,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
         "tta": bool(tta),
         "device": str(model.device),
         "data": {"path": str(folder.data_path), "sha256": manifest["source"]["sha256"]},
-        "tree": question_scores(counts, fractions, tree),
+        "tree": question_scores(counts, fractions, tree, train_counts),
     }
     out_dir = run_dir / "eval"
     write_tree_predictions(out_dir / "tree_predictions.csv", indices, fractions, conc, tree)
@@ -150,6 +164,12 @@ def plot_questions(path: Path, scores: dict, split: str = "test") -> Path:
                 lo, hi = r["accuracy"]["ci95"]
                 ax.plot([lo, hi], [yi, yi], color="black", lw=1.2)
             ax.text(1.01, yi, f"n={r['n']}", va="center", fontsize=8, transform=ax.get_yaxis_transform())
+        base = [(yi, r["baseline"]["accuracy"]) for yi, r in zip(y, rows)
+                if r["n"] and (r.get("baseline") or {}).get("accuracy") is not None]
+        if base:
+            ax.plot([b for _, b in base], [yi for yi, _ in base], "d", color="#dd8452", ms=7,
+                    label="baseline: the answer with the most training votes")
+            ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.06), fontsize=8, frameon=False)
         ax.set_yticks(y, names, fontsize=8)
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"accuracy against confident volunteers (>= {scores['confident_share']:.0%} of >= "
@@ -168,10 +188,15 @@ def format_tree_metrics(metrics: dict) -> str:
              f"{', D4 TTA' if metrics.get('tta') else ''}: mean accuracy over questions "
              + (f"{mean:.4f}" if mean is not None else "n/a")
              + f", mean vote-fraction MAE " + (f"{t['mean_fraction_mae']:.4f}" if t["mean_fraction_mae"] is not None else "n/a"),
-             f"  {'question':<24}{'n':>6}{'accuracy':>10}  {'95% CI':<17}{'MAE':>7}"]
+             f"  {'question':<24}{'n':>6}{'accuracy':>10}  {'95% CI':<17}{'MAE':>7}{'baseline':>10}"]
     for name, q in t["questions"].items():
         acc, ci = q["accuracy"]["value"], q["accuracy"]["ci95"]
+        base = (q.get("baseline") or {}).get("accuracy")
         lines.append(f"  {name:<24}{q['n']:>6}" + (f"{acc:>10.4f}" if acc is not None else f"{'-':>10}")
                      + "  " + (f"[{ci[0]:.3f}, {ci[1]:.3f}]  " if ci else " " * 17)
-                     + (f"{q['fraction_mae']:>7.4f}" if q["fraction_mae"] is not None else f"{'-':>7}"))
+                     + (f"{q['fraction_mae']:>7.4f}" if q["fraction_mae"] is not None else f"{'-':>7}")
+                     + (f"{base:>10.4f}" if base is not None else f"{'-':>10}"))
+    if t.get("mean_baseline_accuracy") is not None:
+        lines.append(f"  baseline: always the answer with the most training votes; its mean over questions "
+                     f"{t['mean_baseline_accuracy']:.4f}")
     return "\n".join(lines)
