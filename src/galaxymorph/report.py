@@ -316,6 +316,7 @@ def page_data(run_dir: str | os.PathLike) -> dict:
         "title": " vs ".join(f"{CLASS_NAMES[int(c)]}" for c in classes) or (
             "Galaxy Zoo decision tree" if (manifest or {}).get("targets") == "tree" else "galaxymorph run"),
         "model": str((config or {}).get("model", "?")),
+        "tree_model": (manifest or {}).get("targets") == "tree",
         "run_dir": str(run_dir), "run_name": run_dir.resolve().name,
         "written": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
         "headline": _headline(metrics),
