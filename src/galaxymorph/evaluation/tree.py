@@ -10,8 +10,9 @@ Per question of the tree:
   images where the question has votes (averaged over the question's answers).
 
 The overall figure is the mean of the per-question accuracies. For scale, each question also
-gets a baseline: the accuracy of always giving the answer with the most votes in the training split. :func:`evaluate_tree` writes
-them to ``eval/metrics.json`` (section ``tree``) and ``eval/tree_questions.png``.
+gets a baseline: the accuracy of always giving the answer with the most votes in the training
+split. :func:`evaluate_tree` writes them to ``eval/metrics.json`` (section ``tree``) and
+``eval/tree_questions.png``.
 """
 
 from __future__ import annotations
@@ -183,11 +184,12 @@ def plot_questions(path: Path, scores: dict, split: str = "test") -> Path:
 def format_tree_metrics(metrics: dict) -> str:
     """The terminal table of a tree model's evaluation: one line per question."""
     t = metrics["tree"]
-    mean = t["mean_accuracy"]
+    def number(value) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
     lines = [f"{metrics['model']} ({t['tree']} tree) on {metrics['split']} (n={metrics['n']})"
              f"{', D4 TTA' if metrics.get('tta') else ''}: mean accuracy over questions "
-             + (f"{mean:.4f}" if mean is not None else "n/a")
-             + f", mean vote-fraction MAE " + (f"{t['mean_fraction_mae']:.4f}" if t["mean_fraction_mae"] is not None else "n/a"),
+             f"{number(t['mean_accuracy'])}, mean vote-fraction MAE {number(t['mean_fraction_mae'])}",
              f"  {'question':<24}{'n':>6}{'accuracy':>10}  {'95% CI':<17}{'MAE':>7}{'baseline':>10}"]
     for name, q in t["questions"].items():
         acc, ci = q["accuracy"]["value"], q["accuracy"]["ci95"]
