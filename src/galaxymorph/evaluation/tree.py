@@ -104,6 +104,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
     """Score a tree model on a held-out split of its run; write eval/metrics.json, the
     per-question figure and eval/tree_predictions.csv; return the metrics."""
     from ..data.galaxy10 import open_galaxy10
+    from ..data.scale import check_file_scale
     from ..data.splits import split_indices
     from ..inference import predict_selection
     from ..models.tree import expected_fractions
@@ -129,6 +130,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
         "device": str(model.device),
         "data": {"path": str(folder.data_path), "sha256": manifest["source"]["sha256"]},
         "tree": question_scores(counts, fractions, tree, train_counts),
+        "scale_warnings": check_file_scale(run_dir, folder.data_path, indices),  # one line on stderr
     }
     out_dir = run_dir / "eval"
     write_tree_predictions(out_dir / "tree_predictions.csv", indices, fractions, conc, tree)
