@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fractions", nargs=3, type=float, default=DEFAULTS.fractions,
                    help=f"{HELP['fractions']} (default: {_shown(DEFAULTS.fractions)})")
     q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of the split")
+    q.add_argument("--targets", choices=["labels", "tree"], default="labels",
+                   help="'labels': a stratified split of the given classes; 'tree': every image with decision-tree votes, "
+                        "whatever its class (for train --targets tree; docs/votes.md)")
     _add_overwrite(q)
     q.set_defaults(handler=cmd_data_prepare)
 
@@ -183,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("--split", default="test", choices=["val", "test"], help="which split to explain")
     q.add_argument("--n", type=int, default=16, help="images per gallery")
+    q.add_argument("--answer", metavar="ANSWER", help="decision-tree models only: the answer whose evidence to map, "
+                   "e.g. t03_bar_a06_bar (docs/votes.md)")
     q.add_argument("--method", default="gradcam++-sky",
                    help="gradcam++-sky (default), gradcam, gradcam++ or integrated-gradients")
     _add_device_option(q)
@@ -264,7 +269,8 @@ def cmd_data_prepare(args) -> None:
     validate_classes(args.classes)  # a bad id or fraction is told before the file is read
     check_fractions(args.fractions)
     status(f"galaxymorph: splitting {args.file}: reading labels, hashing the file, looking for duplicate images ...")
-    manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed)
+    manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed,
+                       targets=args.targets)
     print(describe_manifest(manifest))
     print(f"wrote {args.out}")
 
@@ -294,7 +300,8 @@ def cmd_explain(args) -> None:
     from .explain.run import explain_run
 
     _use_threads(args)
-    summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method, device=args.device)
+    summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method, device=args.device,
+                          answer=args.answer)
     print(summary["text"] if isinstance(summary, dict) and "text" in summary else summary)
 
 

@@ -63,7 +63,7 @@ class Config:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     threads: int = 1  # CPU threads for torch; 0 = torch's default (one per core). 1: see benchmarks/bench_threads.py
     tta: bool = False  # D4 test-time averaging at evaluation and prediction
-    targets: str = "labels"  # "labels" (hard) or "votes" (soft, from the catalogue's vote fractions)
+    targets: str = "labels"  # "labels" (hard), "votes" (soft, from vote fractions) or "tree" (every vote: docs/votes.md)
     class_weight: str = "none"  # "none" or "balanced" (each class weighs the same in the loss)
     ema: float = 0.0  # decay of a moving average of the weights, validated and saved instead (0 = off)
 
@@ -92,6 +92,9 @@ class Config:
                 raise GalaxymorphError(f"--{name.replace('_', '-')} must be >= 0{meaning}, got {getattr(self, name)}")
         if not 0 <= self.ema < 1:
             raise GalaxymorphError(f"--ema must be in [0, 1) (0 = off; e.g. 0.99), got {self.ema}")
+        if self.targets == "tree" and self.class_weight != "none":
+            raise GalaxymorphError("--class-weight balanced weighs classes, and --targets tree has none; "
+                                   "use --class-weight none")
         if not 0 < self.lr < math.inf:
             raise GalaxymorphError(f"--lr must be a positive number, got {self.lr}")
         if self.init and self.weights:
@@ -157,7 +160,7 @@ AUGMENTATIONS = ("d4", "seed", "none")  # also what data.batches.Augmenter accep
 MAX_SHIFT = 0.5  # --shift stays below half the image (data.batches.check_augmentation says why)
 CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few options
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "augment": AUGMENTATIONS,
-    "targets": ("labels", "votes"), "compile": ("off", "default", "reduce-overhead"),
+    "targets": ("labels", "votes", "tree"), "compile": ("off", "default", "reduce-overhead"),
     "class_weight": ("none", "balanced"),
 }
 
@@ -201,7 +204,8 @@ HELP: dict[str, str] = {
     "ema": "decay of an exponential moving average of the weights (e.g. 0.99), which is what gets validated "
            "and saved; 0 = off",
     "targets": "'labels' (hard class labels) or 'votes' (soft targets from Galaxy Zoo vote fractions in the "
-               "data file's catalog/ group; two classes only)",
+               "data file's catalog/ group; two classes only) or 'tree' (every Galaxy Zoo 2 vote on every "
+               "question, one output per answer; the classes are then unused: docs/votes.md)",
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

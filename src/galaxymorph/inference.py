@@ -112,7 +112,7 @@ def predict_proba(model, images, batch_size: int | None = None, tta: bool = Fals
     finally:
         model.train(was_training)
     if not out:
-        return np.empty((0, len(model.class_ids)), dtype=np.float32)
+        return np.empty((0, len(model.class_ids) or model.n_outputs), dtype=np.float32)
     return torch.cat(out).cpu().numpy()  # one copy back to the host, not one per batch
 
 
@@ -136,7 +136,7 @@ def predict_selection(model, data, indices: np.ndarray, batch_size: int | None =
     from .progress import progress_bar
 
     indices = np.asarray(indices, dtype=np.int64)
-    k = len(model.class_ids)
+    k = len(model.class_ids) or model.n_outputs  # a tree model has answers, not classes
     batch_size = batch_size or default_batch_size(model.device)
     if model.device.type == "cuda":
         chunk = max(len(indices), 1)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 from .config import Config
 from .errors import GalaxymorphError
+from .fileio import read_json
 from .progress import status
 from .runs import default_run_dir, needs_training, outdated_outputs, read_run_json, resume_config, update_run_json
 
@@ -49,7 +50,9 @@ def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None
     outdated = outdated_outputs(run_dir)  # made for an earlier model (train --resume found a better one)
     if trained or outdated["metrics"] or not (run_dir / "eval" / "metrics.json").is_file():
         _stage("evaluate", run_dir, lambda: evaluate(run_dir, split="test", progress=progress))
-    if trained or outdated["explain"] or not (run_dir / "explain" / "explain.json").is_file():
+    # a decision-tree model is explained one answer at a time (explain --answer): no default stage
+    tree = (read_json(run_dir / "manifest.json") or {}).get("targets") == "tree"
+    if not tree and (trained or outdated["explain"] or not (run_dir / "explain" / "explain.json").is_file()):
         _stage("explain", run_dir, lambda: explain_run(run_dir, split="test", progress=progress))
     _stage("report", run_dir, lambda: write_report(run_dir))
     return run_dir

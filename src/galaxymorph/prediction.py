@@ -69,9 +69,11 @@ class PredictReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
     tta: bool = False
     scale_warnings: list[str] = field(default_factory=list)  # inputs at another scale than training
+    tree: str | None = None  # a decision-tree model's tree: votes predicted, not classes
 
     def __str__(self) -> str:
-        lines = [f"classified {self.n_predicted} image(s){' with D4 TTA' if self.tta else ''} -> {self.out}"]
+        done = f"predicted the {self.tree} votes of" if self.tree else "classified"
+        lines = [f"{done} {self.n_predicted} image(s){' with D4 TTA' if self.tta else ''} -> {self.out}"]
         lines += [f"  {name}: {n}" for name, n in self.counts.items()]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable input(s):")
@@ -137,6 +139,9 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     ``predicted`` (Galaxy10 class id), ``predicted_name`` and ``prob_<class id>`` columns. Text
     cells that a spreadsheet would run as a formula (starting with = + - @) get a leading ``'``.
     For two classes the predicted class is the positive one when its probability is >= 0.5.
+    A decision-tree model (``--targets tree``) writes ``file``, ``index``, then every answer's
+    expected vote fraction (``<answer>_fraction``) and Dirichlet concentration
+    (``<answer>_concentration``) instead (docs/votes.md).
     ``device``: where the model runs (default: the run's configured device when this machine
     has it, else ``auto``); ``batch_size``: images per forward pass (default 64 on the CPU,
     512 on a GPU).
@@ -153,7 +158,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     model = load_model(run_dir, device=target)
     files, h5_files = collect_inputs(inputs)
     class_ids = list(model.class_ids)
-    report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids})
+    report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids},
+                           tree=model.tree)
     report.scale_warnings = check_scale(run_dir, lambda: inputs_scale(files, h5_files))  # one line on stderr
 
     def batches() -> Iterable[tuple[list[str], list[str], np.ndarray]]:
@@ -162,6 +168,11 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
             yield from _h5_batches(path, batch_size, report)
 
     header = ["file", "index", "predicted", "predicted_name"] + [f"prob_{c}" for c in class_ids]
+    if model.tree is not None:  # a decision-tree model: expected vote fractions and Dirichlet concentrations
+        from .data.tree import load_tree
+
+        tree = load_tree(model.tree)
+        header = ["file", "index"] + tree.fraction_columns() + [f"{a}_concentration" for a in tree.answers]
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
@@ -169,6 +180,11 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
                           disable=not progress) as bar:
             for names, indices, images in batches():
                 probs = model.predict_proba(images, batch_size=batch_size, tta=tta)
+                if model.tree is not None:
+                    _write_votes(writer, names, indices, probs, tree)
+                    report.n_predicted += len(names)
+                    bar.update(len(names))
+                    continue
                 predicted = predicted_positions(probs)
                 for name, index, p, row in zip(names, indices, predicted, probs):
                     cid = class_ids[p]
@@ -182,3 +198,12 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
                 if report.skipped else ""
             raise GalaxymorphError(f"no readable image among the inputs{why}")
     return report
+
+
+def _write_votes(writer, names: list[str], indices: list[str], conc: np.ndarray, tree) -> None:
+    """Rows of a tree model's predictions: expected vote fraction, then concentration, of every answer."""
+    from .models.tree import expected_fractions
+
+    fractions = expected_fractions(conc.astype(np.float64), tree)
+    for name, index, f, c in zip(names, indices, fractions, conc):
+        writer.writerow([spreadsheet_safe(name), index] + [f"{v:.6f}" for v in f] + [f"{v:.4f}" for v in c])

@@ -116,10 +116,12 @@ def _data_section(run_dir: Path, run: dict, manifest: dict | None) -> dict | Non
     if manifest is None:
         return None
     classes = manifest["classes"]
+    # a tree split counts images by the volunteers' majority answer to the first question
+    columns = list(manifest["counts"]["train"]) if manifest.get("targets") == "tree" else [str(c) for c in classes]
     rows = []
     for split in ("train", "val", "test"):
         counts = manifest["counts"][split]
-        rows.append([split] + [counts.get(str(c), 0) for c in classes] + [sum(counts.values())])
+        rows.append([split] + [counts.get(c, 0) for c in columns] + [sum(counts.values())])
     src = manifest["source"]
     examples = run_dir / EXAMPLES_FIGURE
     if not examples.is_file():
@@ -128,7 +130,8 @@ def _data_section(run_dir: Path, run: dict, manifest: dict | None) -> dict | Non
         "file": str(run.get("data", src.get("path"))), "n_images": str(src.get("n_images")),
         "sha256_start": src["sha256"][:16], "seed": str(manifest["seed"]),
         "fractions": str(manifest["fractions"]), "n_duplicates": len(manifest.get("duplicates", [])),
-        "header": ["split"] + [f"{c} {CLASS_NAMES[c]}" for c in classes] + ["total"], "rows": rows,
+        "header": ["split"] + ([f"{c} {CLASS_NAMES[c]}" for c in classes] if classes else columns) + ["total"],
+        "rows": rows,
         # written by 'evaluate': the report reads no data file
         "examples": _figure(examples, "example images per class", "Random training images of each class."),
     }
@@ -157,9 +160,32 @@ METRIC_FIGURES = [
 ]
 
 
+def _tree_section(run_dir: Path, metrics: dict) -> dict:
+    """A decision-tree model's evaluation: one row per question, and the per-question figure."""
+    tree = metrics["tree"]
+    rows = [{"name": name, "n": str(q.get("n", 0)),
+             "cell": _metric_cell(q["accuracy"]) if q.get("n") else None,
+             "mae": _fmt(q["fraction_mae"]) if q.get("fraction_mae") is not None else "",
+             "n_with_votes": str(q.get("n_with_votes", "")),
+             "baseline": _fmt((q.get("baseline") or {}).get("accuracy")) if q.get("n") and q.get("baseline") else ""}
+            for name, q in tree.get("questions", {}).items()]
+    return {
+        "split": str(metrics.get("split", "test")), "n": str(metrics.get("n", "?")), "tta": bool(metrics.get("tta")),
+        "tree": {"name": str(tree.get("tree", "")), "confident_share": f"{float(tree.get('confident_share', 0.8)):.0%}",
+                 "min_votes": str(tree.get("min_votes", "")),
+                 "mean_accuracy": _fmt(tree["mean_accuracy"]) if tree.get("mean_accuracy") is not None else "n/a",
+                 "mean_mae": _fmt(tree["mean_fraction_mae"]) if tree.get("mean_fraction_mae") is not None else "n/a",
+                 "rows": rows},
+        "figures": [_figure(run_dir / "eval" / "tree_questions.png", "accuracy per question",
+                            "Accuracy against confident volunteers per question, with 95% Wilson intervals.")],
+    }
+
+
 def _metrics_section(run_dir: Path, metrics: dict | None) -> dict | None:
     if metrics is None:
         return None
+    if "tree" in metrics:
+        return _tree_section(run_dir, metrics)
     headline = metrics.get("metrics", {})
     tuned = metrics.get("metrics_at_tuned_threshold") or {}
     thr = metrics.get("threshold") or {}
@@ -222,7 +248,8 @@ def _explain_section(run_dir: Path, explain: dict | None) -> list[dict] | None:
         files = entry.get("files", {})
         counts = entry.get("counts", {})
         galleries = []
-        for gallery, caption in GALLERY_CAPTIONS.items():
+        own = entry.get("captions") or {}  # a tree model's answer galleries name their own
+        for gallery, caption in (own or GALLERY_CAPTIONS).items():
             if counts.get(gallery, 1) == 0:
                 galleries.append({"empty": True, "label": gallery.capitalize()})
             elif files.get(gallery):
@@ -272,6 +299,10 @@ def _headline(metrics: dict | None) -> list[dict] | None:
     """The cards in the page header: the main test metrics."""
     if metrics is None:
         return None
+    if "tree" in metrics:
+        tree = metrics["tree"]
+        return [{"label": "mean accuracy over questions", "cell": _metric_cell(tree.get("mean_accuracy"))},
+                {"label": "mean vote-fraction error", "cell": _metric_cell(tree.get("mean_fraction_mae"))}]
     blocks = metrics.get("metrics", {})
     return [{"label": key.replace("_", " "), "cell": _metric_cell(blocks[key])}
             for key in ("accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss") if key in blocks]
@@ -291,8 +322,10 @@ def page_data(run_dir: str | os.PathLike) -> dict:
     classes = (manifest or {}).get("classes") or (config or {}).get("classes") or []
     environment = read_json(run_dir / "environment.json") or {}
     return {
-        "title": " vs ".join(f"{CLASS_NAMES[int(c)]}" for c in classes) or "galaxymorph run",
+        "title": " vs ".join(f"{CLASS_NAMES[int(c)]}" for c in classes) or (
+            "Galaxy Zoo decision tree" if (manifest or {}).get("targets") == "tree" else "galaxymorph run"),
         "model": str((config or {}).get("model", "?")),
+        "tree_model": (manifest or {}).get("targets") == "tree",
         "run_dir": str(run_dir), "run_name": run_dir.resolve().name,
         "written": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
         "headline": _headline(metrics),

@@ -90,7 +90,15 @@ def resolve_manifest(config: Config, data_path: Path) -> tuple[dict, Path | None
         manifest = load_manifest(source, data_path)
     else:
         source = None
-        manifest = prepare(data_path, None, classes=config.classes, fractions=config.fractions, seed=config.seed)
+        manifest = prepare(data_path, None, classes=config.classes, fractions=config.fractions, seed=config.seed,
+                           targets="tree" if config.targets == "tree" else "labels")
+    tree_split = manifest.get("targets") == "tree"
+    if tree_split != (config.targets == "tree"):
+        what = "--targets tree" if tree_split else f"classes {manifest['classes']}"
+        raise GalaxymorphError(f"the split manifest is for {what} but the config asks for --targets {config.targets}; "
+                               "make a split for it with 'data prepare' (--targets tree for a tree model)")
+    if config.targets == "tree":
+        return manifest, source
     if [int(c) for c in manifest["classes"]] != list(config.classes):
         raise GalaxymorphError(
             f"the split manifest is for classes {manifest['classes']} but the config asks for {config.classes}; "

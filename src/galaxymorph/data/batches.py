@@ -37,7 +37,8 @@ def epoch_seed(*parts: int) -> int:
 # -- the split in memory ------------------------------------------------------------------
 def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
                progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (n, 256, 256, 3) and labels 0..k-1 of one split of a manifest.
+    """uint8 images (n, 256, 256, 3) and labels 0..k-1 of one split of a manifest (of a tree
+    manifest, ``targets: tree``: the images' vote counts, float32 (n, answers)).
 
     Labels are positions in ``manifest["classes"]`` (so the positive class of a binary task is
     the second class id). Read chunk by chunk straight into one array of the split's size
@@ -45,6 +46,13 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
     """
     classes = [int(c) for c in manifest["classes"]]
     indices = split_indices(manifest, split)
+    if manifest.get("targets") == "tree":  # the labels are the images' vote counts (n, answers)
+        from .tree import load_tree
+
+        with open_galaxy10(data_path, labelled=False) as data:
+            labels = load_tree(manifest["tree"]).read_counts(data, indices)
+            with progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress) as bar:
+                return data.images(indices, progress=bar.update), labels
     with open_galaxy10(data_path) as data:
         try:
             labels = label_positions(data.labels[indices], classes)

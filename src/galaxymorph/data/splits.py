@@ -83,13 +83,19 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
 
 def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
             classes: Sequence[int] = DEFAULT_CLASSES, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-            seed: int = 0, check_duplicates: bool = True) -> dict:
+            seed: int = 0, check_duplicates: bool = True, targets: str = "labels") -> dict:
     """Make a stratified split of ``classes`` in a Galaxy10-layout file; save it to ``out``.
 
     Returns the manifest: the source file's SHA-256, the classes, the seed and fractions, the
     index lists (positions in the source file) and any exact duplicates across splits.
+    ``targets="tree"``: split every image with decision-tree votes instead (:func:`prepare_tree`).
     """
     fractions = check_fractions(fractions)
+    if targets == "tree":
+        manifest = prepare_tree(path, fractions, seed, check_duplicates)
+        if out is not None:
+            write_json(out, manifest)
+        return manifest
     with open_galaxy10(path) as data:
         sel = data.select(classes)
         names = [f"class {c} ({CLASS_NAMES[c]})" for c in sel.classes]
@@ -111,6 +117,46 @@ def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
     if out is not None:
         write_json(out, manifest)
     return manifest
+
+
+def prepare_tree(path: str | os.PathLike, fractions: Sequence[float], seed: int,
+                 check_duplicates: bool = True, tree_name: str = "gz2") -> dict:
+    """A seeded split of every image whose decision-tree vote counts add up to more than 0,
+    whatever its class (or none): stratified by the volunteers' majority answer to the first
+    question, a majority held by fewer images than there are splits joining the largest one.
+    The manifest has no classes and records ``targets: tree`` and the tree's name."""
+    from .tree import load_tree
+
+    tree = load_tree(tree_name)
+    with open_galaxy10(path, labelled=False) as data:
+        counts = tree.read_counts(data)
+        indices = np.flatnonzero(counts.sum(1) > 0)
+        if len(indices) < len(fractions):
+            raise DataError(f"{Path(path).name} has {len(indices)} image(s) with {tree.name} votes; "
+                            f"need at least {len(fractions)} to give every split one")
+        first = tree.slices[0]
+        majority = counts[indices, first].argmax(1)
+        sizes = np.bincount(majority, minlength=first.stop - first.start)
+        majority[sizes[majority] < len(fractions)] = sizes.argmax()
+        parts = stratified_split(majority, fractions, seed)
+        splits = {name: indices[p] for name, p in zip(SPLITS, parts)}
+        duplicates = find_cross_split_duplicates(data, splits) if check_duplicates else []
+        answers = tree.questions[0].answers
+        top = {name: counts[idx, first].argmax(1) for name, idx in splits.items()}
+        return {
+            "format": MANIFEST_FORMAT,
+            "source": {"path": str(Path(path).resolve()), "sha256": data.sha256, "n_images": len(data)},
+            "targets": "tree",
+            "tree": tree.name,
+            "classes": [],
+            "class_names": [],
+            "seed": int(seed),
+            "fractions": [float(f) for f in fractions],
+            # images per split by the volunteers' majority answer to the first question
+            "counts": {name: {a: int(np.sum(t == i)) for i, a in enumerate(answers)} for name, t in top.items()},
+            "duplicates": duplicates,
+            "splits": {name: [int(i) for i in idx] for name, idx in splits.items()},
+        }
 
 
 def load_manifest(path: str | os.PathLike, data_path: str | os.PathLike | None = None) -> dict:
@@ -150,7 +196,10 @@ def describe_manifest(manifest: dict) -> str:
     lines = []
     for name in SPLITS:
         counts = manifest["counts"][name]
-        per_class = ", ".join(f"{CLASS_NAMES[int(c)]}: {n}" for c, n in counts.items())
+        if manifest.get("targets") == "tree":  # by majority answer to the first question
+            per_class = ", ".join(f"{a}: {n}" for a, n in counts.items())
+        else:
+            per_class = ", ".join(f"{CLASS_NAMES[int(c)]}: {n}" for c, n in counts.items())
         lines.append(f"{name:>5}: {sum(counts.values()):6d}  ({per_class})")
     dups = manifest["duplicates"]
     lines.append(f"exact duplicates across splits: {len(dups)} group(s)" + (

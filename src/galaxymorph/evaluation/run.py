@@ -58,6 +58,10 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     folder = open_run(run_dir)
     tta = folder.config.tta if tta is None else bool(tta)
     model = load_model(run_dir, device=run_device(run_dir, device))
+    if model.tree is not None:  # a decision-tree model: scored question by question
+        from .tree import evaluate_tree
+
+        return evaluate_tree(run_dir, folder, model, split, tta, progress, batch_size, plots)
     held_out = open_held_out(folder, split, class_ids=model.class_ids)
     class_ids, names, y = held_out.class_ids, held_out.class_names, held_out.labels
     binary = len(class_ids) == 2
@@ -146,6 +150,10 @@ def _write_predictions(path: Path, indices, y, probs, pred, class_ids) -> None:
 
 def format_metrics(metrics: dict) -> str:
     """A compact terminal table: metric, value, 95% interval (and at the tuned threshold)."""
+    if "tree" in metrics:
+        from .tree import format_tree_metrics
+
+        return format_tree_metrics(metrics)
     names = ", ".join(f"{n} {metrics['counts'][n]}" for n in metrics["class_names"])
     lines = [f"{metrics['model']} on {metrics['split']} (n={metrics['n']}: {names})"
              f"{', D4 TTA' if metrics.get('tta') else ''}"]

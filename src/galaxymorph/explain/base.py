@@ -138,7 +138,7 @@ class Explainer:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise GalaxymorphError(f"batch_size must be a positive integer, got {batch_size!r}")
         n, height, width = images.shape[0], images.shape[1], images.shape[2]
-        targets = validate_target(target, n, len(self.model.class_ids))
+        targets = validate_target(target, n, len(self.model.class_ids) or self.model.n_outputs)  # tree: answers
         maps, used = [], []
         was_training = self.model.training
         self.model.eval()  # dropout off, batch-norm running statistics: maps are deterministic

@@ -108,10 +108,12 @@ def evaluated_probabilities(run_dir: Path, indices: np.ndarray, class_ids: list[
 
 def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, method: str = DEFAULT_METHOD,
                 progress: bool = True, batch_size: int = 32, seed: int = 0, device=None,
-                n_localisation: int = N_LOCALISATION) -> dict:
+                n_localisation: int = N_LOCALISATION, answer: str | None = None) -> dict:
     """Explain a run folder's ``split`` with ``method``; write RUN_DIR/explain/; return a summary dict.
 
     ``device``: where the model runs (None: the run's own device when this machine has it, else auto).
+    ``answer``: for a decision-tree model (and only for one), the answer whose evidence is mapped
+    (:mod:`.tree`).
     """
     run_dir = resolve_run(run_dir)  # "gz2": the shipped model
     if split == "train":
@@ -122,6 +124,10 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     if not isinstance(n, int) or n < 1:
         raise GalaxymorphError(f"n (images per gallery) must be a positive integer, got {n!r}")
     model = load_model(run_dir, device=run_device(run_dir, device))
+    from .tree import check_answer, explain_tree
+
+    if check_answer(model, answer) is not None:
+        return explain_tree(run_dir, model, answer, split, n, method, progress, batch_size, seed)
     held_out = open_held_out(run_dir, split, class_ids=model.class_ids)
     indices, labels = held_out.indices, held_out.labels
     names = model.class_names

@@ -50,7 +50,8 @@ class Classifier(nn.Module):
     even after the registry name it was made from (``default``) has come to mean another one.
     """
 
-    def __init__(self, name: str, class_ids: Sequence[int], architecture: dict | None = None, **net_kwargs):
+    def __init__(self, name: str, class_ids: Sequence[int], architecture: dict | None = None,
+                 tree: str | None = None, **net_kwargs):
         super().__init__()
         self.architecture = architecture or resolve_architecture(name, **net_kwargs)
         if self.architecture["net"] not in NETWORKS:
@@ -58,7 +59,13 @@ class Classifier(nn.Module):
         self.name = name
         self.class_ids = [int(c) for c in class_ids]
         self.net_kwargs = dict(net_kwargs)
-        self.n_outputs = 1 if len(self.class_ids) == 2 else len(self.class_ids)
+        self.tree = tree  # a decision tree's name (``gz2``): one output per answer, no classes (models/tree.py)
+        if tree is not None:
+            from ..data.tree import load_tree
+
+            self.class_ids, self.n_outputs = [], len(load_tree(tree).answers)
+        else:
+            self.n_outputs = 1 if len(self.class_ids) == 2 else len(self.class_ids)
         self.net = NETWORKS[self.architecture["net"]](n_outputs=self.n_outputs, **self.architecture["kwargs"])
         self.input_size = int(self.net.input_size)
 
@@ -87,7 +94,12 @@ class Classifier(nn.Module):
 
     # -- output -----------------------------------------------------------------------
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, k) from logits, for both the binary and softmax heads."""
+        """Class probabilities (N, k) from logits, for both the binary and softmax heads; for a
+        tree model, the Dirichlet concentrations (N, answers) (:mod:`.tree`)."""
+        if self.tree is not None:
+            from .tree import concentrations
+
+            return concentrations(logits)
         if self.n_outputs == 1:
             p = torch.sigmoid(logits.float()[:, 0])
             return torch.stack([1 - p, p], dim=1)
@@ -141,9 +153,9 @@ class Classifier(nn.Module):
         return convs[-1]
 
 
-def build_model(name: str, class_ids: Sequence[int], **net_kwargs) -> Classifier:
-    """A fresh, randomly initialised :class:`Classifier`."""
-    return Classifier(name, class_ids, **net_kwargs)
+def build_model(name: str, class_ids: Sequence[int], tree: str | None = None, **net_kwargs) -> Classifier:
+    """A fresh, randomly initialised :class:`Classifier` (of a decision tree's answers with ``tree``)."""
+    return Classifier(name, class_ids, tree=tree, **net_kwargs)
 
 
 # checkpoints: at the end, since they build on the Classifier above

@@ -32,6 +32,7 @@ def save_checkpoint(path: str | os.PathLike, model, **extra) -> Path:
         "class_ids": model.class_ids,
         "net_kwargs": model.net_kwargs,
         "architecture": model.architecture,
+        **({"targets": "tree", "tree": model.tree} if getattr(model, "tree", None) else {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
@@ -90,7 +91,7 @@ def model_from_checkpoint(state: dict):
     from . import build_model
 
     model = build_model(state["model"], state["class_ids"], architecture=state.get("architecture"),
-                        **state.get("net_kwargs", {}))
+                        tree=state.get("tree"), **state.get("net_kwargs", {}))
     try:
         model.load_state_dict(state["state_dict"])
     except RuntimeError as exc:

@@ -125,7 +125,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 
         # ---- model and optimiser --------------------------------------------------------------
         torch.manual_seed(config.seed)
-        model = build_model(config.model, config.classes)
+        model = build_model(config.model, config.classes, tree=manifest.get("tree"))  # tree: --targets tree
         if config.weights and resume is None:
             load_weights(model, config.weights)
         if config.init and resume is None:
@@ -289,7 +289,12 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
 
 # -- the maths of one step ------------------------------------------------------------------------
 def loss_and_correct(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image losses (fp32) and the number right: one logit + BCE for two classes, else softmax + CE."""
+    """Per-image losses (fp32) and the number right: one logit + BCE for two classes, else softmax + CE;
+    for vote counts (2-d ``y``), the Dirichlet-multinomial loss of :func:`models.tree.tree_loss_and_correct`."""
+    if y.ndim == 2:  # vote counts (n, answers): a decision-tree model (--targets tree, models/tree.py)
+        from ..models.tree import tree_loss_and_correct
+
+        return tree_loss_and_correct(logits, y)
     logits = logits.float()
     if binary:
         z = logits[:, 0]
