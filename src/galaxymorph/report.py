@@ -178,6 +178,7 @@ def _tree_section(run_dir: Path, metrics: dict) -> dict:
                  "rows": rows},
         "figures": [_figure(run_dir / "eval" / "tree_questions.png", "accuracy per question",
                             "Accuracy against confident volunteers per question, with 95% Wilson intervals.")],
+        "leak": _leak(metrics.get("leak")),
     }
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from ..data.tree import DecisionTree, load_tree
 from ..errors import DataError, GalaxymorphError
 from ..fileio import atomic_path, write_json
+from ..trained_on import check_test_images
 from .metrics import WILSON, wilson_interval
 
 CONFIDENT_SHARE = 0.8  # an answer with at least this share of a question's votes is the volunteers' verdict
@@ -131,6 +132,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
         "data": {"path": str(folder.data_path), "sha256": manifest["source"]["sha256"]},
         "tree": question_scores(counts, fractions, tree, train_counts),
         "scale_warnings": check_file_scale(run_dir, folder.data_path, indices),  # one line on stderr
+        "leak": check_test_images(run_dir, folder.data_path, indices, split),  # trained on by it or its init run
     }
     out_dir = run_dir / "eval"
     write_tree_predictions(out_dir / "tree_predictions.csv", indices, fractions, conc, tree)
