@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalaxymorphError
-from ..fileio import atomic_path, read_json, write_json
+from ..fileio import atomic_path, check_writable_folder, read_json, write_json
 from ..models import load_model
 from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
@@ -122,6 +122,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     if not isinstance(n, int) or n < 1:
         raise GalaxymorphError(f"n (images per gallery) must be a positive integer, got {n!r}")
     model = load_model(run_dir, device=run_device(run_dir, device))
+    check_writable_folder(run_dir / "explain")  # before the work, not after it
     held_out = open_held_out(run_dir, split, class_ids=model.class_ids)
     indices, labels = held_out.indices, held_out.labels
     names = model.class_names
