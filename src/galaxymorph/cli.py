@@ -287,9 +287,10 @@ def cmd_explain(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from .prediction import check_not_an_input, predict
+    from .prediction import check_not_an_input, collect_inputs, predict
 
-    check_not_an_input(args.out, [Path(p) for p in args.inputs if Path(p).is_file()])  # even with --overwrite
+    files, h5_files = collect_inputs(args.inputs)
+    check_not_an_input(args.out, files + h5_files)  # said first: --overwrite would not help
     _check_out_file(args)
     _use_threads(args)
     print(predict(args.run_dir, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size,
