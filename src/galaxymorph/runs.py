@@ -433,6 +433,7 @@ def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Pat
     """Check that a run folder can train further under ``config``, save that config and mark the
     run "running". Returns (run_dir, data_path)."""
     run_dir = Path(run_dir)
+    check_writable_folder(run_dir)
     run = read_run_json(run_dir)
     done = run.get("epochs_done", 0)
     if run.get("status") == "complete" and done >= config.epochs:
