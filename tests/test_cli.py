@@ -215,3 +215,54 @@ def test_weights_that_name_a_folder(tmp_path):
 
     with pytest.raises(DataError, match=r"--weights file .* is a folder, not a file"):
         load_weights(build_model("seed", [2, 5]), tmp_path)
+
+
+def test_every_command_checks_first_that_it_can_write_and_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    """A read-only output folder (or a full disk): one line naming it, before any work; no traceback."""
+    import errno
+
+    from conftest import make_blobs
+    from galaxymorph import fileio
+    from galaxymorph.data.galaxy10 import write_galaxy10
+    from helpers_runs import make_run, write_data
+    from test_fileio import ReadOnlyBelow
+
+    data = write_data(tmp_path / "data.h5", n_per_class=12)
+    run = make_run(tmp_path / "run", data, steps=2)
+    (tmp_path / "images" / "round").mkdir(parents=True)
+    write_galaxy10(tmp_path / "new.h5", make_blobs([0, 1]), [2, 5])
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("worked before checking that the output can be written")
+
+    monkeypatch.setattr("galaxymorph.evaluation.run.predict_selection", no_work)
+    monkeypatch.setattr("galaxymorph.explain.run.predict_selection", no_work)
+    monkeypatch.setattr("galaxymorph.models.Classifier.predict_proba", no_work)
+    monkeypatch.setattr("galaxymorph.report.build_html", no_work)
+    monkeypatch.setattr("galaxymorph.data.synthetic._rendered_chunks", no_work)
+    monkeypatch.setattr("galaxymorph.data.splits.prepare", no_work)
+
+    ro = tmp_path / "ro"  # below it, nothing can be written
+    ro.mkdir()
+    train = ["--data", str(data), "--epochs", "1", "--device", "cpu", "--out", str(ro / "run")]
+    commands = {
+        "train": ["train", *train], "run": ["run", *train],
+        "predict": ["predict", str(run), str(tmp_path / "new.h5"), "--out", str(ro / "p.csv")],
+        "synth": ["data", "synth", "--out", str(ro / "sky.h5")],
+        "import": ["data", "import", str(tmp_path / "images"), "--out", str(ro / "i.h5")],
+        "prepare": ["data", "prepare", str(data), "--out", str(ro / "m.json")],
+        "info": ["data", "info", str(data), "--grid", str(ro / "grid.png")],
+        "report --screenshot": ["report", str(run), "--screenshot", str(ro / "page.png")],
+    }
+    for code, says in ((errno.EROFS, "Read-only file system"), (errno.ENOSPC, "disk full: no space left in")):
+        monkeypatch.setattr(fileio, "tempfile", ReadOnlyBelow(ro, code))
+        for name, argv in commands.items():
+            assert main(argv) == 2, name
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and says in err and str(ro) in err, (name, err)
+        monkeypatch.setattr(fileio, "tempfile", ReadOnlyBelow(run, code))  # the run folder itself
+        for name in ("evaluate", "explain", "report"):
+            assert main([name, str(run)]) == 2, name
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and says in err and str(run) in err, (name, err)
+    assert list(ro.iterdir()) == []

@@ -66,6 +66,7 @@ def test_cli_run_with_overwrite(finished_run, tmp_path, capsys):
     out = tmp_path / "cli-run"
     out.mkdir()
     (out / "old.txt").write_text("an earlier run")
+    (out / "run.json").write_text('{"status": "complete"}')  # --overwrite replaces only a run folder
     argv = ["run", "--data", str(data), "--epochs", "1", "--batch-size", "8", "--no-amp", "--out", str(out)]
     assert main(argv) == 2
     assert "--overwrite" in capsys.readouterr().err and (out / "old.txt").exists()

@@ -230,3 +230,27 @@ def test_cli_threads_for_the_scoring_commands(run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--threads must be >= 0" in err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_an_existing_out_file_needs_overwrite_and_an_input_is_never_replaced(run, images, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    victim = folder / "victim.png"
+    Image.fromarray(images[0]).save(victim)
+    original = victim.read_bytes()
+    for inputs in ([victim], [folder]):
+        for overwrite in ([], ["--overwrite"]):
+            assert main(["predict", str(run), *map(str, inputs), "--out", str(victim), *overwrite]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"--out {victim} is one of the inputs" in err
+    with pytest.raises(GalaxymorphError, match="one of the inputs"):
+        predict(run, [folder], victim, progress=False)
+    assert victim.read_bytes() == original
+
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my notes")
+    assert main(["predict", str(run), str(victim), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already exists; add --overwrite" in err and mine.read_text() == "my notes"
+    assert main(["predict", str(run), str(victim), "--out", str(mine), "--overwrite"]) == 0
+    assert [r["file"] for r in _rows(mine)] == [str(victim)]

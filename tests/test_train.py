@@ -361,3 +361,104 @@ def test_gpu_backend_settings_are_put_back_after_training():
     assert (torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()) == before
     with tuned_backends(torch.device("cpu")):
         assert (torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()) == before
+
+
+# -- replacing and claiming run folders -----------------------------------------------------------
+CLI_FAST = ["--batch-size", "8", "--device", "cpu", "--no-amp", "--threads", "1", "--augment", "none",
+            "--patience", "0", "--epochs", "1"]
+
+
+def listing(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_overwrite_replaces_only_a_run_folder_and_only_after_every_other_check(tiny_h5, tmp_path, monkeypatch,
+                                                                                capsys):
+    from galaxymorph.cli import main
+
+    work = tmp_path / "work"
+    (work / "thesis" / "ch").mkdir(parents=True)
+    (work / "thesis" / "ch" / "a.tex").write_text("x")
+    monkeypatch.chdir(work)
+    base = ["--data", str(tiny_h5), *CLI_FAST]
+    for command in ("train", "run"):
+        for extra in (["--weights", "nope.pt"], []):  # the --weights error used to come after the removal
+            assert main([command, *base, "--out", "thesis", "--overwrite", *extra]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "thesis: it holds files but is not a galaxymorph run folder" in err
+        for folder in (".", "..", str(tmp_path)):  # the working folder and those holding it
+            assert main([command, *base, "--out", folder, "--overwrite"]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "it is the working folder or holds it" in err
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "run.json").write_text('{"status": "complete"}')  # even when it looks like a run
+    monkeypatch.setenv("HOME", str(home))
+    assert main(["train", *base, "--out", str(home), "--overwrite"]) == 2
+    assert "it is the home folder" in capsys.readouterr().err
+    assert listing(work) == ["thesis", "thesis/ch", "thesis/ch/a.tex"] and (home / "run.json").is_file()
+
+    # a run folder is replaced, but only once every other check has passed
+    run_dir = train(tiny_config(tiny_h5, epochs=1), out=work / "run", progress=False)
+    before, best = listing(run_dir), (run_dir / "checkpoints" / "best.pt").read_bytes()
+    assert main(["train", *base, "--out", "run", "--overwrite", "--weights", "nope.pt"]) == 2
+    assert "--weights file not found: nope.pt" in capsys.readouterr().err
+    torch.save(build_model("seed", [2, 5]).state_dict(), work / "seed.pt")
+    assert main(["train", *base, "--out", "run", "--overwrite", "--weights", "seed.pt"]) == 2
+    assert "do not fit" in capsys.readouterr().err
+    assert listing(run_dir) == before and (run_dir / "checkpoints" / "best.pt").read_bytes() == best
+    assert main(["train", *base, "--out", "run", "--overwrite", "--seed", "1"]) == 0
+    assert Config.resolve(run_dir / "config.toml").seed == 1 and listing(run_dir) == before
+
+
+HOLD = ("import sys; from galaxymorph.runs import claim_run_dir; claim_run_dir(sys.argv[1]); "
+        "print('held', flush=True); sys.stdin.read()")
+
+
+def hold_run_dir(folder):
+    """Another process that claims ``folder`` and keeps it until killed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import galaxymorph
+
+    env = {**os.environ, "PYTHONPATH": str(Path(galaxymorph.__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env)
+    assert proc.stdout.readline() == b"held\n"
+    return proc
+
+
+def test_a_run_folder_is_trained_by_one_process_at_a_time(tiny_h5, tmp_path, capsys):
+    from galaxymorph.cli import main
+    from galaxymorph.runs import LOCK_NAME
+
+    run_dir = tmp_path / "run"
+    holder = hold_run_dir(run_dir)  # another training got there first
+    try:
+        with pytest.raises(GalaxymorphError, match=rf"in use by another galaxymorph process \(pid {holder.pid}\)"):
+            train(tiny_config(tiny_h5, epochs=1), out=run_dir, progress=False)
+        assert listing(run_dir) == [LOCK_NAME]  # nothing of ours beside its files
+    finally:
+        holder.kill()  # dies holding it: its lock file stays behind, stale
+        holder.wait()
+    assert (run_dir / LOCK_NAME).is_file()
+    train(tiny_config(tiny_h5, epochs=1), out=run_dir, progress=False)
+    assert (run_dir / "checkpoints" / "best.pt").is_file() and not (run_dir / LOCK_NAME).exists()
+
+    before = listing(run_dir), (run_dir / "run.json").read_text(), (run_dir / "config.toml").read_text()
+    holder = hold_run_dir(run_dir)
+    try:
+        for command in (["train", "--resume", str(run_dir), "--epochs", "2"], ["run", "--resume", str(run_dir)],
+                        ["train", "--data", str(tiny_h5), "--out", str(run_dir), "--overwrite"]):
+            assert main(command) == 2
+            err = capsys.readouterr().err.splitlines()  # (resuming with another --epochs warns first)
+            assert err[-1].startswith("galaxymorph: error: ") and f"(pid {holder.pid})" in err[-1]
+            assert not any("error" in line or "Traceback" in line for line in err[:-1])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (listing(run_dir), (run_dir / "run.json").read_text(), (run_dir / "config.toml").read_text()) == \
+        (sorted(before[0] + [LOCK_NAME]), *before[1:])

@@ -1,7 +1,8 @@
 """The ``galaxymorph`` command line: argument parsing only; every command calls the Python API.
 
-A user error (:class:`~galaxymorph.errors.GalaxymorphError`) ends in one line on stderr and exit
-status 2; ``--verbose`` shows the traceback. Ctrl-C exits with status 130.
+A user error (:class:`~galaxymorph.errors.GalaxymorphError`), or a file that cannot be written
+(read-only, no permission, disk full), ends in one line on stderr and exit status 2;
+``--verbose`` shows the traceback. Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("inputs", nargs="+", help="image files, folders, FITS cutouts or an HDF5 file")
     q.add_argument("--out", required=True, metavar="CSV", help="CSV file to write")
+    _add_overwrite(q)
     q.add_argument("--tta", action=argparse.BooleanOptionalAction, default=False, help=HELP["tta"])
     q.add_argument("--batch-size", type=int, help="images per forward pass (default: 64 on the CPU, 512 on a GPU)")
     _add_device_option(q)
@@ -229,7 +231,10 @@ def cmd_data_fetch(args) -> None:
 def cmd_data_info(args) -> None:
     from .data.info import describe, format_summary
 
+    from .fileio import check_output_file
+
     grid = args.grid or f"{Path(args.file).stem}_grid.png"  # the data's folder may be read-only
+    check_output_file(grid)
     print(format_summary(describe(args.file, grid=grid, per_class=args.n)))
 
 
@@ -306,16 +311,22 @@ def cmd_explain(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from .prediction import predict
+    from .prediction import check_not_an_input, collect_inputs, predict
 
+    files, h5_files = collect_inputs(args.inputs)
+    check_not_an_input(args.out, files + h5_files)  # said first: --overwrite would not help
+    _check_out_file(args)
     _use_threads(args)
     print(predict(args.run_dir, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size,
                   device=args.device))
 
 
 def cmd_report(args) -> None:
+    from .fileio import check_output_file
     from .report import screenshot, write_report
 
+    if args.screenshot:
+        check_output_file(args.screenshot)
     page = write_report(args.run_dir)
     print(f"wrote {page}")
     if args.screenshot:
@@ -348,6 +359,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("galaxymorph: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a write that did not go through fileio: still one line when the place is at fault
+        from .fileio import WRITE_ERRNOS, is_disk_full, write_error
+
+        if not (exc.errno in WRITE_ERRNOS or is_disk_full(exc)):
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        message = write_error(exc.filename, exc) if exc.filename else f"cannot write: {exc.strerror or exc}"
+        print(f"galaxymorph: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -16,3 +16,13 @@ class DataError(GalaxymorphError):
 
 class DownloadError(GalaxymorphError):
     """A download failed, was cut short, or did not match its published hash."""
+
+
+class WriteError(GalaxymorphError, OSError):
+    """A file or folder could not be written (read-only, no permission, disk full).
+
+    Also an OSError, with the ``errno`` of the failure and the ``filename`` it names, so code
+    that handles a full disk keeps working; its message is one line naming the path."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

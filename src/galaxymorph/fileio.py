@@ -1,7 +1,10 @@
-"""Small file helpers shared by every stage: atomic writes and content hashes.
+"""Small file helpers shared by every stage: atomic writes, output checks and content hashes.
 
 Every file galaxymorph writes goes through :func:`atomic_path`, so that an error or Ctrl-C
-never leaves a half-written file where a finished one is expected.
+never leaves a half-written file where a finished one is expected, and a file that cannot be
+written (read-only folder, no permission, full disk) is one line naming it
+(:func:`write_error`). Commands check their output before any work with
+:func:`check_output_file` (a file) or :func:`check_writable_folder` (a folder).
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import WriteError
 
 
 @contextlib.contextmanager
@@ -24,26 +30,90 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     matplotlib's ``savefig``, still work). On any exception the temporary file is removed and
     ``path`` is left untouched.
     """
-    path = check_output_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent
-    )
+    path = check_output_file(path, probe=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent
+        )
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError) and \
+                (exc.errno in WRITE_ERRNOS or is_disk_full(exc)):
+            raise write_error(path, exc) from exc
         raise
 
 
-def check_output_file(path: str | os.PathLike, overwrite: bool = True) -> Path:
+# errno values that mean "this place cannot be written", not a bug: told as one line
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+MIN_FREE_BYTES = 1 << 20  # a folder with less room than this counts as full
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> "WriteError":
+    """The one-line error for an OSError while writing ``path``; a full disk names the folder
+    (the disk) that is full. Keeps ``exc``'s errno, so :func:`is_disk_full` still sees it."""
+    path = Path(path)
+    if is_disk_full(exc):
+        message = (f"disk full: no space left in {path.parent.resolve()} (writing {path}); "
+                   "free some space or choose another output")
+    else:
+        reason = exc.strerror or " ".join(str(exc).split())[:200] or type(exc).__name__
+        message = f"cannot write {path}: {reason}"
+    err = WriteError(message)
+    err.errno, err.filename = exc.errno, str(path)
+    return err
+
+
+def check_writable_folder(folder: str | os.PathLike, min_free: int = MIN_FREE_BYTES) -> Path:
+    """``folder`` as a Path, or a one-line error when files cannot be made in it: it (or the
+    folder it would be made in) is read-only, not ours, a file, or on a disk with less than
+    ``min_free`` bytes free. Tried by making and removing a small file, so it holds for root
+    and read-only mounts too; creates no folder. Commands call it before any work."""
+    from .errors import GalaxymorphError
+
+    folder = Path(folder)
+    existing = folder
+    while not existing.is_dir():
+        if existing.exists():
+            raise GalaxymorphError(f"cannot write into {folder}: {existing} is a file, not a folder")
+        if existing == existing.parent:
+            break
+        existing = existing.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".galaxymorph-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+        free = shutil.disk_usage(existing).free
+    except OSError as exc:
+        raise _folder_error(folder, existing, exc) from exc
+    if free < min_free:
+        raise _folder_error(folder, existing, OSError(errno.ENOSPC, f"{free} bytes free"))
+    return folder
+
+
+def _folder_error(folder: Path, existing: Path, exc: OSError) -> "WriteError":
+    if is_disk_full(exc):
+        message = f"disk full: no space left in {existing.resolve()}; free some space or choose another output"
+    else:
+        message = f"cannot write into {folder}: {exc.strerror or ' '.join(str(exc).split())[:200]}"
+    err = WriteError(message)
+    err.errno, err.filename = exc.errno, str(folder)
+    return err
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = True, probe: bool = True) -> Path:
     """``path`` as a Path, or a one-line error if it names an existing folder (not a file), or,
-    unless ``overwrite``, a file that already exists. Commands call it before any work."""
+    unless ``overwrite``, a file that already exists, or (``probe``) a folder that cannot be
+    written (:func:`check_writable_folder`). Commands call it before any work."""
     from .errors import GalaxymorphError
 
     path = Path(path)
@@ -51,6 +121,8 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = True) -> Path:
         raise GalaxymorphError(f"{path} is a folder; give the path of a file to write")
     if not overwrite and path.exists():
         raise GalaxymorphError(f"{path} already exists; add --overwrite to replace it, or choose another --out")
+    if probe:
+        check_writable_folder(path.parent)
     return path
 
 
@@ -102,7 +174,7 @@ def write_json(path: str | os.PathLike, obj, in_place_when_full: bool = False) -
     text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
     try:
         return write_text(path, text)
-    except OSError as exc:
+    except OSError as exc:  # (a WriteError is one too)
         if not (in_place_when_full and is_disk_full(exc) and Path(path).is_file()):
             raise
     with open(path, "r+b") as fh:  # reuses the file's own blocks: needs no new space
@@ -113,7 +185,8 @@ def write_json(path: str | os.PathLike, obj, in_place_when_full: bool = False) -
 
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` says the disk (or the user's quota) is full."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, OSError) and (exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                                         or "No space left on device" in str(exc))  # (h5py: no errno)
 
 
 def _json_default(obj):

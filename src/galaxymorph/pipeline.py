@@ -17,7 +17,8 @@ from .config import Config
 from .errors import GalaxymorphError
 from .fileio import read_json
 from .progress import status
-from .runs import default_run_dir, needs_training, outdated_outputs, read_run_json, resume_config, update_run_json
+from .runs import (check_run_dir, claim_run_dir, needs_training, outdated_outputs, read_run_json, release_run_dir,
+                   resume_config, update_run_json)
 
 
 def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None = None,
@@ -29,6 +30,21 @@ def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None
     stage whose output is missing or older than the training. With ``resume``, ``config`` is
     None, a mapping of changed settings, or a Config (see :func:`runs.resume_config`).
     """
+    if resume is not None:
+        run_dir = Path(resume)
+        config = resume_config(run_dir, config)
+    else:
+        if config is None:
+            raise GalaxymorphError("run needs a config or --resume RUN_DIR")
+        run_dir = check_run_dir(out, config, overwrite)  # (a default name is fixed here, once)
+    claim_run_dir(run_dir)  # every stage under one claim: no other process works in this folder meanwhile
+    try:
+        return _run_stages(config, run_dir, resume, overwrite, progress)
+    finally:
+        release_run_dir(run_dir)
+
+
+def _run_stages(config: Config, run_dir: Path, resume, overwrite: bool, progress: bool) -> Path:
     from .evaluation import evaluate
     from .explain.run import explain_run
     from .report import write_report
@@ -36,15 +52,10 @@ def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None
 
     trained = True
     if resume is not None:
-        run_dir = Path(resume)
-        config = resume_config(run_dir, config)
         trained = needs_training(run_dir, config)
         if trained:
             _stage("train", run_dir, lambda: train(config, resume=run_dir, progress=progress))
     else:
-        if config is None:
-            raise GalaxymorphError("run needs a config or --resume RUN_DIR")
-        run_dir = Path(out) if out is not None else default_run_dir(config)
         _stage("train", run_dir, lambda: train(config, out=run_dir, overwrite=overwrite, progress=progress))
 
     outdated = outdated_outputs(run_dir)  # made for an earlier model (train --resume found a better one)

@@ -59,6 +59,16 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], lis
     return files, h5_files
 
 
+def check_not_an_input(out: str | os.PathLike, inputs: Sequence[Path]) -> None:
+    """Refuse an output file that is one of the inputs (it would be replaced by the CSV)."""
+    out = Path(out)
+    if not out.exists():
+        return
+    for path in inputs:
+        if os.path.samefile(out, path):
+            raise GalaxymorphError(f"--out {out} is one of the inputs ({path}); choose another --out")
+
+
 @dataclass
 class PredictReport:
     """What :func:`predict` did; ``str()`` gives the summary printed by the CLI."""
@@ -153,10 +163,11 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     if batch_size is not None and batch_size < 1:
         raise GalaxymorphError(f"--batch-size must be at least 1, got {batch_size}")
     check_output_file(out)  # before any work, not after it
+    files, h5_files = collect_inputs(inputs)
+    check_not_an_input(out, files + h5_files)
     target = run_device(run_dir, device)
     batch_size = batch_size or default_batch_size(target)
     model = load_model(run_dir, device=target)
-    files, h5_files = collect_inputs(inputs)
     class_ids = list(model.class_ids)
     report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids},
                            tree=model.tree)

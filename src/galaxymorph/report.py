@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
-from .fileio import read_json, write_text
+from .fileio import check_output_file, read_json, write_text
 from .runs import not_a_run_folder, outdated_outputs
 
 EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate
@@ -358,7 +358,7 @@ def build_html(run_dir: str | os.PathLike) -> str:
 
 def write_report(run_dir: str | os.PathLike) -> Path:
     """Write ``RUN_DIR/report.html`` (atomically) and return its path."""
-    out = Path(run_dir) / "report.html"
+    out = check_output_file(Path(run_dir) / "report.html")  # before the page is built
     write_text(out, build_html(run_dir))
     return out
 

@@ -18,6 +18,7 @@ training.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -32,7 +33,7 @@ from typing import Any, Mapping
 
 from .config import Config, load_mapping
 from .errors import DataError, GalaxymorphError
-from .fileio import atomic_path, read_json, sha256_file, write_json, write_text
+from .fileio import atomic_path, check_writable_folder, read_json, sha256_file, write_error, write_json, write_text
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta", "compile")  # may differ on --resume
@@ -136,30 +137,88 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{stamp}-{config.model}-{'v'.join(str(c) for c in config.classes)}"
 
 
+LOCK_NAME = ".galaxymorph.lock"  # held (flock) by the process that trains a run folder
+CONFIG_HEADER = "# galaxymorph run configuration"  # the first line of every config.toml a run holds
+
+
 def check_run_dir(out: str | os.PathLike | None, config: Config, overwrite: bool = False) -> Path:
     """The run folder to create (``out`` or a new default name); one that already holds files is
-    refused unless ``overwrite``. Nothing is changed on disk."""
+    refused unless ``overwrite``, and even then unless it is a run folder (:func:`is_run_folder`)
+    other than the working folder, a parent of it or the home folder. It must be writable.
+    Nothing is changed on disk."""
     run_dir = Path(out) if out is not None else default_run_dir(config)
     if run_dir.exists() and not run_dir.is_dir():
         raise GalaxymorphError(f"{run_dir} exists and is not a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
-        raise GalaxymorphError(
-            f"run folder {run_dir} already holds files; use --resume {run_dir} to continue it, "
-            "--overwrite to replace it, or another --out")
+    if _run_dir_contents(run_dir):
+        if not overwrite:
+            raise GalaxymorphError(
+                f"run folder {run_dir} already holds files; use --resume {run_dir} to continue it, "
+                "--overwrite to replace it, or another --out")
+        check_replaceable(run_dir)
+    check_writable_folder(run_dir)
     return run_dir
 
 
-def create_run_dir(out: str | os.PathLike | None, config: Config, overwrite: bool = False) -> tuple[Path, bool]:
-    """Make the run folder (:func:`check_run_dir` first; ``overwrite`` empties an existing one).
+def _run_dir_contents(run_dir: Path) -> list[Path]:
+    """What a folder holds besides the lock file (nothing when it does not exist)."""
+    if not run_dir.is_dir():
+        return []
+    return [p for p in run_dir.iterdir() if p.name != LOCK_NAME]
 
-    Returns the folder and whether this call created it (so a failure before the first epoch
-    can remove exactly what it made, and never a folder the user had).
+
+def is_run_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a run.json or config.toml that galaxymorph wrote."""
+    folder = Path(folder)
+    run = read_json(folder / "run.json")
+    if isinstance(run, dict) and "status" in run:
+        return True
+    try:
+        with open(folder / "config.toml", encoding="utf-8") as fh:
+            return fh.readline().strip() == CONFIG_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_replaceable(run_dir: Path) -> None:
+    """Refuse to --overwrite a folder that is not a run folder, or that holds the working folder
+    or is the home folder (a mistyped --out must not empty them)."""
+    where = run_dir.resolve()
+    cwd, home = Path.cwd().resolve(), Path.home().resolve()
+    if where == cwd or where in cwd.parents:
+        raise GalaxymorphError(f"refusing to --overwrite {run_dir}: it is the working folder or holds it; "
+                               "give a run folder as --out")
+    if where == home:
+        raise GalaxymorphError(f"refusing to --overwrite {run_dir}: it is the home folder; give a run folder as --out")
+    if not is_run_folder(run_dir):
+        raise GalaxymorphError(f"refusing to --overwrite {run_dir}: it holds files but is not a galaxymorph run "
+                               "folder (no run.json or config.toml that galaxymorph wrote); choose another --out")
+
+
+def create_run_dir(out: str | os.PathLike | None, config: Config, overwrite: bool = False) -> tuple[Path, bool]:
+    """Claim the run folder (:func:`claim_run_dir`, which makes it) and, under that claim,
+    check it again (:func:`check_run_dir`) and, with ``overwrite``, empty it.
+
+    Returns the folder and whether it was made for this run (so a failure before the first
+    epoch can remove exactly what was made, and never a folder the user had). The claim is
+    held on return: release it with :func:`release_run_dir`.
     """
-    run_dir = check_run_dir(out, config, overwrite)
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        shutil.rmtree(run_dir)
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(out) if out is not None else default_run_dir(config)
+    created = claim_run_dir(run_dir)
+    try:
+        check_run_dir(run_dir, config, overwrite)  # another process may have written here meanwhile
+        replaced = _run_dir_contents(run_dir)
+        created = created or bool(replaced)  # emptied for this run: a failure removes what it made
+        for item in replaced:
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+    except OSError as exc:
+        release_run_dir(run_dir)
+        raise write_error(run_dir, exc) from exc
+    except BaseException:
+        release_run_dir(run_dir)
+        raise
     return run_dir, created
 
 
@@ -168,11 +227,14 @@ def create_run(config: Config, out: str | os.PathLike | None, overwrite: bool, p
     """A new run folder with its first files: data, split, config.toml, manifest.json,
     environment.json and run.json (status "running").
 
-    Returns (run_dir, data_path, created). On any failure, a folder this call made is removed.
+    Every check (folder, data, split, --weights, vote targets) comes before the folder is made
+    or emptied. Returns (run_dir, data_path, created), with the folder claimed
+    (:func:`release_run_dir` it when done). On any failure, a folder this call made is removed.
     """
     run_dir = check_run_dir(out, config, overwrite)  # before any work: data can take minutes
     data_path = resolve_data(config, progress=progress)
     manifest, source = resolve_manifest(config, data_path)
+    check_training_inputs(config, data_path, manifest)
     run_dir, created = create_run_dir(run_dir, config, overwrite)
     try:
         portable_config(config, run_dir).save(run_dir / "config.toml")
@@ -188,8 +250,115 @@ def create_run(config: Config, out: str | os.PathLike | None, overwrite: bool, p
             data_scale=_training_scale(data_path, manifest))
     except BaseException:
         discard_run_dir(run_dir, created)
+        release_run_dir(run_dir)
         raise
     return run_dir, data_path, created
+
+
+def check_training_inputs(config: Config, data_path: Path, manifest: dict) -> None:
+    """What training reads besides the split, checked before a run folder is made or replaced:
+    the --weights file fits the model, and vote targets exist for every training image."""
+    if config.weights:
+        from .models import build_model
+        from .models.checkpoints import load_weights
+
+        load_weights(build_model(config.model, config.classes), config.weights)
+    if config.targets == "votes":
+        from .votes import split_soft_targets
+
+        split_soft_targets(data_path, manifest, "train")
+
+
+# -- claiming a run folder: one process trains it at a time -------------------------------------
+_CLAIMS: dict[Path, list] = {}  # resolved folder -> [lock fd, times claimed, made by the claim]
+
+
+def claim_run_dir(run_dir: str | os.PathLike) -> bool:
+    """Make ``run_dir`` if needed and hold its lock file (an exclusive ``flock`` on
+    ``RUN_DIR/.galaxymorph.lock``, which the system releases when the process ends, so a
+    crashed run leaves no stale claim). A folder another process holds is refused in one line
+    naming its pid. Claims nest within a process. Returns whether the folder was made for it.
+    """
+    run_dir = Path(run_dir)
+    key = run_dir.resolve()
+    if key in _CLAIMS:
+        _CLAIMS[key][1] += 1
+        return _CLAIMS[key][2]
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = _lock(run_dir)
+    except BaseException as exc:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(run_dir / LOCK_NAME, exc) from exc
+        raise
+    _CLAIMS[key] = [fd, 1, created]
+    return created
+
+
+def release_run_dir(run_dir: str | os.PathLike) -> None:
+    """Undo one :func:`claim_run_dir`; the last removes the lock file (and the folder, when the
+    claim made it and nothing else was written there)."""
+    run_dir = Path(run_dir)
+    key = run_dir.resolve()
+    claim = _CLAIMS.get(key)
+    if claim is None:
+        return
+    claim[1] -= 1
+    if claim[1] > 0:
+        return
+    del _CLAIMS[key]
+    fd, _, created = claim
+    try:
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_ino == os.stat(run_dir / LOCK_NAME).st_ino:
+                os.unlink(run_dir / LOCK_NAME)  # while still locked: no one can hold a removed file
+        if created:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only when empty
+    finally:
+        os.close(fd)
+
+
+def _lock(run_dir: Path) -> int:
+    """An open descriptor of RUN_DIR's lock file, locked by this process, with its pid inside."""
+    path = run_dir / LOCK_NAME
+    for _ in range(10):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            if not _try_lock(fd):
+                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+                raise GalaxymorphError(
+                    f"run folder {run_dir} is in use by another galaxymorph process (pid {holder}); "
+                    "wait for it to finish, or choose another --out")
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False  # its holder released it (and removed it) while we opened it
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise GalaxymorphError(f"could not claim run folder {run_dir}: its lock file keeps changing")
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive lock on ``fd`` without waiting: False when another process holds one."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): the claim is not enforced there
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _training_scale(data_path: Path, manifest: dict) -> dict:
@@ -273,6 +442,7 @@ def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Pat
     """Check that a run folder can train further under ``config``, save that config and mark the
     run "running". Returns (run_dir, data_path)."""
     run_dir = Path(run_dir)
+    check_writable_folder(run_dir)
     run = read_run_json(run_dir)
     done = run.get("epochs_done", 0)
     if run.get("status") == "complete" and done >= config.epochs:

@@ -20,7 +20,7 @@ from ..data.scale import check_file_scale
 from ..errors import GalaxymorphError
 from ..trained_on import check_test_images
 from ..votes import vote_summary
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path, check_writable_folder, write_json
 from ..inference import predict_selection, predicted_positions
 from ..report import EXAMPLES_FIGURE, LEGACY_EXAMPLES_FIGURE
 from .figures import write_examples, write_plots
@@ -56,6 +56,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     if n_boot < 0:
         raise GalaxymorphError(f"n_boot must be >= 0, got {n_boot}")
     folder = open_run(run_dir)
+    check_writable_folder(run_dir / "eval")  # before the work, not after it
     tta = folder.config.tta if tta is None else bool(tta)
     model = load_model(run_dir, device=run_device(run_dir, device))
     if model.tree is not None:  # a decision-tree model: scored question by question

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalaxymorphError
-from ..fileio import atomic_path, read_json, write_json
+from ..fileio import atomic_path, check_writable_folder, read_json, write_json
 from ..models import load_model
 from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
@@ -124,6 +124,7 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     if not isinstance(n, int) or n < 1:
         raise GalaxymorphError(f"n (images per gallery) must be a positive integer, got {n!r}")
     model = load_model(run_dir, device=run_device(run_dir, device))
+    check_writable_folder(run_dir / "explain")  # before the work, not after it
     from .tree import check_answer, explain_tree
 
     if check_answer(model, answer) is not None:

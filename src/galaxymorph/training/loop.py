@@ -70,28 +70,34 @@ def train(config: Config | Mapping[str, Any] | None = None, out: str | os.PathLi
     rank, world, owns_group = start_distributed(device)
     device = local_device(device, world)
     amp_dtype = mixed_precision(device, config.amp)
+    claimed: list[Path] = []  # the run folder, once rank 0 holds it (runs.claim_run_dir)
     try:
         with tuned_backends(device):
             return _train(config, out, resume, device, amp_dtype, rank, world, progress and rank == 0, overwrite,
-                          on_epoch_end)
+                          on_epoch_end, claimed)
     finally:
+        for run_dir in claimed:
+            runs.release_run_dir(run_dir)
         if owns_group:
             torch.distributed.destroy_process_group()
 
 
-def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite, on_epoch_end) -> Path:
+def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite, on_epoch_end, claimed) -> Path:
     # ---- the run folder (rank 0 makes it; the other ranks wait and read it) ----------------
     created, start = False, time.time()
     setup_error, run_dir, data_path = None, None, None
     if rank == 0:
         try:
             if resume is not None:
+                runs.claim_run_dir(resume)  # one process at a time trains a run folder
+                claimed.append(Path(resume))
                 run_dir, data_path = runs.reopen_for_training(resume, config)
             else:
                 run_dir, data_path, created = runs.create_run(
                     config, out, overwrite, progress=show,
                     environment=runs.environment_info(device, torch.get_num_threads(), dtype_name(amp_dtype), world),
                     world_size=world)
+                claimed.append(run_dir)
         except Exception as exc:  # told to the other ranks below, then raised here
             setup_error = exc
     run_dir, data_path, error = share((run_dir, data_path, str(setup_error) if setup_error else None), world)
