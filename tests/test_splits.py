@@ -70,3 +70,25 @@ def test_exact_duplicates_across_splits_are_reported(tmp_path):
     for seed in range(10):  # some seed puts the pair in two different splits
         found += prepare(path, None, seed=seed)["duplicates"]
     assert found and all(sorted(g["indices"]) == [0, 19] for g in found)
+
+
+@pytest.mark.parametrize("fractions", [[float("nan"), 0.5, 0.5], [0.5, float("inf"), 0.5], [-0.1, 0.6, 0.5]])
+def test_fractions_must_be_finite_and_positive(fractions):
+    from galaxymorph.data.splits import check_fractions
+
+    with pytest.raises(DataError, match="--fractions needs three positive"):  # NaN made a 2/2/116 split
+        check_fractions(fractions)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--fractions", "nan", "0.5", "0.5"], "--fractions needs three positive"),
+    (["--seed", str(2**70)], "--seed must be between 0 and 2"),
+])
+def test_prepare_refuses_nan_fractions_and_huge_seeds_in_one_line(tiny_h5, tmp_path, capsys, argv, message):
+    from galaxymorph.cli import main
+
+    out = tmp_path / "split.json"
+    assert main(["data", "prepare", str(tiny_h5), "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()

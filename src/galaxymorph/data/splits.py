@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -74,9 +75,10 @@ DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val
 
 def check_fractions(fractions: Sequence[float]) -> list[float]:
     """The train/val/test fractions as a list, or a one-line error: three positive numbers
-    adding up to 1 (the one copy of this rule, used by ``prepare`` and ``Config``)."""
+    adding up to 1 (the one copy of this rule, used by ``prepare`` and ``Config``). NaN and
+    infinity are refused (NaN slips through every comparison)."""
     values = [float(f) for f in fractions]
-    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values) or abs(sum(values) - 1) > 1e-6:
         raise DataError(f"--fractions needs three positive train/val/test fractions adding up to 1, got {values}")
     return values
 
@@ -89,7 +91,10 @@ def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
     Returns the manifest: the source file's SHA-256, the classes, the seed and fractions, the
     index lists (positions in the source file) and any exact duplicates across splits.
     """
+    from ..config import check_seed
+
     fractions = check_fractions(fractions)
+    check_seed(seed)
     with open_galaxy10(path) as data:
         sel = data.select(classes)
         names = [f"class {c} ({CLASS_NAMES[c]})" for c in sel.classes]
