@@ -127,9 +127,54 @@ def load_manifest(path: str | os.PathLike, data_path: str | os.PathLike | None =
         raise DataError(f"{path} is not a split manifest (not JSON: {exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise DataError(f"{path} is not a galaxymorph split manifest (format {MANIFEST_FORMAT})")
+    check_manifest(manifest, path)
     if data_path is not None:
         check_manifest_matches(manifest, data_path)
     return manifest
+
+
+REQUIRED_KEYS = ("source", "classes", "seed", "fractions", "counts", "splits")
+
+
+def check_manifest(manifest: dict, path: str | os.PathLike) -> None:
+    """A one-line error naming the split and the problem when a manifest cannot be trusted: a
+    missing key; an index that is not an integer, lies outside the data file, is listed twice, or
+    sits in two splits (a test image counted twice, or a validation image also trained on)."""
+    where = f"split manifest {path}"
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise DataError(f"{where} lacks {', '.join(repr(k) for k in missing)}; make it with 'galaxymorph data prepare'")
+    source, splits = manifest["source"], manifest["splits"]
+    if not (isinstance(source, dict) and isinstance(source.get("sha256"), str) and _is_index(source.get("n_images"))):
+        raise DataError(f"{where}: 'source' must give the data file's sha256 and n_images")
+    if not isinstance(manifest["classes"], list) or not all(_is_index(c) for c in manifest["classes"]):
+        raise DataError(f"{where}: 'classes' must be a list of class ids")
+    if not isinstance(splits, dict) or sorted(splits) != sorted(SPLITS):
+        raise DataError(f"{where}: 'splits' must hold exactly the {', '.join(SPLITS)} index lists")
+    n, owner = source["n_images"], {}
+    for name in SPLITS:
+        indices = splits[name]
+        if not isinstance(indices, list) or not indices:
+            raise DataError(f"{where}: the {name} split must be a non-empty list of image indices")
+        for i in indices:
+            if not _is_int(i):
+                raise DataError(f"{where}: the {name} split holds {i!r}, not an integer image index")
+            if not 0 <= i < n:
+                raise DataError(f"{where}: the {name} split holds index {i}, outside the data file's "
+                                f"{n} images (0..{n - 1})")
+            if i in owner:
+                raise DataError(f"{where}: index {i} is listed twice in the {name} split" if owner[i] == name else
+                                f"{where}: index {i} is in both the {owner[i]} and the {name} split")
+            owner[i] = name
+
+
+def _is_int(value) -> bool:
+    """An int as JSON writes an integer (not a bool, a float such as 3.0, or a string)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_index(value) -> bool:
+    return _is_int(value) and value >= 0
 
 
 def check_manifest_matches(manifest: dict, data_path: str | os.PathLike) -> None:
@@ -141,6 +186,10 @@ def check_manifest_matches(manifest: dict, data_path: str | os.PathLike) -> None
             f"split manifest was made from a different file (SHA-256 {expected[:12]}...), "
             f"but {Path(data_path).name} has SHA-256 {actual[:12]}...; run 'galaxymorph data prepare' again"
         )
+    with open_galaxy10(data_path, rechunk=False, labelled=False) as data:
+        if len(data) != manifest["source"]["n_images"]:  # the manifest's index bound is this file's size
+            raise DataError(f"split manifest says its data file has {manifest['source']['n_images']} images, "
+                            f"but {Path(data_path).name} has {len(data)}; run 'galaxymorph data prepare' again")
 
 
 def split_indices(manifest: dict, split: str) -> np.ndarray:
