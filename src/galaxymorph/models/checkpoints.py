@@ -20,6 +20,7 @@ from ..errors import GalaxymorphError
 from ..fileio import check_input_file
 
 CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
+MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the models here have 0.2-2 million
 
 
 def save_checkpoint(path: str | os.PathLike, model, **extra) -> Path:
@@ -45,28 +46,94 @@ def load_tensors(path: Path, what: str = "checkpoint"):
 
     A file that holds other objects is refused with a one-line error (unpickling them could run
     whatever they carry); a damaged file is a one-line error too. ``what`` names the file's role
-    in the messages ("checkpoint", "--weights").
+    in the messages ("checkpoint", "--weights"). A file whose tensors declare more data than it
+    holds is refused before torch allocates it (:func:`check_declared_sizes`).
     """
+    check_declared_sizes(path, what)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        # torch words it "Unsupported global: GLOBAL eval ..." or "unsupported GLOBAL posix.system
+        # whose module posix is blocked"
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found:  # a pickled class or function: the way a file runs code when loaded
             raise GalaxymorphError(
-                f"refused to load {what} {path}: it holds Python objects ({found.group(1)}), not only tensors "
-                "and plain values, and loading those could run code") from None
+                f"refused to load {what} {path}: it holds code or pickled Python objects ({found.group(1)}), "
+                "not only tensors and plain values, and loading those could run code") from None
         raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file "
                                f"({_unpickler_reason(exc)})") from None
     except Exception as exc:  # torch raises many types for a damaged file
-        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file ({_first_line(exc)})") from None
+        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file "
+                               f"({_unpickler_reason(exc)})") from None
+    _check_tensor_sizes(loaded, path, what, os.path.getsize(path))
+    return loaded
+
+
+def _check_tensor_sizes(obj, path: Path, what: str, size: int) -> None:
+    """Refuse a tensor with more elements than the file has bytes: a crafted size with stride 0
+    views a few bytes as billions of elements, and the first copy of it would allocate them all."""
+    if isinstance(obj, torch.Tensor):
+        if obj.numel() > size:
+            raise GalaxymorphError(f"refused to load {what} {path}: a tensor of shape {tuple(obj.shape)} has more "
+                                   f"elements than the file has bytes ({size:,}); it is damaged or crafted")
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            _check_tensor_sizes(value, path, what, size)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _check_tensor_sizes(value, path, what, size)
 
 
 def _unpickler_reason(exc: BaseException) -> str:
     """What torch's weights-only unpickler stopped at (``Unsupported operand 72`` for an HDF5 or
     CSV file), without the preamble around it, which suggests ``weights_only=False``: the very
-    load this module refuses."""
+    load this module refuses (so no line that mentions it is ever echoed)."""
     found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
-    return found.group(1).strip() if found else _first_line(exc)
+    if found:
+        return found.group(1).strip()
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not re.search(r"weights.only|Check the documentation", line, re.IGNORECASE)]
+    return lines[0] if lines else type(exc).__name__
+
+
+_INT_OPS = {"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG"}
+
+
+def check_declared_sizes(path: Path, what: str = "checkpoint") -> None:
+    """Refuse a torch zip file whose contents declare more bytes than the file holds, before
+    ``torch.load`` allocates them: a crafted file of a few kB can declare a storage of hundreds of
+    GB. torch stores its members uncompressed, so neither the members' sizes nor the storages'
+    element counts (read from data.pkl's persistent ids, at least a byte each, without unpickling
+    anything) can honestly exceed the file's size. Other files are left to ``torch.load``."""
+    import pickletools
+    import zipfile
+
+    size = os.path.getsize(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            pickles = [m for m in members if m.filename.endswith("data.pkl")]
+            if len(pickles) != 1:
+                return  # not laid out as torch saves: torch.load says so
+            if sum(m.file_size for m in members) > size:
+                raise GalaxymorphError(f"refused to load {what} {path}: its parts declare more bytes than the "
+                                       f"file holds ({size}); it is damaged or crafted")
+            text = archive.read(pickles[0])
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return  # not a zip (or unreadable): torch.load says what it is
+    declared, before, previous = 0, ("", None), ("", None)
+    try:
+        for op, arg, _ in pickletools.genops(text):
+            if op.name in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
+                continue  # memo bookkeeping between the tuple and BINPERSID
+            if op.name == "BINPERSID" and previous[0] == "TUPLE" and before[0] in _INT_OPS:
+                declared += max(int(before[1]), 0)  # ('storage', type, key, location, numel)
+            before, previous = previous, (op.name, arg)
+    except Exception:  # a malformed pickle: torch.load reports it
+        return
+    if declared > size:
+        raise GalaxymorphError(f"refused to load {what} {path}: its tensors declare {declared:,} elements but "
+                               f"the file holds {size:,} bytes; it is damaged or crafted")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -89,8 +156,14 @@ def model_from_checkpoint(state: dict):
     """Rebuild a :class:`~galaxymorph.models.Classifier` from a checkpoint dict, checking the weights fit."""
     from . import build_model
 
-    model = build_model(state["model"], state["class_ids"], architecture=state.get("architecture"),
-                        **state.get("net_kwargs", {}))
+    args = dict(name=state["model"], class_ids=state["class_ids"], architecture=state.get("architecture"),
+                **state.get("net_kwargs", {}))
+    with torch.device("meta"):  # shapes only, no memory: a crafted architecture could ask for terabytes
+        sizes = {k: v.numel() for k, v in build_model(**args).state_dict().items()}
+    if sum(sizes.values()) > MAX_PARAMETERS:
+        raise GalaxymorphError(f"refused to build the model of this checkpoint: its architecture declares "
+                               f"{sum(sizes.values()):,} weights, more than {MAX_PARAMETERS:,}; it is damaged or crafted")
+    model = build_model(**args)
     try:
         model.load_state_dict(state["state_dict"])
     except RuntimeError as exc:
