@@ -136,11 +136,6 @@ def check_declared_sizes(path: Path, what: str = "checkpoint") -> None:
                                f"the file holds {size:,} bytes; it is damaged or crafted")
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint dict, with a clear error for a missing, corrupt, unsafe or foreign file."""
     path = Path(path)
