@@ -161,3 +161,14 @@ def test_an_architecture_of_terabytes_is_refused_before_building(tmp_path):
     with pytest.raises(GalaxymorphError, match=r"architecture declares [\d,]+ weights, more than") as err:
         model_from_checkpoint(state)  # building it would have allocated 13 TB
     assert "\n" not in str(err.value)
+
+
+def test_a_legacy_format_file_declaring_a_huge_storage_is_refused(tmp_path):
+    """torch's pre-zip format: loading this one tried to allocate 17 GB."""
+    honest = tmp_path / "legacy.pt"
+    torch.save({"w": torch.zeros(N, dtype=torch.float64)}, honest, _use_new_zipfile_serialization=False)
+    load_tensors(honest)
+    crafted = tmp_path / "crafted.pt"
+    crafted.write_bytes(honest.read_bytes().replace(b"J" + struct.pack("<i", N), b"J" + HUGE, 1))
+    with pytest.raises(GalaxymorphError, match="its tensors declare 2,147,483,647 elements"):
+        load_tensors(crafted)

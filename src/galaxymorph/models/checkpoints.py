@@ -97,43 +97,69 @@ def _unpickler_reason(exc: BaseException) -> str:
 
 
 _INT_OPS = {"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG"}
+_MEMO_OPS = {"BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"}
+LEGACY_PICKLES_BYTES = 64 * 2**20  # where a legacy file's pickles are looked for (its tensor data follows them)
 
 
 def check_declared_sizes(path: Path, what: str = "checkpoint") -> None:
-    """Refuse a torch zip file whose contents declare more bytes than the file holds, before
+    """Refuse a torch file whose contents declare more bytes than the file holds, before
     ``torch.load`` allocates them: a crafted file of a few kB can declare a storage of hundreds of
-    GB. torch stores its members uncompressed, so neither the members' sizes nor the storages'
-    element counts (read from data.pkl's persistent ids, at least a byte each, without unpickling
-    anything) can honestly exceed the file's size. Other files are left to ``torch.load``."""
-    import pickletools
+    GB. torch stores its data uncompressed, so neither a zip member's size nor the storages'
+    element counts (read from the pickles' persistent ids, at least a byte each, without
+    unpickling anything) can honestly exceed the file's size. Both torch's zip format and its
+    legacy format are read; anything else is left to ``torch.load``."""
+    import io
     import zipfile
 
     size = os.path.getsize(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            pickles = [m for m in members if m.filename.endswith("data.pkl")]
-            if len(pickles) != 1:
-                return  # not laid out as torch saves: torch.load says so
-            if sum(m.file_size for m in members) > size:
-                raise GalaxymorphError(f"refused to load {what} {path}: its parts declare more bytes than the "
-                                       f"file holds ({size}); it is damaged or crafted")
-            text = archive.read(pickles[0])
-    except (zipfile.BadZipFile, OSError, EOFError):
-        return  # not a zip (or unreadable): torch.load says what it is
-    declared, before, previous = 0, ("", None), ("", None)
-    try:
-        for op, arg, _ in pickletools.genops(text):
-            if op.name in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
-                continue  # memo bookkeeping between the tuple and BINPERSID
-            if op.name == "BINPERSID" and previous[0] == "TUPLE" and before[0] in _INT_OPS:
-                declared += max(int(before[1]), 0)  # ('storage', type, key, location, numel)
-            before, previous = previous, (op.name, arg)
-    except Exception:  # a malformed pickle: torch.load reports it
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = archive.infolist()
+                pickles = [m for m in members if m.filename.endswith("data.pkl")]
+                if len(pickles) != 1:
+                    return  # not laid out as torch saves: torch.load says so
+                if sum(m.file_size for m in members) > size:
+                    raise GalaxymorphError(f"refused to load {what} {path}: its parts declare more bytes than "
+                                           f"the file holds ({size:,}); it is damaged or crafted")
+                declared = _declared_elements(io.BytesIO(archive.read(pickles[0])), 1)
+        else:  # legacy format: magic number, protocol, system info, then the object's pickle; the
+            with open(path, "rb") as stream:  # start only, so a length read from garbage allocates nothing
+                declared = _declared_elements(io.BytesIO(stream.read(LEGACY_PICKLES_BYTES)), 4)
+    except GalaxymorphError:
+        raise
+    except Exception:  # not a torch file, or a malformed one: torch.load says what it is
         return
     if declared > size:
         raise GalaxymorphError(f"refused to load {what} {path}: its tensors declare {declared:,} elements but "
                                f"the file holds {size:,} bytes; it is damaged or crafted")
+
+
+def _declared_elements(stream, n_pickles: int) -> int:
+    """The storages' element counts summed over the first ``n_pickles`` pickles of ``stream``,
+    read opcode by opcode (nothing is unpickled): in each persistent id, ``('storage', type, key,
+    location, numel[, view])``, the first integer of the tuple."""
+    import pickletools
+
+    total = 0
+    for _ in range(n_pickles):
+        marks: list[list[int]] = []  # the integers pushed since each open MARK
+        tuple_ints: list[int] = []
+        previous = ""
+        for op, arg, _ in pickletools.genops(stream):  # stops after this pickle's STOP
+            if op.name in _MEMO_OPS:
+                continue
+            if op.name == "MARK":
+                marks.append([])
+            elif op.name in _INT_OPS and marks:
+                marks[-1].append(int(arg))
+            elif pickletools.markobject in op.stack_before and marks:
+                closed = marks.pop()
+                tuple_ints = closed if op.name == "TUPLE" else []
+            elif op.name == "BINPERSID" and previous == "TUPLE" and tuple_ints:
+                total += max(tuple_ints[0], 0)
+            previous = op.name
+    return total
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
