@@ -85,10 +85,11 @@ def test_config_values_that_mean_the_same_are_read():
     ({"weight_decay": -0.1}, "--weight-decay must be >= 0"),  # was silently accepted
     ({"zoom": -1.0}, "--zoom must be >= 0"),  # was a ValueError traceback after loading the data
     ({"shift": -0.1}, "--shift must be >= 0"),
-    ({"rotation": float("nan")}, "--rotation must be >= 0"),
+    ({"rotation": float("nan")}, "--rotation must be a finite number"),
     ({"zoom": 1.0}, "--zoom must be below 1"),
     ({"shift": 0.5}, "--shift must be below 0.5"),  # had no upper bound: 3.0 moved the galaxy out of view
-    ({"lr": float("nan")}, "--lr must be a positive number"),
+    ({"lr": float("nan")}, "--lr must be a finite number"),
+    ({"lr": 0.0}, "--lr must be a positive number"),
     ({"class_weight": "equal"}, "--class-weight must be one of"),  # was spelled --class_weight
 ])
 def test_settings_out_of_range_are_named_before_any_work(overrides, message):
@@ -101,3 +102,31 @@ def test_a_binary_config_file_is_a_one_line_error(tmp_path):
     f.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(GalaxymorphError, match="cannot parse config file"):  # was a UnicodeDecodeError
         Config.resolve(f)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"weight_decay": float("inf")}, "--weight-decay must be a finite number"),  # trained, wrote unreadable TOML
+    ({"rotation": float("inf")}, "--rotation must be a finite number"),
+    ({"fractions": [float("nan"), 0.5, 0.5]}, "--fractions must be a finite number"),  # was a 2/2/116 split
+    ({"lr": float("-inf")}, "--lr must be a finite number"),
+    ({"ema": float("nan")}, "--ema must be a finite number"),
+    ({"threads": 100000}, "--threads must be between 0"),  # torch crashed
+    ({"seed": 2**70}, "--seed must be between 0 and 2"),  # a traceback; TOML cannot hold it either
+])
+def test_non_finite_and_huge_settings_are_refused(overrides, message):
+    with pytest.raises(GalaxymorphError, match=message) as err:
+        Config.resolve(overrides=overrides)
+    assert "\n" not in str(err.value)
+
+
+def test_nan_in_a_config_file_is_refused(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("weight_decay = nan\n")  # TOML has nan and inf literals
+    with pytest.raises(GalaxymorphError, match="--weight-decay must be a finite number"):
+        Config.resolve(f)
+
+
+def test_the_largest_seed_still_saves_as_readable_toml(tmp_path):
+    cfg = Config.resolve(overrides={"seed": 2**63 - 1})
+    cfg.save(tmp_path / "config.toml")
+    assert Config.resolve(tmp_path / "config.toml") == cfg

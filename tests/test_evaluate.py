@@ -165,7 +165,7 @@ def test_refuses_split_overlapping_training(binary_run, tmp_path):
     manifest = read_json(run / "manifest.json")
     manifest["splits"]["test"].append(manifest["splits"]["train"][0])
     (run / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(GalaxymorphError, match="also in the training split"):
+    with pytest.raises(GalaxymorphError, match="is in both the train and the test split"):
         evaluate(run, progress=False)
     with pytest.raises(GalaxymorphError, match="training split"):
         evaluate(binary_run, split="train", progress=False)

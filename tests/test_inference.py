@@ -52,3 +52,16 @@ def test_predict_on_the_models_device_with_default_batches(tmp_path):
         streamed = predict_selection(model, f, np.arange(10)[::-1], batch_size=4, progress=False)
     assert np.allclose(streamed, direct[::-1], atol=1e-6)
     assert predict_proba(model, images[:0]).shape == (0, 2)
+
+
+def test_a_model_with_broken_weights_is_refused_not_scored():
+    """A diverged model labelled every image with probability nan and predict exited 0."""
+    from galaxymorph.models import build_model
+
+    model = build_model("seed", [2, 5])
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    images = np.zeros((3, 256, 256, 3), np.uint8)
+    with pytest.raises(GalaxymorphError, match="NaN or infinite outputs for 3 of 3 image") as err:
+        model.predict_proba(images)
+    assert "\n" not in str(err.value)

@@ -254,3 +254,28 @@ def test_an_existing_out_file_needs_overwrite_and_an_input_is_never_replaced(run
     assert err.count("\n") == 1 and "already exists; add --overwrite" in err and mine.read_text() == "my notes"
     assert main(["predict", str(run), str(victim), "--out", str(mine), "--overwrite"]) == 0
     assert [r["file"] for r in _rows(mine)] == [str(victim)]
+
+
+def test_a_run_with_nan_weights_is_refused_by_evaluate_and_predict(run, tmp_path, capsys):
+    """A diverged run's model labelled every image with probability nan (predict exited 0) and
+    crashed evaluate inside scikit-learn."""
+    import shutil
+
+    import torch
+
+    from galaxymorph.models import read_checkpoint
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    path = broken / "checkpoints" / "best.pt"
+    state = read_checkpoint(path)
+    state["state_dict"] = {k: v.float().fill_(float("nan")) if v.is_floating_point() else v
+                           for k, v in state["state_dict"].items()}
+    torch.save(state, path)
+    data = write_data(tmp_path / "new.h5", n_per_class=2, seed=5)
+    out = tmp_path / "p.csv"
+    for command in (["evaluate", str(broken)], ["predict", str(broken), str(data), "--out", str(out)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "NaN or infinite outputs" in err
+    assert not out.exists() and not (broken / "eval" / "metrics.json").exists()

@@ -70,3 +70,61 @@ def test_exact_duplicates_across_splits_are_reported(tmp_path):
     for seed in range(10):  # some seed puts the pair in two different splits
         found += prepare(path, None, seed=seed)["duplicates"]
     assert found and all(sorted(g["indices"]) == [0, 19] for g in found)
+
+
+@pytest.mark.parametrize("fractions", [[float("nan"), 0.5, 0.5], [0.5, float("inf"), 0.5], [-0.1, 0.6, 0.5]])
+def test_fractions_must_be_finite_and_positive(fractions):
+    from galaxymorph.data.splits import check_fractions
+
+    with pytest.raises(DataError, match="--fractions needs three positive"):  # NaN made a 2/2/116 split
+        check_fractions(fractions)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--fractions", "nan", "0.5", "0.5"], "--fractions needs three positive"),
+    (["--seed", str(2**70)], "--seed must be between 0 and 2"),
+])
+def test_prepare_refuses_nan_fractions_and_huge_seeds_in_one_line(tiny_h5, tmp_path, capsys, argv, message):
+    from galaxymorph.cli import main
+
+    out = tmp_path / "split.json"
+    assert main(["data", "prepare", str(tiny_h5), "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+def _edited_manifest(tiny_h5, tmp_path, edit):
+    manifest = prepare(tiny_h5, None, classes=[2, 5], seed=1, check_duplicates=False)
+    edit(manifest)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["splits"]["test"].extend(m["splits"]["test"]), "index \\d+ is listed twice in the test split"),
+    (lambda m: m["splits"]["val"].append(m["splits"]["train"][0]), "index \\d+ is in both the train and the val split"),
+    (lambda m: m["splits"]["test"].append(40), "the test split holds index 40, outside the data file's 40 images"),
+    (lambda m: m["splits"]["val"].append(-1), "the val split holds index -1, outside"),
+    (lambda m: m["splits"]["train"].append(3.0), "the train split holds 3.0, not an integer image index"),
+    (lambda m: m["splits"]["train"].append(True), "the train split holds True, not an integer"),
+    (lambda m: m["splits"]["test"].append("7"), "the test split holds '7', not an integer"),
+    (lambda m: m["splits"].pop("val"), "'splits' must hold exactly the train, val, test"),
+    (lambda m: m["splits"].update(test=[]), "the test split must be a non-empty list"),
+    (lambda m: m.pop("classes"), "lacks 'classes'"),
+    (lambda m: m["source"].pop("n_images"), "'source' must give the data file's sha256 and n_images"),
+])
+def test_a_damaged_manifest_is_one_line_naming_split_and_problem(tiny_h5, tmp_path, edit, message):
+    path = _edited_manifest(tiny_h5, tmp_path, edit)
+    with pytest.raises(DataError, match=message) as err:  # were a double count, a leak or a traceback
+        load_manifest(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_manifest_whose_image_count_is_not_the_files_is_refused(tiny_h5, tmp_path):
+    def shrink(m):
+        m["source"]["n_images"] = 1000
+
+    with pytest.raises(DataError, match="has 40"):
+        load_manifest(_edited_manifest(tiny_h5, tmp_path, shrink), tiny_h5)

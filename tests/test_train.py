@@ -462,3 +462,29 @@ def test_a_run_folder_is_trained_by_one_process_at_a_time(tiny_h5, tmp_path, cap
         holder.wait()
     assert (listing(run_dir), (run_dir / "run.json").read_text(), (run_dir / "config.toml").read_text()) == \
         (sorted(before[0] + [LOCK_NAME]), *before[1:])
+
+
+def test_a_diverged_loss_fails_the_run_and_chooses_no_best(tiny_h5, tmp_path, monkeypatch):
+    """A NaN validation loss was recorded, the run called complete and its weights saved as best.pt."""
+    monkeypatch.setattr(loop_module, "evaluate_loss", lambda *args, **kwargs: (float("nan"), 0.5))
+    run = tmp_path / "run"
+    with pytest.raises(GalaxymorphError, match="diverged in epoch 1 .*lower --lr") as err:
+        train(tiny_config(tiny_h5), out=run, progress=False)
+    assert "\n" not in str(err.value)
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed" and "diverged" in record["error"]
+    assert not (run / "checkpoints" / "best.pt").exists()
+    assert np.isnan(read_history(run / "history.csv")[0]["val_loss"])  # the epoch that diverged is shown
+
+
+def test_a_learning_rate_far_too_high_is_one_line_from_the_cli(tiny_h5, tmp_path, capsys):
+    from galaxymorph.cli import main
+
+    run = tmp_path / "run"
+    argv = ["-q", "train", "--data", str(tiny_h5), "--model", "seed", "--epochs", "2", "--batch-size", "8",
+            "--device", "cpu", "--no-amp", "--threads", "1", "--patience", "0", "--lr", "1e6", "--out", str(run)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "diverged" in err and "--lr" in err
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    assert not (run / "checkpoints" / "best.pt").exists()

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .config import HELP, Config
+from .config import HELP, Config, check_seed
 from .errors import GalaxymorphError
 
 DEFAULTS = Config()  # the one place where default values live
@@ -242,6 +242,7 @@ def cmd_data_synth(args) -> None:
     from .data.synthetic import synthesize
 
     _check_out_file(args)
+    check_seed(args.seed)
     path = synthesize(args.out, classes=args.classes, n_per_class=args.n_per_class, seed=args.seed,
                       difficulty=args.difficulty, workers=args.workers)
     print(f"wrote {path}")
@@ -273,6 +274,7 @@ def cmd_data_prepare(args) -> None:
     _check_out_file(args)
     validate_classes(args.classes)  # a bad id or fraction is told before the file is read
     check_fractions(args.fractions)
+    check_seed(args.seed)
     status(f"galaxymorph: splitting {args.file}: reading labels, hashing the file, looking for duplicate images ...")
     manifest = prepare(args.file, args.out, classes=args.classes, fractions=args.fractions, seed=args.seed,
                        targets=args.targets)

@@ -73,6 +73,7 @@ class Config:
         from .data.splits import check_fractions
 
         self.classes = validate_classes(self.classes)
+        check_finite(self)
         self.fractions = check_fractions(self.fractions)
         for name in ("epochs", "batch_size", "n_per_class"):
             if getattr(self, name) < 1:
@@ -90,6 +91,8 @@ class Config:
                               ("threads", " (0 = one per core)"), ("weight_decay", " (0 = none)")):
             if not getattr(self, name) >= 0:  # 'not >=' also refuses NaN
                 raise GalaxymorphError(f"--{name.replace('_', '-')} must be >= 0{meaning}, got {getattr(self, name)}")
+        check_seed(self.seed)
+        check_threads(self.threads)
         if not 0 <= self.ema < 1:
             raise GalaxymorphError(f"--ema must be in [0, 1) (0 = off; e.g. 0.99), got {self.ema}")
         if self.targets == "tree" and self.class_weight != "none":
@@ -154,6 +157,36 @@ class Config:
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+def check_finite(config: "Config") -> None:
+    """A one-line error naming the first float setting (or float in a list) that is NaN or
+    infinite: the one rule for all of them, before their own range checks. (JSON and TOML have
+    no NaN or infinity, so config.toml could not be read back.)"""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise GalaxymorphError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
+
+
+MAX_SEED = 2**63 - 1  # the largest integer TOML (and torch.manual_seed of a signed 64-bit) holds
+MAX_THREADS = 1024  # far above any useful count; torch crashes (not an error) at 100000
+
+
+def check_seed(seed: int) -> int:
+    """The seed, or a one-line error when it is negative or too large for config.toml (TOML integers
+    are signed 64-bit): the one check of --seed for every command."""
+    if not 0 <= seed <= MAX_SEED:
+        raise GalaxymorphError(f"--seed must be between 0 and 2**63 - 1, got {seed}")
+    return seed
+
+
+def check_threads(threads: int) -> int:
+    """The thread count, or a one-line error: 0 (one per core) up to MAX_THREADS."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= MAX_THREADS:
+        raise GalaxymorphError(f"--threads must be between 0 (one per core) and {MAX_THREADS}, got {threads}")
+    return threads
 
 
 AUGMENTATIONS = ("d4", "seed", "none")  # also what data.batches.Augmenter accepts

@@ -113,7 +113,18 @@ def predict_proba(model, images, batch_size: int | None = None, tta: bool = Fals
         model.train(was_training)
     if not out:
         return np.empty((0, len(model.class_ids) or model.n_outputs), dtype=np.float32)
-    return torch.cat(out).cpu().numpy()  # one copy back to the host, not one per batch
+    probs = torch.cat(out).cpu().numpy()  # one copy back to the host, not one per batch
+    check_finite_outputs(probs)
+    return probs
+
+
+def check_finite_outputs(probs: np.ndarray) -> None:
+    """A one-line error when a model gives NaN or infinite probabilities: its weights are broken
+    (most often, training diverged), and every label it gives would be meaningless."""
+    bad = int(np.sum(~np.isfinite(probs).all(axis=1)))
+    if bad:
+        raise GalaxymorphError(f"the model gives NaN or infinite outputs for {bad} of {len(probs)} image(s): its "
+                               "weights are broken (did training diverge? train again with a lower --lr)")
 
 
 def to_device_uint8(images, device: torch.device) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -74,9 +75,10 @@ DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val
 
 def check_fractions(fractions: Sequence[float]) -> list[float]:
     """The train/val/test fractions as a list, or a one-line error: three positive numbers
-    adding up to 1 (the one copy of this rule, used by ``prepare`` and ``Config``)."""
+    adding up to 1 (the one copy of this rule, used by ``prepare`` and ``Config``). NaN and
+    infinity are refused (NaN slips through every comparison)."""
     values = [float(f) for f in fractions]
-    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values) or abs(sum(values) - 1) > 1e-6:
         raise DataError(f"--fractions needs three positive train/val/test fractions adding up to 1, got {values}")
     return values
 
@@ -90,7 +92,10 @@ def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
     index lists (positions in the source file) and any exact duplicates across splits.
     ``targets="tree"``: split every image with decision-tree votes instead (:func:`prepare_tree`).
     """
+    from ..config import check_seed
+
     fractions = check_fractions(fractions)
+    check_seed(seed)
     if targets == "tree":
         manifest = prepare_tree(path, fractions, seed, check_duplicates)
         if out is not None:
@@ -168,9 +173,54 @@ def load_manifest(path: str | os.PathLike, data_path: str | os.PathLike | None =
         raise DataError(f"{path} is not a split manifest (not JSON: {exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise DataError(f"{path} is not a galaxymorph split manifest (format {MANIFEST_FORMAT})")
+    check_manifest(manifest, path)
     if data_path is not None:
         check_manifest_matches(manifest, data_path)
     return manifest
+
+
+REQUIRED_KEYS = ("source", "classes", "seed", "fractions", "counts", "splits")
+
+
+def check_manifest(manifest: dict, path: str | os.PathLike) -> None:
+    """A one-line error naming the split and the problem when a manifest cannot be trusted: a
+    missing key; an index that is not an integer, lies outside the data file, is listed twice, or
+    sits in two splits (a test image counted twice, or a validation image also trained on)."""
+    where = f"split manifest {path}"
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise DataError(f"{where} lacks {', '.join(repr(k) for k in missing)}; make it with 'galaxymorph data prepare'")
+    source, splits = manifest["source"], manifest["splits"]
+    if not (isinstance(source, dict) and isinstance(source.get("sha256"), str) and _is_index(source.get("n_images"))):
+        raise DataError(f"{where}: 'source' must give the data file's sha256 and n_images")
+    if not isinstance(manifest["classes"], list) or not all(_is_index(c) for c in manifest["classes"]):
+        raise DataError(f"{where}: 'classes' must be a list of class ids")
+    if not isinstance(splits, dict) or sorted(splits) != sorted(SPLITS):
+        raise DataError(f"{where}: 'splits' must hold exactly the {', '.join(SPLITS)} index lists")
+    n, owner = source["n_images"], {}
+    for name in SPLITS:
+        indices = splits[name]
+        if not isinstance(indices, list) or not indices:
+            raise DataError(f"{where}: the {name} split must be a non-empty list of image indices")
+        for i in indices:
+            if not _is_int(i):
+                raise DataError(f"{where}: the {name} split holds {i!r}, not an integer image index")
+            if not 0 <= i < n:
+                raise DataError(f"{where}: the {name} split holds index {i}, outside the data file's "
+                                f"{n} images (0..{n - 1})")
+            if i in owner:
+                raise DataError(f"{where}: index {i} is listed twice in the {name} split" if owner[i] == name else
+                                f"{where}: index {i} is in both the {owner[i]} and the {name} split")
+            owner[i] = name
+
+
+def _is_int(value) -> bool:
+    """An int as JSON writes an integer (not a bool, a float such as 3.0, or a string)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_index(value) -> bool:
+    return _is_int(value) and value >= 0
 
 
 def check_manifest_matches(manifest: dict, data_path: str | os.PathLike) -> None:
@@ -182,6 +232,10 @@ def check_manifest_matches(manifest: dict, data_path: str | os.PathLike) -> None
             f"split manifest was made from a different file (SHA-256 {expected[:12]}...), "
             f"but {Path(data_path).name} has SHA-256 {actual[:12]}...; run 'galaxymorph data prepare' again"
         )
+    with open_galaxy10(data_path, rechunk=False, labelled=False) as data:
+        if len(data) != manifest["source"]["n_images"]:  # the manifest's index bound is this file's size
+            raise DataError(f"split manifest says its data file has {manifest['source']['n_images']} images, "
+                            f"but {Path(data_path).name} has {len(data)}; run 'galaxymorph data prepare' again")
 
 
 def split_indices(manifest: dict, split: str) -> np.ndarray:

@@ -20,6 +20,7 @@ from ..errors import GalaxymorphError
 from ..fileio import check_input_file
 
 CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
+MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the models here have 0.2-2 million
 
 
 def save_checkpoint(path: str | os.PathLike, model, **extra) -> Path:
@@ -46,33 +47,120 @@ def load_tensors(path: Path, what: str = "checkpoint"):
 
     A file that holds other objects is refused with a one-line error (unpickling them could run
     whatever they carry); a damaged file is a one-line error too. ``what`` names the file's role
-    in the messages ("checkpoint", "--weights").
+    in the messages ("checkpoint", "--weights"). A file whose tensors declare more data than it
+    holds is refused before torch allocates it (:func:`check_declared_sizes`).
     """
+    check_declared_sizes(path, what)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        # torch words it "Unsupported global: GLOBAL eval ..." or "unsupported GLOBAL posix.system
+        # whose module posix is blocked"
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found:  # a pickled class or function: the way a file runs code when loaded
             raise GalaxymorphError(
-                f"refused to load {what} {path}: it holds Python objects ({found.group(1)}), not only tensors "
-                "and plain values, and loading those could run code") from None
+                f"refused to load {what} {path}: it holds code or pickled Python objects ({found.group(1)}), "
+                "not only tensors and plain values, and loading those could run code") from None
         raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file "
                                f"({_unpickler_reason(exc)})") from None
     except Exception as exc:  # torch raises many types for a damaged file
-        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file ({_first_line(exc)})") from None
+        raise GalaxymorphError(f"cannot read {what} {path}: it is corrupt or not a torch file "
+                               f"({_unpickler_reason(exc)})") from None
+    _check_tensor_sizes(loaded, path, what, os.path.getsize(path))
+    return loaded
+
+
+def _check_tensor_sizes(obj, path: Path, what: str, size: int) -> None:
+    """Refuse a tensor with more elements than the file has bytes: a crafted size with stride 0
+    views a few bytes as billions of elements, and the first copy of it would allocate them all."""
+    if isinstance(obj, torch.Tensor):
+        if obj.numel() > size:
+            raise GalaxymorphError(f"refused to load {what} {path}: a tensor of shape {tuple(obj.shape)} has more "
+                                   f"elements than the file has bytes ({size:,}); it is damaged or crafted")
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            _check_tensor_sizes(value, path, what, size)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _check_tensor_sizes(value, path, what, size)
 
 
 def _unpickler_reason(exc: BaseException) -> str:
     """What torch's weights-only unpickler stopped at (``Unsupported operand 72`` for an HDF5 or
     CSV file), without the preamble around it, which suggests ``weights_only=False``: the very
-    load this module refuses."""
+    load this module refuses (so no line that mentions it is ever echoed)."""
     found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
-    return found.group(1).strip() if found else _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
+    if found:
+        return found.group(1).strip()
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not re.search(r"weights.only|Check the documentation", line, re.IGNORECASE)]
     return lines[0] if lines else type(exc).__name__
+
+
+_INT_OPS = {"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG"}
+_MEMO_OPS = {"BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"}
+LEGACY_PICKLES_BYTES = 64 * 2**20  # where a legacy file's pickles are looked for (its tensor data follows them)
+
+
+def check_declared_sizes(path: Path, what: str = "checkpoint") -> None:
+    """Refuse a torch file whose contents declare more bytes than the file holds, before
+    ``torch.load`` allocates them: a crafted file of a few kB can declare a storage of hundreds of
+    GB. torch stores its data uncompressed, so neither a zip member's size nor the storages'
+    element counts (read from the pickles' persistent ids, at least a byte each, without
+    unpickling anything) can honestly exceed the file's size. Both torch's zip format and its
+    legacy format are read; anything else is left to ``torch.load``."""
+    import io
+    import zipfile
+
+    size = os.path.getsize(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = archive.infolist()
+                pickles = [m for m in members if m.filename.endswith("data.pkl")]
+                if len(pickles) != 1:
+                    return  # not laid out as torch saves: torch.load says so
+                if sum(m.file_size for m in members) > size:
+                    raise GalaxymorphError(f"refused to load {what} {path}: its parts declare more bytes than "
+                                           f"the file holds ({size:,}); it is damaged or crafted")
+                declared = _declared_elements(io.BytesIO(archive.read(pickles[0])), 1)
+        else:  # legacy format: magic number, protocol, system info, then the object's pickle; the
+            with open(path, "rb") as stream:  # start only, so a length read from garbage allocates nothing
+                declared = _declared_elements(io.BytesIO(stream.read(LEGACY_PICKLES_BYTES)), 4)
+    except GalaxymorphError:
+        raise
+    except Exception:  # not a torch file, or a malformed one: torch.load says what it is
+        return
+    if declared > size:
+        raise GalaxymorphError(f"refused to load {what} {path}: its tensors declare {declared:,} elements but "
+                               f"the file holds {size:,} bytes; it is damaged or crafted")
+
+
+def _declared_elements(stream, n_pickles: int) -> int:
+    """The storages' element counts summed over the first ``n_pickles`` pickles of ``stream``,
+    read opcode by opcode (nothing is unpickled): in each persistent id, ``('storage', type, key,
+    location, numel[, view])``, the first integer of the tuple."""
+    import pickletools
+
+    total = 0
+    for _ in range(n_pickles):
+        marks: list[list[int]] = []  # the integers pushed since each open MARK
+        tuple_ints: list[int] = []
+        previous = ""
+        for op, arg, _ in pickletools.genops(stream):  # stops after this pickle's STOP
+            if op.name in _MEMO_OPS:
+                continue
+            if op.name == "MARK":
+                marks.append([])
+            elif op.name in _INT_OPS and marks:
+                marks[-1].append(int(arg))
+            elif pickletools.markobject in op.stack_before and marks:
+                closed = marks.pop()
+                tuple_ints = closed if op.name == "TUPLE" else []
+            elif op.name == "BINPERSID" and previous == "TUPLE" and tuple_ints:
+                total += max(tuple_ints[0], 0)
+            previous = op.name
+    return total
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -90,8 +178,14 @@ def model_from_checkpoint(state: dict):
     """Rebuild a :class:`~galaxymorph.models.Classifier` from a checkpoint dict, checking the weights fit."""
     from . import build_model
 
-    model = build_model(state["model"], state["class_ids"], architecture=state.get("architecture"),
-                        tree=state.get("tree"), **state.get("net_kwargs", {}))
+    args = dict(name=state["model"], class_ids=state["class_ids"], architecture=state.get("architecture"),
+                tree=state.get("tree"), **state.get("net_kwargs", {}))
+    with torch.device("meta"):  # shapes only, no memory: a crafted architecture could ask for terabytes
+        sizes = {k: v.numel() for k, v in build_model(**args).state_dict().items()}
+    if sum(sizes.values()) > MAX_PARAMETERS:
+        raise GalaxymorphError(f"refused to build the model of this checkpoint: its architecture declares "
+                               f"{sum(sizes.values()):,} weights, more than {MAX_PARAMETERS:,}; it is damaged or crafted")
+    model = build_model(**args)
     try:
         model.load_state_dict(state["state_dict"])
     except RuntimeError as exc:

@@ -46,6 +46,11 @@ from .schedule import lr_factor
 CURVES_EVERY_S = 5.0  # curves.png is redrawn after an epoch at most this often, and at the end
 
 
+class TrainingDiverged(GalaxymorphError):
+    """A training or validation loss became NaN or infinite: the run is marked failed (its
+    history.csv shows the epoch), and no checkpoint of those weights is chosen as best."""
+
+
 def train(config: Config | Mapping[str, Any] | None = None, out: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, progress: bool = True, overwrite: bool = False,
           on_epoch_end: Callable[[int, dict, Classifier], None] | None = None) -> Path:
@@ -219,6 +224,11 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                       "val_acc": val_acc, "lr": lr, "seconds": round(time.perf_counter() - t0, 3)}
             history.append(record)
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # no best.pt from NaN weights
+                if rank == 0:
+                    runs.write_history(run_dir / "history.csv", history)
+                raise TrainingDiverged(f"training diverged in epoch {epoch} (train loss {train_loss:.4g}, validation "
+                                       f"loss {val_loss:.4g}); try a lower --lr than {config.lr:g}")
             improved = val_loss < best["val_loss"]
             if improved:
                 best = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc}
@@ -258,7 +268,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                 runs.discard_run_dir(run_dir, created)
         raise
     except BaseException as exc:
-        kept = epochs_done > 0 or resume is not None
+        kept = epochs_done > 0 or resume is not None or isinstance(exc, TrainingDiverged)
         if rank == 0:
             if not kept:
                 runs.discard_run_dir(run_dir, created)  # nothing worth keeping: no half-made run folder
