@@ -147,7 +147,7 @@ def test_padding_mode_and_last_stride_variants():
     assert torch.allclose(edge, edge[..., 5:6, 5:6].expand_as(edge), atol=1e-5)
 
 
-def test_seed_cnn_pools_before_relu_with_the_reference_values_and_gradients():
+def test_seed_cnn_pool_first_gives_the_reference_values_and_gradients():
     import torch
 
     from galaxymorph.models.seed import SeedCNN
@@ -155,10 +155,10 @@ def test_seed_cnn_pools_before_relu_with_the_reference_values_and_gradients():
     torch.manual_seed(0)
     net = SeedCNN(n_outputs=1, input_size=96).eval()
     x = torch.randn(2, 3, 96, 96, requires_grad=True)
-    fast = net(x)
-    (g_fast,) = torch.autograd.grad(fast.sum(), x)
-    net.pool_first = False
     ref = net(x)
     (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    net.pool_first = True
+    fast = net(x)
+    (g_fast,) = torch.autograd.grad(fast.sum(), x)
     assert torch.equal(fast, ref)
     assert torch.allclose(g_fast, g_ref, atol=1e-6)

@@ -31,7 +31,7 @@ class SeedCNN(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.head = nn.Linear(in_ch * size * size, n_outputs)
         self.input_size = input_size
-        self.pool_first = True  # see features_of
+        self.pool_first = False  # see features_of
 
     def forward(self, x):
         return self.head(self.dropout(self.features_of(x).flatten(1)))
@@ -40,8 +40,9 @@ class SeedCNN(nn.Module):
         """``self.features(x)``, with each ReLU applied after the max-pool that follows it.
 
         ReLU is monotone, so ``relu(maxpool(x)) == maxpool(relu(x))`` exactly, gradients included:
-        the same network as the reference, with a quarter of the ReLU work (``pool_first=False``
-        runs the layers in the reference's order; benchmarks/bench_train.py compares the two).
+        the same network as the reference, with a quarter of the ReLU work. Off by default
+        (``pool_first=False``, the reference's order): with it on, the ReLU modules are not called,
+        so explain's hooks on them would see nothing. benchmarks/bench_train.py compares the two.
         """
         layers = list(self.features)
         i = 0
