@@ -10,7 +10,6 @@ import torch
 import galaxymorph as gm
 from galaxymorph.errors import DataError, GalaxymorphError
 from galaxymorph.votes import (
-    DECIDING_VOTES,
     accuracy_by_confidence,
     calibration_against_votes,
     soft_targets,
