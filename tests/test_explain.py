@@ -258,13 +258,8 @@ def test_explain_run_writes_files(run_folder):
     (run_folder / "eval" / "predictions.csv").write_text("\n".join(lines) + "\n")
     out = run_folder / "explain"
     out.mkdir()
-    stale = ("gradcam_confident.png", "gradcam_overlay_999.png")  # as explain wrote them before JPEG
-    kept = ("gradcam++-sky_confident.png", "notes.png")  # another method's, and not galaxymorph's
-    for name in stale + kept:
-        (out / name).write_bytes(b"old")
     summary = explain_run(run_folder, split="test", n=3, method="gradcam", progress=False, device="cpu")
     assert summary["probabilities_from"] == "eval/predictions.csv" and summary["accuracy"] == 1.0
-    assert not any((out / name).exists() for name in stale) and all((out / name).exists() for name in kept)
     for name in ("gradcam_confident.jpg", "gradcam_misclassified.jpg", "gradcam_random.jpg", "gradcam_maps.npz",
                  "explain.json"):
         assert (out / name).is_file(), name
@@ -289,20 +284,6 @@ def test_explain_run_writes_files(run_folder):
     assert [s["spearman"] for s in entry["randomisation"]["stages"]]
     assert "deletion" in summary["text"] and "randomisation" in summary["text"]
     assert not list(out.glob(".*"))  # no temporary files left behind
-
-
-def test_remove_stale_figures_touches_only_the_methods_old_photo_figures(tmp_path):
-    from galaxymorph.explain.run import remove_stale_figures
-
-    stale = ["gradcam_confident.png", "gradcam_misclassified.png", "gradcam_random.png", "gradcam_overlay_12.png"]
-    kept = ["gradcam_confident.jpg", "gradcam_overlay_12.jpg", "gradcam_localisation.png", "gradcam_maps.npz",
-            "gradcam++_confident.png", "gradcam_notes.png", "gradcam_overlay_x.png", "my_gradcam_random.png",
-            "gradcam_random.png.bak", "explain.json"]
-    for name in stale + kept:
-        (tmp_path / name).write_bytes(b"x")
-    assert sorted(p.name for p in remove_stale_figures(tmp_path, "gradcam")) == sorted(stale)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
-    assert remove_stale_figures(tmp_path / "none", "gradcam") == []
 
 
 def test_explain_run_refuses_train_split_and_unknown_method(run_folder):
