@@ -182,6 +182,7 @@ def test_other_methods_give_finite_full_size_maps(method, name):
     assert set(METHODS) == {"gradcam", "gradcam++", "integrated-gradients", "gradcam++-sky"}
 
 
+@pytest.mark.slow
 def test_gradcam_is_faithful_on_trained_model(trained):
     labels = np.array([0, 1] * 8)  # 16 images: 8 are too few for a margin whose interval excludes zero
     images = make_blobs(labels, seed=1)
@@ -243,6 +244,7 @@ def run_folder(tiny_h5, tmp_path, trained):
     return run
 
 
+@pytest.mark.slow
 def test_explain_run_writes_files(run_folder):
     from galaxymorph.data.splits import split_indices
     from galaxymorph.explain import explain_run
