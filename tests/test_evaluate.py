@@ -198,6 +198,7 @@ def test_plots_written_and_format(binary_run, evaluated):
     assert "roc_auc" in text and "Barred Spiral" in text and "val-tuned threshold" in text
 
 
+@pytest.mark.slow
 def test_three_classes(three_class_run):
     m = evaluate(three_class_run, n_boot=100, progress=False)
     assert m["class_ids"] == [2, 5, 7] and "threshold" not in m

@@ -106,6 +106,7 @@ def test_aligned_gradcam_peaks_where_the_evidence_is():
     assert peak[0] >= 142 and peak[1] >= 142
 
 
+@pytest.mark.slow
 def test_target_none_is_predicted_class(trained, held_out):
     images, _ = held_out
     pred = trained.predict_proba(images).argmax(1)
@@ -116,6 +117,7 @@ def test_target_none_is_predicted_class(trained, held_out):
     assert not np.allclose(maps, flipped)
 
 
+@pytest.mark.slow
 def test_normalize_range_and_raw(trained, held_out):
     images, _ = held_out
     norm = gradcam(trained, images, target=1)
@@ -129,6 +131,7 @@ def test_normalize_range_and_raw(trained, held_out):
             assert not n_map.any()
 
 
+@pytest.mark.slow
 def test_batched_equals_one_at_a_time(trained, held_out):
     images, _ = held_out
     batched = gradcam(trained, images, batch_size=8, normalize=False)
@@ -136,6 +139,7 @@ def test_batched_equals_one_at_a_time(trained, held_out):
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5 * max(1.0, float(batched.max())))
 
 
+@pytest.mark.slow
 def test_no_hooks_left_and_training_flag_kept(trained, held_out):
     images, _ = held_out
     layer = trained.gradcam_layer()
@@ -155,6 +159,7 @@ def test_no_hooks_left_and_training_flag_kept(trained, held_out):
     assert all(p.grad is None for p in trained.parameters())  # gradients go to the maps only
 
 
+@pytest.mark.slow
 def test_invalid_inputs(trained, held_out):
     images, _ = held_out
     with pytest.raises(GalaxymorphError, match="uint8"):
@@ -214,6 +219,7 @@ def test_a_margin_within_noise_does_not_pass():
     assert not paired_margin(np.array([0.9]), np.array([0.1]))["passed"]  # one image is no interval
 
 
+@pytest.mark.slow
 def test_random_maps_fail_the_margin(trained, held_out):
     images, labels = held_out
     maps = np.random.default_rng(5).random((len(images), 256, 256)).astype(np.float32)
@@ -221,6 +227,7 @@ def test_random_maps_fail_the_margin(trained, held_out):
     assert not deletion["passed"], deletion["sentence"]
 
 
+@pytest.mark.slow
 def test_randomisation_flags_a_map_that_ignores_the_model(trained, held_out, monkeypatch):
     """A 'method' that returns the image brightness must FAIL the randomisation check."""
     import galaxymorph.explain as ex
@@ -288,6 +295,7 @@ def test_explain_run_writes_files(run_folder):
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
+@pytest.mark.slow
 def test_explain_run_refuses_train_split_and_unknown_method(run_folder):
     from galaxymorph.explain import explain_run
 
