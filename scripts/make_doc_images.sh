@@ -77,9 +77,13 @@ step_committee() {
     as_jpeg "$OUT/real/committee/errors.png" "$IMAGES/real_shared_errors.jpg"
 }
 
-for step in $STEPS; do
+for step in $STEPS; do  # check every name before any work
     case $step in
-        synthetic|report|explain|curve|pretrain|committee) echo "--- $step" >&2; "step_$step" ;;
+        synthetic|report|explain|curve|pretrain|committee) ;;
         *) echo "unknown step: $step (steps: synthetic report explain curve pretrain committee)" >&2; exit 2 ;;
     esac
+done
+for step in $STEPS; do
+    echo "--- $step" >&2
+    "step_$step"
 done
