@@ -96,7 +96,7 @@ def plot(rows: list[dict], path: Path, n_seeds: int) -> Path:
         iv = np.array([r["accuracy"] for r in rows])
         ax.errorbar(x, iv[:, 0], yerr=[iv[:, 0] - iv[:, 1], iv[:, 2] - iv[:, 0]], fmt="o-", capsize=3,
                     label=f"default recipe (mean of {n_seeds} seeds, 95% CI)")
-        ax.axhline(0.985, color="grey", ls="--", lw=1, label="issue 11's aim (0.985)")
+        ax.axhline(0.985, color="grey", ls="--", lw=1, label="target accuracy (0.985)")
         ax.set_xlabel("real training images (Round Smooth : Barred Spiral about 3:1)")
         ax.set_ylabel("test accuracy")
         ax.set_title("Real SDSS galaxies: accuracy against the number of training images", fontsize=10)

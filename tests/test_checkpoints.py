@@ -58,6 +58,7 @@ def test_predict_with_such_a_checkpoint_is_a_one_line_error(booby_trapped, tmp_p
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_training_state_round_trips_under_weights_only(tmp_path):
     """What last.pt holds (optimizer, scaler, RNG state, history, config) is all plain."""
     model = build_model("seed", [2, 5])

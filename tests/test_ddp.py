@@ -39,6 +39,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, dump: str) ->
     train(config, out=out, progress=False, on_epoch_end=dump_weights)
 
 
+@pytest.mark.slow
 def test_two_cpu_ranks_train_one_model(tiny_h5, tmp_path):
     out, dump = tmp_path / "run", tmp_path / "dump"
     dump.mkdir()

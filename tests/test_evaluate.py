@@ -198,6 +198,7 @@ def test_plots_written_and_format(binary_run, evaluated):
     assert "roc_auc" in text and "Barred Spiral" in text and "val-tuned threshold" in text
 
 
+@pytest.mark.slow
 def test_three_classes(three_class_run):
     m = evaluate(three_class_run, n_boot=100, progress=False)
     assert m["class_ids"] == [2, 5, 7] and "threshold" not in m
@@ -333,37 +334,6 @@ def test_report_needs_no_data_file(binary_run, evaluated, tmp_path, monkeypatch)
     page = build_html(run)
     assert 'alt="example images per class"' in page and "Wilson" in page
 
-
-
-@pytest.mark.parametrize("jpg_already", [False, True])
-def test_evaluate_removes_the_legacy_examples_png_beside_its_jpg(binary_run, tmp_path, jpg_already):
-    """An older run folder held data_examples.png; evaluate writes data_examples.jpg beside it, and
-    the folder held both (the report showing the .jpg, the .png stale). Only that exact file goes."""
-    from galaxymorph.report import EXAMPLES_FIGURE, LEGACY_EXAMPLES_FIGURE, build_html
-
-    run = _copy_run(binary_run, tmp_path / "run")
-    (run / EXAMPLES_FIGURE).unlink(missing_ok=True)
-    if jpg_already:  # an older folder already evaluated once since the examples became JPEG
-        evaluate(run, n_boot=0, progress=False)
-    legacy = run / LEGACY_EXAMPLES_FIGURE
-    legacy.write_bytes(b"\x89PNG old examples")
-    kept = [run / "my_data_examples.png", run / "data_examples.png.bak"]
-    for path in kept:
-        path.write_bytes(b"not galaxymorph's")
-    evaluate(run, n_boot=0, progress=False)
-    assert (run / EXAMPLES_FIGURE).is_file() and not legacy.exists()
-    assert all(path.read_bytes() == b"not galaxymorph's" for path in kept)
-    assert 'alt="example images per class"' in build_html(run)
-
-
-def test_evaluate_without_plots_leaves_the_legacy_examples_png(binary_run, tmp_path):
-    from galaxymorph.report import EXAMPLES_FIGURE, LEGACY_EXAMPLES_FIGURE
-
-    run = _copy_run(binary_run, tmp_path / "run")
-    (run / EXAMPLES_FIGURE).unlink(missing_ok=True)
-    (run / LEGACY_EXAMPLES_FIGURE).write_bytes(b"\x89PNG old examples")
-    evaluate(run, n_boot=0, progress=False, plots=False)
-    assert (run / LEGACY_EXAMPLES_FIGURE).is_file() and not (run / EXAMPLES_FIGURE).exists()
 
 
 # -- one scored split ------------------------------------------------------------------------

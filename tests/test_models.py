@@ -92,6 +92,7 @@ def _stem_variance_ratio(name: str, steps: int) -> float:
     return float((bn.running_var / seen[-1]).median())
 
 
+@pytest.mark.slow
 def test_batchnorm_running_statistics_catch_up_on_dark_cutouts():
     """The fix of the eval-mode collapse (docs/models.md): after 15 steps the stem's running
     variance is close to the real one; the old settings left it many times too large."""

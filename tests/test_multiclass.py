@@ -14,6 +14,7 @@ from galaxymorph.training import train
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.mark.slow
 def test_ten_classes_train_a_softmax_head_and_evaluate_per_class(tmp_path):
     data = synthesize(tmp_path / "sky10.h5", classes=tuple(range(10)), n_per_class=6, seed=1,
                       difficulty=0.0, progress=False)

@@ -34,6 +34,7 @@ def finished_run(tmp_path_factory):
     return data, run_dir
 
 
+@pytest.mark.slow
 def test_run_writes_every_stage(finished_run):
     _, run_dir = finished_run
     for rel in ("config.toml", "manifest.json", "run.json", "checkpoints/best.pt", "history.csv",
@@ -45,12 +46,14 @@ def test_run_writes_every_stage(finished_run):
     assert "Round Smooth vs Barred Spiral" in page and "not produced yet" not in page
 
 
+@pytest.mark.slow
 def test_second_run_into_the_same_folder_is_refused(finished_run):
     data, run_dir = finished_run
     with pytest.raises(GalaxymorphError, match="--overwrite"):
         run(_config(data), out=run_dir)
 
 
+@pytest.mark.slow
 def test_resume_redoes_only_the_missing_stages(finished_run):
     _, run_dir = finished_run
     best = (run_dir / "checkpoints" / "best.pt").stat().st_mtime_ns
@@ -61,6 +64,7 @@ def test_resume_redoes_only_the_missing_stages(finished_run):
     assert (run_dir / "checkpoints" / "best.pt").stat().st_mtime_ns == best  # not trained again
 
 
+@pytest.mark.slow
 def test_cli_run_with_overwrite(finished_run, tmp_path, capsys):
     data, _ = finished_run
     out = tmp_path / "cli-run"
@@ -93,6 +97,7 @@ def _interrupt_once(monkeypatch, module, name):
     monkeypatch.setattr(module, name, once)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_then_run_resume(finished_run, tmp_path, monkeypatch):
     loop_module = importlib.import_module("galaxymorph.training.loop")
 
@@ -107,6 +112,7 @@ def test_ctrl_c_during_training_then_run_resume(finished_run, tmp_path, monkeypa
     assert len(history) == 3 and (tmp_path / "r" / "report.html").is_file()  # header + 2 epochs
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_evaluation_then_run_resume(finished_run, tmp_path, monkeypatch):
     evaluate_module = importlib.import_module("galaxymorph.evaluation")
 
@@ -121,6 +127,7 @@ def test_ctrl_c_during_evaluation_then_run_resume(finished_run, tmp_path, monkey
     assert (tmp_path / "r" / "checkpoints" / "best.pt").stat().st_mtime_ns == best  # not trained again
 
 
+@pytest.mark.slow
 def test_cli_run_resume_with_more_epochs_trains_on_and_redoes_the_later_stages(finished_run, tmp_path):
     _, run_dir = finished_run
     copy = tmp_path / "copy"
@@ -132,6 +139,7 @@ def test_cli_run_resume_with_more_epochs_trains_on_and_redoes_the_later_stages(f
     assert Config.resolve(copy / "config.toml").epochs == 2
 
 
+@pytest.mark.slow
 def test_run_resume_redoes_the_stages_written_for_an_earlier_model(finished_run, tmp_path):
     """After 'train --resume' found a better checkpoint, the test metrics and maps describe the old one."""
     _, run_dir = finished_run
@@ -175,6 +183,7 @@ def test_run_into_a_used_folder_is_refused_before_any_data_work(tiny_h5, tmp_pat
     assert "already holds files" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_is_its_pictures_and_little_else(finished_run):
     """The galleries are JPEG and the page embeds each picture once, as written: its size is the
     pictures' base64 and some text (a gallery as PNG made a default run's page 11-15 MB)."""

@@ -9,6 +9,7 @@ from PIL import Image
 from galaxymorph.plotting import FigurePool, image_grid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_figure_pool_draws_every_figure_and_raises_the_first_error(tmp_path, workers):
     tile = np.zeros((8, 8, 3), dtype=np.uint8)

@@ -134,13 +134,6 @@ def test_pictures_are_embedded_as_written_with_their_type_and_size(run_folder):
             assert embedded[alt] == (media, path.read_bytes(), *image.size), alt
 
 
-def test_an_older_runs_png_example_grid_is_still_shown(run_folder):
-    (run_folder / "data_examples.jpg").unlink()
-    _png(run_folder / "data_examples.png")  # what evaluate wrote before the grid became a JPEG
-    page = build_html(run_folder)
-    assert re.search(r'src="data:image/png;base64,[^"]+" alt="example images per class"', page)
-
-
 def test_metrics_and_maps_of_an_earlier_model_are_flagged(run_folder):
     """After 'train --resume' found a better best.pt, eval/ and explain/ describe the old model."""
     def stamp(path, best_epoch, inside=lambda d: [d]):

@@ -4,7 +4,6 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxymorph.cli import main
 from galaxymorph.data import rows
 from galaxymorph.data.galaxy10 import open_galaxy10
 from galaxymorph.data.rows import chunk_aligned_batches, read_rows

@@ -309,6 +309,7 @@ def test_config_and_synthesize_share_the_default_difficulty():
 
 
 # -- workers, masks, disk full --------------------------------------------------------------
+@pytest.mark.slow
 def test_same_images_and_masks_whatever_the_number_of_workers(tmp_path, monkeypatch):
     from galaxymorph.data import synthetic
 

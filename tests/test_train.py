@@ -52,6 +52,7 @@ def test_seed_model_is_the_reference_cnn():
     assert out.shape == (1, 1)
 
 
+@pytest.mark.slow
 def test_compile_setting_compiles_the_model_it_trains(tiny_h5, tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, mode: seen.append(mode) or model)
@@ -101,6 +102,7 @@ def test_train_writes_a_complete_run_folder(tiny_h5, tmp_path):
     assert proba.shape == (4, 2) and np.allclose(proba.sum(1), 1)
 
 
+@pytest.mark.slow
 def test_same_seed_same_history_and_resume_is_exact(tiny_h5, tmp_path, monkeypatch):
     straight = train(tiny_config(tiny_h5), out=tmp_path / "a", progress=False)
     again = train(tiny_config(tiny_h5), out=tmp_path / "b", progress=False)
@@ -135,6 +137,7 @@ def test_same_seed_same_history_and_resume_is_exact(tiny_h5, tmp_path, monkeypat
         train(None, resume=cut, progress=False)
 
 
+@pytest.mark.slow
 def test_moving_average_is_what_is_validated_saved_and_resumed(tiny_h5, tmp_path):
     straight = train(tiny_config(tiny_h5, ema=0.9, schedule="constant"), out=tmp_path / "a", progress=False)
     plain = train(tiny_config(tiny_h5, schedule="constant"), out=tmp_path / "p", progress=False)
@@ -166,6 +169,7 @@ def test_balanced_class_weights():
     assert float(weighted_mean(losses, y, None)) == 1.0
 
 
+@pytest.mark.slow
 def test_resume_can_extend_epochs_and_hook_sees_each_epoch(tiny_h5, tmp_path, capsys):
     seen = []
     run_dir = train(tiny_config(tiny_h5, epochs=1, schedule="constant", augment="seed"),
@@ -179,6 +183,7 @@ def test_resume_can_extend_epochs_and_hook_sees_each_epoch(tiny_h5, tmp_path, ca
         train(tiny_config(tiny_h5, epochs=3, lr=0.1), resume=run_dir, progress=False)
 
 
+@pytest.mark.slow
 def test_resume_with_other_epochs_warns_that_the_schedule_is_reshaped(tiny_h5, tmp_path, capsys):
     run_dir = train(tiny_config(tiny_h5, epochs=1, schedule="onecycle", augment="seed"), out=tmp_path / "r",
                     progress=False)
@@ -209,6 +214,7 @@ def test_manifest_checks(tiny_h5, tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+@pytest.mark.slow
 def test_existing_folder_corrupt_checkpoint_and_bad_weights(tiny_h5, tmp_path):
     used = tmp_path / "used"
     used.mkdir()
@@ -295,6 +301,7 @@ def test_a_folder_of_images_as_data_points_at_data_import(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cli_resume_applies_the_options_given_with_it(tiny_h5, tmp_path, capsys):
     from galaxymorph.cli import main
 
@@ -320,6 +327,7 @@ def test_cli_resume_applies_the_options_given_with_it(tiny_h5, tmp_path, capsys)
     assert "takes no --out" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_disk_full_marks_the_run_failed_in_one_line_and_resume_continues(tiny_h5, tmp_path, monkeypatch):
     import errno
     import tempfile

@@ -10,7 +10,6 @@ import torch
 import galaxymorph as gm
 from galaxymorph.errors import DataError, GalaxymorphError
 from galaxymorph.votes import (
-    DECIDING_VOTES,
     accuracy_by_confidence,
     calibration_against_votes,
     soft_targets,
@@ -113,6 +112,7 @@ def test_loss_counts_soft_targets_right_by_their_side_of_one_half():
     assert int(hard_correct) == 3
 
 
+@pytest.mark.slow
 def test_train_on_votes_uses_the_soft_targets(tiny_h5, tmp_path, monkeypatch):
     """targets='votes' trains on the catalogue's vote shares (not the labels); no votes: a clear error."""
     import galaxymorph.votes as votes

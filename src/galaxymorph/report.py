@@ -29,7 +29,6 @@ from .fileio import check_output_file, read_json, write_text
 from .runs import not_a_run_folder, outdated_outputs
 
 EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate
-LEGACY_EXAMPLES_FIGURE = "data_examples.png"  # what evaluate wrote before (still shown)
 
 
 # -- reading the run folder ---------------------------------------------------------------
@@ -124,8 +123,6 @@ def _data_section(run_dir: Path, run: dict, manifest: dict | None) -> dict | Non
         rows.append([split] + [counts.get(c, 0) for c in columns] + [sum(counts.values())])
     src = manifest["source"]
     examples = run_dir / EXAMPLES_FIGURE
-    if not examples.is_file():
-        examples = run_dir / LEGACY_EXAMPLES_FIGURE
     return {
         "file": str(run.get("data", src.get("path"))), "n_images": str(src.get("n_images")),
         "sha256_start": src["sha256"][:16], "seed": str(manifest["seed"]),

@@ -29,11 +29,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .config import Config, load_mapping
 from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path, check_writable_folder, read_json, sha256_file, write_error, write_json, write_text
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta", "compile")  # may differ on --resume

@@ -176,11 +176,6 @@ def moffat_otf(fwhm_px: Iterable[float], beta: float) -> np.ndarray:
     return real * _HALF_PIXEL_PHASE
 
 
-def convolve(images: np.ndarray, otf: np.ndarray) -> np.ndarray:
-    """Circular convolution of (k, H, W) float32 images with (k or 1, H, W//2+1) transfer functions."""
-    return _ifft2(_fft2(images) * otf)
-
-
 # ---------------------------------------------------------------------------------------
 # parameters
 # ---------------------------------------------------------------------------------------

@@ -22,21 +22,12 @@ from ..trained_on import check_test_images
 from ..votes import vote_summary
 from ..fileio import atomic_path, check_writable_folder, write_json
 from ..inference import predict_selection, predicted_positions
-from ..report import EXAMPLES_FIGURE, LEGACY_EXAMPLES_FIGURE
+from ..report import EXAMPLES_FIGURE
 from .figures import write_examples, write_plots
 from .metrics import (INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
                       point_metrics, stratified_bootstrap_weights, with_intervals)
 
 EVAL_FORMAT = "galaxymorph-eval/1"
-
-
-def remove_legacy_examples(run_dir: Path) -> None:
-    """Delete the run's data_examples.png (what evaluate wrote before the examples became JPEG)
-    once its data_examples.jpg is there, so the folder does not hold a stale twin. Only that
-    exact file is touched."""
-    legacy = run_dir / LEGACY_EXAMPLES_FIGURE
-    if (run_dir / EXAMPLES_FIGURE).is_file() and legacy.is_file():
-        legacy.unlink()
 
 
 def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None = None, n_boot: int = 1000,
@@ -83,7 +74,6 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         if plots:
             if not (run_dir / EXAMPLES_FIGURE).is_file():
                 write_examples(run_dir / EXAMPLES_FIGURE, data, folder.manifest)
-            remove_legacy_examples(run_dir)
     probs = probs.astype(np.float64)
     probs /= probs.sum(1, keepdims=True)
     pred = predicted_positions(probs)

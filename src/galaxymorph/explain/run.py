@@ -8,8 +8,7 @@ image's PREDICTED class, and writes into ``RUN_DIR/explain/`` (file names start 
 method, so several methods can sit side by side):
 
 - ``<method>_confident.jpg``, ``<method>_misclassified.jpg``, ``<method>_random.jpg``: galleries
-  (JPEG: photographs under heatmaps; runs written before carry the same figures as .png, which a
-  new run of the method removes: :func:`remove_stale_figures`);
+  (JPEG: photographs under heatmaps);
 - ``<method>_overlay_<index>.jpg``: a few single original | overlay figures;
 - ``<method>_maps.npz``: ``indices`` (into the data file), ``labels``, ``targets``, ``probs``,
   ``maps`` (float16, (n, 256, 256), scaled to [0, 1]) and one boolean mask per gallery;
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import time
 from pathlib import Path
 
@@ -50,7 +48,6 @@ N_FAITHFULNESS = 24     # images in the deletion and insertion checks (enough fo
 N_RANDOMISATION = 8     # images in the randomisation check
 N_LOCALISATION = 256    # images of the split scored for localisation (all of a smaller split)
 GALLERIES = ("confident", "misclassified", "random")  # what pick_galleries picks
-PHOTO_SUFFIXES = (".png", ".jpg")  # every ending galleries and overlays have had (now PHOTO_SUFFIX)
 
 
 def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -71,21 +68,6 @@ def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0)
     random = np.sort(rng.choice(len(labels), size=min(n, len(labels)), replace=False))
     return {"confident": np.asarray(confident, dtype=np.int64), "misclassified": misclassified.astype(np.int64),
             "random": random.astype(np.int64)}
-
-
-def remove_stale_figures(out: Path, method: str) -> list[Path]:
-    """Delete ``method``'s galleries and overlays in a photo format it is no longer drawn in (the
-    .png of a run explained before the figures became JPEG), so they do not sit beside the new
-    ones as if current. Only names galaxymorph gives those figures (``<method>_<gallery>`` and
-    ``<method>_overlay_<index>``) are touched; other methods' and anyone else's files stay."""
-    stale = "|".join(re.escape(s) for s in PHOTO_SUFFIXES if s != PHOTO_SUFFIX)
-    if not stale or not out.is_dir():
-        return []
-    name = re.compile(rf"{re.escape(method)}_(?:{'|'.join(GALLERIES)}|overlay_\d+)(?:{stale})")
-    removed = [path for path in sorted(out.iterdir()) if name.fullmatch(path.name) and path.is_file()]
-    for path in removed:
-        path.unlink()
-    return removed
 
 
 def evaluated_probabilities(run_dir: Path, indices: np.ndarray, class_ids: list[int]) -> np.ndarray | None:
@@ -236,7 +218,6 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         timings["randomisation_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()  # leaving the block waits for the figures
     timings["figures_wait_s"] = time.perf_counter() - t0
-    remove_stale_figures(out, method)  # now that the new ones are there
 
     # 5. maps and the summary
     with atomic_path(out / f"{method}_maps.npz") as tmp:

@@ -159,6 +159,6 @@ def build_model(name: str, class_ids: Sequence[int], tree: str | None = None, **
 
 
 # checkpoints: at the end, since they build on the Classifier above
-from .checkpoints import (  # noqa: E402
+from .checkpoints import (  # noqa: E402, F401 (re-exported)
     CHECKPOINT_FORMAT, load_model, load_weights, model_from_checkpoint, read_checkpoint, save_checkpoint,
 )
