@@ -321,3 +321,16 @@ def test_resume_continues_a_tree_run(tmp_path, one_torch_thread):
     run = train(config, out=tmp_path / "run", progress=False)
     train({"epochs": 2}, resume=run, progress=False)
     assert [int(r["epoch"]) for r in read_history(run / "history.csv")] == [1, 2]
+
+
+def test_tree_manifest_from_given_lists_is_checked_like_any_manifest(tmp_path):
+    from galaxymorph.data.splits import load_manifest, tree_manifest_from
+    from galaxymorph.errors import DataError
+
+    data = write_tree_data(tmp_path / "votes.h5")
+    out = tmp_path / "m.json"
+    tree_manifest_from(data, {"train": [0, 1, 2, 3], "val": [4, 5], "test": [6]}, seed=3, out=out)
+    manifest = load_manifest(out, data)
+    assert manifest["targets"] == "tree" and manifest["splits"]["val"] == [4, 5] and manifest["seed"] == 3
+    with pytest.raises(DataError, match="in both the train and the val split"):
+        tree_manifest_from(data, {"train": [0, 1], "val": [1], "test": [6]})

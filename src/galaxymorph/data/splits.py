@@ -145,23 +145,47 @@ def prepare_tree(path: str | os.PathLike, fractions: Sequence[float], seed: int,
         majority[sizes[majority] < len(fractions)] = sizes.argmax()
         parts = stratified_split(majority, fractions, seed)
         splits = {name: indices[p] for name, p in zip(SPLITS, parts)}
-        duplicates = find_cross_split_duplicates(data, splits) if check_duplicates else []
-        answers = tree.questions[0].answers
-        top = {name: counts[idx, first].argmax(1) for name, idx in splits.items()}
-        return {
-            "format": MANIFEST_FORMAT,
-            "source": {"path": str(Path(path).resolve()), "sha256": data.sha256, "n_images": len(data)},
-            "targets": "tree",
-            "tree": tree.name,
-            "classes": [],
-            "class_names": [],
-            "seed": int(seed),
-            "fractions": [float(f) for f in fractions],
-            # images per split by the volunteers' majority answer to the first question
-            "counts": {name: {a: int(np.sum(t == i)) for i, a in enumerate(answers)} for name, t in top.items()},
-            "duplicates": duplicates,
-            "splits": {name: [int(i) for i in idx] for name, idx in splits.items()},
-        }
+        return _tree_manifest(data, splits, seed, fractions, tree, check_duplicates)
+
+
+def tree_manifest_from(path: str | os.PathLike, splits: dict[str, Sequence[int]], seed: int = 0,
+                       out: str | os.PathLike | None = None, tree_name: str = "gz2",
+                       check_duplicates: bool = True) -> dict:
+    """A decision-tree split manifest of ``path`` with the given train/val/test index lists (for
+    benchmarks that choose which galaxies a model may see); checked like any manifest."""
+    from .tree import load_tree
+
+    with open_galaxy10(path, labelled=False) as data:
+        parts = {name: np.asarray(splits[name], dtype=np.int64) for name in SPLITS}
+        fractions = [len(parts[n]) / max(1, sum(map(len, parts.values()))) for n in SPLITS]
+        manifest = _tree_manifest(data, parts, seed, fractions, load_tree(tree_name), check_duplicates)
+    check_manifest(manifest, out or "(tree split)")
+    if out is not None:
+        write_json(out, manifest)
+    return manifest
+
+
+def _tree_manifest(data: Galaxy10File, splits: dict[str, np.ndarray], seed: int, fractions, tree,
+                   check_duplicates: bool) -> dict:
+    counts = tree.read_counts(data)
+    first = tree.slices[0]
+    duplicates = find_cross_split_duplicates(data, splits) if check_duplicates else []
+    answers = tree.questions[0].answers
+    top = {name: counts[idx, first].argmax(1) for name, idx in splits.items()}
+    return {
+        "format": MANIFEST_FORMAT,
+        "source": {"path": str(Path(data.path).resolve()), "sha256": data.sha256, "n_images": len(data)},
+        "targets": "tree",
+        "tree": tree.name,
+        "classes": [],
+        "class_names": [],
+        "seed": int(seed),
+        "fractions": [float(f) for f in fractions],
+        # images per split by the volunteers' majority answer to the first question
+        "counts": {name: {a: int(np.sum(t == i)) for i, a in enumerate(answers)} for name, t in top.items()},
+        "duplicates": duplicates,
+        "splits": {name: [int(i) for i in idx] for name, idx in splits.items()},
+    }
 
 
 def load_manifest(path: str | os.PathLike, data_path: str | os.PathLike | None = None) -> dict:
