@@ -19,6 +19,10 @@
 #                     in NCHW, without cuDNN's algorithm search, and the profiler's costliest kernels
 #   predict.txt       `galaxymorph predict --device cuda` (and --tta) on the 1,200-image synthetic
 #                     sky with the run step's model, against the same on the CPU: time and agreement
+#   tree*.txt, gz2.txt  the vote benchmark (benchmarks/bench_tree.py: three seeds and the 8-class
+#                     benchmark side by side on the card) and the shipped gz2 model's rebuild
+#                     (scripts/build_gz2_model.py --install); gz2.tar and tree_runs.tar hold the
+#                     model and the scored runs. Needs .realdata/{sdss_gz2,gz2_tree} carried.
 # The run step runs twice: cold (a fresh machine renders the sky and builds caches) and warm.
 set -u
 OUT=${1:?usage: bash benchmarks/gpu_figures.sh OUT_DIR [STEP...]}
@@ -76,7 +80,9 @@ compile() {
         --precisions bf16 --compile reduce-overhead --seconds 2 --markdown
 }
 
-seed_cnn() {
+seed_cnn() {  # the seed CNN as shipped (pool, then ReLU) against the reference's layer order, side by side
+    step seed_cnn 60 python3 benchmarks/bench_train.py --device cuda --models seed seed-pool-first seed \
+        seed-pool-first --batch-sizes 512 1024 --precisions bf16 --seconds 2
     local common="benchmarks/bench_train.py --device cuda --models seed --batch-sizes 512 --precisions bf16 --seconds 2"
     step seed_cnn 40 python3 $common --profile 25
     step seed_cnn 40 python3 $common --no-augment
@@ -99,6 +105,31 @@ probs = [k for k in rows[0][0] if k.startswith("prob_")]
 diff = max(abs(float(a[k]) - float(b[k])) for a, b in zip(*rows) for k in probs)
 same = sum(a["predicted"] == b["predicted"] for a, b in zip(*rows))
 print(f"{len(rows[0])} images; predicted class equal on {same}; max |p(device) - p(cpu)| = {diff:.2e}")'
+}
+
+TREE_OUT=${TREE_OUT:-/tmp/gm-tree}
+tree_prepare() {  # import and merge the real galaxies of the vote benchmark (needs .realdata carried)
+    step tree 300 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata --stage prepare
+}
+
+tree() {  # the vote benchmark: three seeds, the 8-class benchmark and the shipped gz2 model, side by side
+    tree_prepare
+    local pids=() s
+    for s in 0 1 2; do
+        step tree_seed$s 400 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata \
+            --stage finetune --seeds $s --device cuda --threads 2 > /dev/null & pids+=($!)
+    done
+    step tree_multiclass 400 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata \
+        --stage multiclass --multiclass --seeds 0 --device cuda --threads 2 > /dev/null & pids+=($!)
+    step gz2 400 python3 scripts/build_gz2_model.py --work "$TREE_OUT" --shared .realdata --device cuda \
+        --threads 2 --install > /dev/null & pids+=($!)
+    wait "${pids[@]}"
+    step tree 120 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata --stage table \
+        --multiclass --seeds 0 1 2
+    tar -cf "$OUT/gz2.tar" -C src/galaxymorph/pretrained gz2 2>/dev/null
+    (cd "$TREE_OUT" && tar -cf "$OUT/tree_runs.tar" bench_tree.md splits \
+        $(ls -d runs/*/seed*/eval/metrics.json runs/*/seed*/run.json runs/*/seed*/bench_time.json \
+        runs/*/seed*/eval/predictions.csv 2>/dev/null)) 2>/dev/null
 }
 
 real() {  # candidates of the real-galaxy benchmark screened on the GPU (needs .realdata/sdss_gz2 carried)
