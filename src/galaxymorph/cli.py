@@ -308,23 +308,58 @@ def cmd_run(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .interrupts import handling_interrupts
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.quiet:
         from .progress import set_quiet
 
         set_quiet()
+    with handling_interrupts():
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
+    """The command's exit status: 0, 2 for a user error, 130 for Ctrl-C (also one that Python
+    swallowed in a finalizer, see :mod:`galaxymorph.interrupts`)."""
+    from .interrupts import interrupted
+
     try:
         args.handler(args)
+        if not interrupted():
+            sys.stdout.flush()  # a closed pipe (``| head``) shows here, not at exit
     except GalaxymorphError as exc:
+        if interrupted():
+            return _interrupted_status()
         if args.verbose:
             traceback.print_exc()
         print(f"galaxymorph: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("galaxymorph: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return _interrupted_status()
+    except BrokenPipeError:
+        return _closed_pipe_status()
+    except Exception:
+        if interrupted():  # a library turned the KeyboardInterrupt into its own error
+            return _interrupted_status()
+        raise
+    return _interrupted_status() if interrupted() else 0
+
+
+def _interrupted_status() -> int:
+    print("galaxymorph: interrupted", file=sys.stderr)
+    return 130
+
+
+def _closed_pipe_status() -> int:
+    """The reader of stdout went away (``galaxymorph data info x.h5 | head -1``): stop quietly,
+    as the Python docs recommend, with stdout pointed at devnull so the exit's flush is silent."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Sequence
 import h5py
 import numpy as np
 
+from .. import interrupts
 from ..errors import DataError
 from ..fileio import atomic_path
 from .filehash import file_sha256
@@ -368,6 +369,7 @@ class Galaxy10Writer:
 
     def append(self, images: np.ndarray, ans: Sequence[int], **columns: Sequence[float]) -> None:
         """Add a batch: uint8 images (n, 256, 256, 3), class ids, optional float columns."""
+        interrupts.check()  # stop at the next batch after a Ctrl-C, even one Python swallowed
         images = np.asarray(images)
         ans = np.asarray(ans)
         if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
