@@ -170,3 +170,10 @@ def spreadsheet_safe(text: str) -> str:
     """
     text = str(text)
     return "'" + text if text.startswith(SPREADSHEET_TRIGGERS) else text
+
+
+def printable_name(path: str | os.PathLike) -> str:
+    """A file's name as text that a UTF-8 file (a CSV) or a terminal accepts: the bytes of a
+    name that is not UTF-8 (written on another system) shown as ``\\xNN`` escapes, so
+    ``b"\\xff.png"`` reads ``\\xff.png``. Other names are unchanged."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
