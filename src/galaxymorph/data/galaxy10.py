@@ -153,6 +153,7 @@ class Galaxy10File:
         """What a file must hold (the one copy of this rule): ``images``, and ``ans`` when
         ``labelled``; each present dataset or column with the right shape and type."""
         f, name = self._h5, self.path.name
+        _check_self_contained(f, name)
         if "images" not in f:
             raise DataError(f"{name} is not in the Galaxy10 layout: no 'images' dataset "
                             f"(found: {', '.join(sorted(f.keys())) or 'nothing'})")
@@ -331,6 +332,21 @@ def folder_given(path: str | os.PathLike) -> DataError:
     which ``data import`` turns into one."""
     return DataError(f"expected an HDF5 file, got a folder: {path} (a folder of images becomes one with "
                      f"'galaxymorph data import {path} --out FILE.h5')")
+
+
+def _check_self_contained(group: h5py.Group, name: str) -> None:
+    """Refuse data kept in another file (an external link, a virtual dataset, external raw
+    storage): the data file's SHA-256, which runs and manifests pin, would not cover it."""
+    for key in group:
+        link = group.get(key, getlink=True)
+        obj = None if isinstance(link, h5py.ExternalLink) else group[key]
+        if isinstance(obj, h5py.Group):
+            _check_self_contained(obj, name)
+        elif obj is None or obj.is_virtual or obj.external:
+            where = f"{group.name.rstrip('/')}/{key}".lstrip("/")
+            raise DataError(f"{name}: '{where}' is stored in another file "
+                            "(an HDF5 external link or virtual dataset), which the file's SHA-256 does not "
+                            "cover; copy the data into one file (e.g. h5repack)")
 
 
 def open_galaxy10(path: str | os.PathLike, rechunk: bool = True, labelled: bool = True) -> Galaxy10File:
