@@ -23,3 +23,30 @@ def test_a_closed_stdout_pipe_ends_quietly(tiny_h5, tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert err == "", err
+
+
+def _parsers(parser, name="galaxymorph"):
+    import argparse
+
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+def test_help_shows_every_default():
+    import argparse
+
+    from galaxymorph.cli import build_parser
+
+    missing = []
+    for name, parser in _parsers(build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                    and "default" not in formatter._expand_help(action)):
+                missing.append(f"{name} {action.option_strings[-1]}")
+    assert missing == []
+    text = build_parser()._subparsers._group_actions[0].choices["evaluate"].format_help()
+    assert "which split to score (default: test)" in " ".join(text.split())

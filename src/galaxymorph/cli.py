@@ -96,8 +96,28 @@ def _add_run_folder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Help that ends each option's text with its default, where it has one the text does not
+    already give (None and False, off switches, are not shown)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text or action.default is None
+                or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and so every sub-command's parser) whose help shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _DefaultsShown)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="galaxymorph",
         description="Train, evaluate and explain CNN classifiers of galaxy morphology (Galaxy10 DECaLS).",
     )
