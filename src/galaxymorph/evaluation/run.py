@@ -110,6 +110,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         "per_class": per_class_metrics(y, probs, pred, names),
         "confusion_matrix": confusion(y, pred, names),
         "scale_warnings": check_file_scale(run_dir, folder.data_path, held_out.indices),  # one line on stderr
+        "warnings": model_warnings(pred, names),
     }
     if binary:
         tuned = predicted_positions(probs, threshold["tuned"])
@@ -130,6 +131,16 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     return result
 
 
+def model_warnings(pred: np.ndarray, names: list[str]) -> list[str]:
+    """What makes the headline metrics misleading, for the terminal and the report's header:
+    a model that predicts one class for every image has learnt nothing about the others."""
+    predicted = np.unique(pred)
+    if len(pred) and len(predicted) == 1:
+        return [f"the model predicts {names[int(predicted[0])]} for every image: it does not tell the classes "
+                "apart (train longer or with other settings, and check the data)"]
+    return []
+
+
 def _write_predictions(path: Path, indices, y, probs, pred, class_ids) -> None:
     """One row per scored image; ``explain`` reuses these probabilities instead of predicting again."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -146,6 +157,7 @@ def format_metrics(metrics: dict) -> str:
     names = ", ".join(f"{n} {metrics['counts'][n]}" for n in metrics["class_names"])
     lines = [f"{metrics['model']} on {metrics['split']} (n={metrics['n']}: {names})"
              f"{', D4 TTA' if metrics.get('tta') else ''}"]
+    lines += [f"  WARNING: {w}" for w in metrics.get("warnings", [])]
     tuned = metrics.get("metrics_at_tuned_threshold")
     head = f"  {'metric':<19}{'value':>7}  {'95% CI':<15}"
     if tuned:
@@ -159,6 +171,8 @@ def format_metrics(metrics: dict) -> str:
             t = tuned[name]
             row += f"  {t['value']:.4f}" + (f" [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]" if t["ci95"] else "")
         lines.append(row)
+    if "auc_from_labels" in metrics["metrics"]:
+        lines.append("  auc_from_labels: the reference notebook's AUC, from thresholded labels; for comparison only")
     for row in metrics.get("votes", {}).get("accuracy_by_confidence", []):
         lines.append(f"  accuracy on labels with deciding votes >= {row['min_vote']:.1f}: {row['accuracy']:.4f} "
                      f"(n={row['n']})")
