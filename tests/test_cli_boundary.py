@@ -50,3 +50,30 @@ def test_help_shows_every_default():
     assert missing == []
     text = build_parser()._subparsers._group_actions[0].choices["evaluate"].format_help()
     assert "which split to score (default: test)" in " ".join(text.split())
+
+
+def test_routine_library_warnings_are_hidden_unless_verbose(tmp_path, monkeypatch):
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    import galaxymorph.data.synthetic as synthetic
+    from galaxymorph.cli import main
+
+    def noisy_synthesize(out, **kwargs):
+        warnings.warn("Image size (95000000 pixels) exceeds limit of 89478485 pixels, could be decompression "
+                      "bomb DOS attack.", Image.DecompressionBombWarning)
+        with np.errstate(divide="warn", invalid="warn"):
+            np.float64(0.0) / np.float64(0.0)
+        warnings.warn("something new", DeprecationWarning)  # not a known one: shown
+        return out
+
+    monkeypatch.setattr(synthetic, "synthesize", noisy_synthesize)
+    for args, expected in ((["data", "synth"], ["something new"]),
+                           (["-v", "data", "synth"], ["Image size", "invalid value", "something new"])):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            assert main([*args, "--out", str(tmp_path / "x.h5")]) == 0
+        shown = [str(w.message) for w in seen]
+        assert len(shown) == len(expected) and all(s.startswith(e) for s, e in zip(shown, expected)), shown

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -18,6 +19,19 @@ from .config import HELP, Config
 from .errors import GalaxymorphError
 
 DEFAULTS = Config()  # the one place where default values live
+
+# Library warnings that tell a user nothing to act on, hidden unless --verbose: (message, category).
+HARMLESS_WARNINGS = [
+    # Pillow: a large image, which is read and shrunk to 256 px (one past twice the limit is skipped)
+    (r"Image size \(\d+ pixels\) exceeds limit", Warning),
+    # numpy: NaN/inf arithmetic on blank images or empty classes, whose results are checked
+    (r"(invalid value|divide by zero|overflow) encountered", RuntimeWarning),
+    (r"Mean of empty slice", RuntimeWarning),
+    # torch: read-only arrays (memory maps) handed to torch, which only reads them
+    (r"The given NumPy array is not writable", UserWarning),
+    # torch: deprecations inside torch's own code paths
+    (r"TypedStorage is deprecated", UserWarning),
+]
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate and explain CNN classifiers of galaxy morphology (Galaxy10 DECaLS).",
     )
     p.add_argument("--version", action="version", version=f"galaxymorph {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show tracebacks on errors, and the libraries' routine warnings")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars or stage lines (the same as GALAXYMORPH_NO_PROGRESS=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -336,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         from .progress import set_quiet
 
         set_quiet()
-    with handling_interrupts():
+    with handling_interrupts(), warnings.catch_warnings():
+        if not args.verbose:
+            for message, category in HARMLESS_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category)
         return _run_command(args)
 
 
