@@ -129,3 +129,15 @@ def test_ctrl_c_stops_evaluate(run_dir, tmp_path, delay):
     assert done.returncode == 130, done.stderr
     assert _leftovers(run_dir) == []
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_what_an_interrupt_handler_writes_is_kept(tmp_path):
+    """Training records status "interrupted" in run.json from its except block: that write stays."""
+    from galaxymorph.interrupts import handling_interrupts
+
+    with handling_interrupts():
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            write_text(tmp_path / "run.json", '{"status": "interrupted"}')
+    assert (tmp_path / "run.json").read_text() == '{"status": "interrupted"}'

@@ -6,7 +6,8 @@ weakref callback, a finalizer or ``__del__`` (numpy, torch and h5py run many), C
 While :func:`handling_interrupts` is active (the command line's ``main``), a SIGINT is also
 recorded, and :func:`check` raises ``KeyboardInterrupt`` again at the next safe point: before
 a finished file is renamed into place (``fileio.atomic_path``) and between batches written to
-an HDF5 file. The command line then exits with status 130 whatever happened in between.
+an HDF5 file, unless that code runs inside an ``except KeyboardInterrupt`` block (which saves
+what a resume needs). The command line then exits with status 130 whatever happened in between.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def interrupted() -> bool:
 
 
 def check() -> None:
-    """Raise ``KeyboardInterrupt`` if a SIGINT arrived (even one that Python swallowed)."""
-    if _interrupted:
+    """Raise ``KeyboardInterrupt`` if a SIGINT arrived (even one that Python swallowed), unless
+    the caller is handling that interrupt already: what an ``except KeyboardInterrupt`` block
+    writes (training's "interrupted" status) is kept."""
+    if _interrupted and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
         raise KeyboardInterrupt
 
 
