@@ -66,7 +66,9 @@ def _interrupt(cmd: list[str], ready, delay: float, cwd: Path) -> subprocess.Com
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
                GALAXYMORPH_NO_PROGRESS="0")
     proc = subprocess.Popen([sys.executable, "-m", "galaxymorph", *cmd], cwd=cwd, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal, even where this test runs with SIGINT ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
     reader.start()
@@ -141,3 +143,14 @@ def test_what_an_interrupt_handler_writes_is_kept(tmp_path):
         except KeyboardInterrupt:
             write_text(tmp_path / "run.json", '{"status": "interrupted"}')
     assert (tmp_path / "run.json").read_text() == '{"status": "interrupted"}'
+
+
+def test_a_process_started_deaf_to_ctrl_c_stays_so():
+    from galaxymorph.interrupts import handling_interrupts
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with handling_interrupts():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

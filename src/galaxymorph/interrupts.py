@@ -45,8 +45,9 @@ def handling_interrupts() -> Iterator[None]:
     """Record SIGINT for :func:`check` and keep the swallowed ``KeyboardInterrupt``'s
     "Exception ignored" message off the terminal; restore everything on leaving."""
     global _interrupted
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
+    if (threading.current_thread() is not threading.main_thread()  # only it may set handlers
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # started deaf to Ctrl-C: stays so
+        yield
         return
     previous_handler = signal.signal(signal.SIGINT, _on_sigint)
     previous_hook = sys.unraisablehook
