@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -213,3 +214,44 @@ def test_cli_fetch(server, tmp_path, capsys):
     assert main(["data", "fetch", "--url", server.url, "--sha256", "1" * 64, "--dest", str(tmp_path / "bad")]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # earlier lines: status messages
     assert last.startswith("galaxymorph: error: SHA-256 mismatch")
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Promises ``PAYLOAD`` and sends a byte every 20 ms, for at most 3 s, then hangs up."""
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(PAYLOAD)))
+        self.end_headers()
+        for i in range(150):
+            try:
+                self.wfile.write(PAYLOAD[i:i + 1])
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
+            time.sleep(0.02)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_trickling_download_is_stalled_not_endless(tmp_path):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        start = time.monotonic()
+        with pytest.raises(DownloadError, match="stalled"):
+            download.fetch(dest=tmp_path, url=f"http://127.0.0.1:{httpd.server_address[1]}/x.h5",
+                           retries=0, backoff=0.0, timeout=0.5, progress=False)
+        assert time.monotonic() - start < 2.5  # the server would trickle for 3 s
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_url_ending_in_dot_dot_leaves_no_orphan_file(server, tmp_path):
+    dest = tmp_path / "data"
+    path = download.fetch(dest=dest, url=server.url.rsplit("/", 1)[0] + "/..", sha256=PAYLOAD_SHA, **FAST)
+    assert path == dest / download.GALAXY10_FILENAME and path.read_bytes() == PAYLOAD
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()] == [path.relative_to(tmp_path)]

@@ -349,3 +349,29 @@ def test_open_held_out_checks_once_for_every_caller(binary_run, tmp_path):
         open_held_out(binary_run, "train")
     with pytest.raises(GalaxymorphError, match="differ from the manifest"):
         open_held_out(binary_run, "test", class_ids=[2, 7])
+
+
+def test_a_model_that_predicts_one_class_for_everything_is_flagged(binary_run, tmp_path, monkeypatch):
+    """A degenerate model's headline (F1 0 [0, 0]) comes with a warning in metrics.json, on the
+    terminal and in the report's header."""
+    import galaxymorph.evaluation.run as run_module
+    from galaxymorph.report import write_report
+
+    run = _copy_run(binary_run, tmp_path / "run")
+    monkeypatch.setattr(run_module, "predict_selection",
+                        lambda model, data, indices, *args, **kwargs: np.tile([0.8, 0.2], (len(indices), 1)))
+    metrics = evaluate(run, n_boot=20, progress=False, plots=False)
+    assert len(metrics["warnings"]) == 1 and "predicts Round Smooth for every image" in metrics["warnings"][0]
+    assert read_json(run / "eval" / "metrics.json")["warnings"] == metrics["warnings"]
+    text = format_metrics(metrics)
+    assert text.splitlines()[1].startswith("  WARNING: the model predicts Round Smooth for every image")
+    page = write_report(run).read_text()
+    header = page[page.index("<header>"):page.index("</header>")]
+    assert 'class="warning"' in header and "predicts Round Smooth for every image" in header
+
+
+def test_a_model_that_tells_classes_apart_has_no_warning_and_auc_from_labels_is_explained(evaluated):
+    assert evaluated["warnings"] == []
+    text = format_metrics(evaluated)
+    assert "WARNING" not in text
+    assert "auc_from_labels: the reference notebook's AUC, from thresholded labels; for comparison only" in text

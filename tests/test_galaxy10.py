@@ -228,3 +228,27 @@ def test_cli_prepare_and_info_on_an_unlabelled_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "images    3 x" in out and "no 'ans' dataset" in out
     assert (tmp_path / "grid.jpg").stat().st_size > 0
+
+
+@pytest.mark.parametrize("how", ["external link", "virtual dataset", "external storage"])
+def test_data_kept_in_another_file_is_refused(tmp_path, how):
+    """The data file's SHA-256 pins a run's data: images read from another file would escape it."""
+    images = np.zeros((2, 256, 256, 3), np.uint8)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as g:
+        g["images"] = images
+    path = tmp_path / "linked.h5"
+    with h5py.File(path, "w") as f:
+        f["ans"] = np.array([2, 5], np.uint8)
+        if how == "external link":
+            f["images"] = h5py.ExternalLink(str(other), "images")
+        elif how == "virtual dataset":
+            layout = h5py.VirtualLayout(shape=images.shape, dtype=np.uint8)
+            layout[:] = h5py.VirtualSource(str(other), "images", shape=images.shape)
+            f.create_virtual_dataset("images", layout)
+        else:
+            raw = tmp_path / "pixels.bin"
+            raw.write_bytes(images.tobytes())
+            f.create_dataset("images", shape=images.shape, dtype=np.uint8, external=[(str(raw), 0, images.nbytes)])
+    with pytest.raises(DataError, match="'images' is stored in another file"):
+        open_galaxy10(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -94,6 +96,19 @@ def test_modes_resize_and_corrupt_file(tmp_path):
     assert abs(int(rgba_img[128, 128, 0]) - 100) <= 2 and rgba_img[128, 128, 1] == 0
     assert big_img.shape == (256, 256, 3)
     assert np.abs(big_img[5:-5, 5:-5].astype(int) - 180).max() <= 4  # the black bars were cropped
+
+
+def test_a_huge_image_and_a_non_utf8_name_are_listed_and_skipped(tmp_path, capsys):
+    src = tmp_path / "src"
+    images = make_blobs(np.array([0, 1]))
+    _save(src / "2" / "good.png", images[0])
+    Image.new("1", (20000, 20000), 1).save(_dir(src / "5") / "huge.png", optimize=True)  # a few KB
+    (_dir(src / "loose") / os.fsdecode(b"odd\xff.png")).write_bytes(b"not a png")
+    out = tmp_path / "out.h5"
+    assert main(["data", "import", str(src), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 1 image(s)" in printed
+    assert "5/huge.png: image too large" in printed and "loose/odd\\xff.png: unreadable image" in printed
 
 
 def test_read_image_file_sizes(tmp_path):

@@ -106,6 +106,27 @@ def test_corrupt_files_are_skipped_and_counted(run, images, tmp_path, capsys):
     assert len(_rows(out)) == 1
 
 
+def _huge_png(path):
+    """A 20000x20000 PNG, past Pillow's decompression-bomb limit, in a few KB (one bit a pixel)."""
+    Image.new("1", (20000, 20000), 1).save(path, optimize=True)
+    return path
+
+
+def test_a_huge_image_and_a_non_utf8_name_do_not_stop_predict(run, images, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(images[0]).save(folder / "good.png")
+    Image.fromarray(images[1]).save(os.fsencode(folder) + b"/odd\xff.png")  # a name from another system
+    _huge_png(folder / "huge.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), str(folder), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "classified 2 image(s)" in printed and "skipped 1 unreadable" in printed
+    assert "huge.png: image too large" in printed
+    rows = _rows(out)  # the CSV is valid UTF-8, the odd byte shown as an escape
+    assert [os.path.basename(r["file"]) for r in rows] == ["good.png", "odd\\xff.png"]
+
+
 def test_nothing_readable_is_an_error_and_leaves_no_file(run, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")

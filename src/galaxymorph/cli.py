@@ -12,6 +12,7 @@ import dataclasses
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -19,6 +20,19 @@ from .config import HELP, Config, check_seed
 from .errors import GalaxymorphError
 
 DEFAULTS = Config()  # the one place where default values live
+
+# Library warnings that tell a user nothing to act on, hidden unless --verbose: (message, category).
+HARMLESS_WARNINGS = [
+    # Pillow: a large image, which is read and shrunk to 256 px (one past twice the limit is skipped)
+    (r"Image size \(\d+ pixels\) exceeds limit", Warning),
+    # numpy: NaN/inf arithmetic on blank images or empty classes, whose results are checked
+    (r"(invalid value|divide by zero|overflow) encountered", RuntimeWarning),
+    (r"Mean of empty slice", RuntimeWarning),
+    # torch: read-only arrays (memory maps) handed to torch, which only reads them
+    (r"The given NumPy array is not writable", UserWarning),
+    # torch: deprecations inside torch's own code paths
+    (r"TypedStorage is deprecated", UserWarning),
+]
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -97,13 +111,34 @@ def _add_run_folder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Help that ends each option's text with its default, where it has one the text does not
+    already give (None and False, off switches, are not shown)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text or action.default is None
+                or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and so every sub-command's parser) whose help shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _DefaultsShown)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="galaxymorph",
         description="Train, evaluate and explain CNN classifiers of galaxy morphology (Galaxy10 DECaLS).",
     )
     p.add_argument("--version", action="version", version=f"galaxymorph {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show tracebacks on errors, and the libraries' routine warnings")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars or stage lines (the same as GALAXYMORPH_NO_PROGRESS=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -345,25 +380,46 @@ def cmd_run(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .interrupts import handling_interrupts
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.quiet:
         from .progress import set_quiet
 
         set_quiet()
+    with handling_interrupts(), warnings.catch_warnings():
+        if not args.verbose:
+            for message, category in HARMLESS_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category)
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
+    """The command's exit status: 0, 2 for a user error, 130 for Ctrl-C (also one that Python
+    swallowed in a finalizer, see :mod:`galaxymorph.interrupts`)."""
+    from .interrupts import interrupted
+
     try:
         args.handler(args)
+        if not interrupted():
+            sys.stdout.flush()  # a closed pipe (``| head``) shows here, not at exit
     except GalaxymorphError as exc:
+        if interrupted():
+            return _interrupted_status()
         if args.verbose:
             traceback.print_exc()
         print(f"galaxymorph: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("galaxymorph: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted_status()
+    except BrokenPipeError:
+        return _closed_pipe_status()
     except OSError as exc:  # a write that did not go through fileio: still one line when the place is at fault
         from .fileio import WRITE_ERRNOS, is_disk_full, write_error
 
+        if interrupted():
+            return _interrupted_status()
         if not (exc.errno in WRITE_ERRNOS or is_disk_full(exc)):
             raise
         if args.verbose:
@@ -371,7 +427,26 @@ def main(argv: list[str] | None = None) -> int:
         message = write_error(exc.filename, exc) if exc.filename else f"cannot write: {exc.strerror or exc}"
         print(f"galaxymorph: error: {message}", file=sys.stderr)
         return 2
-    return 0
+    except Exception:
+        if interrupted():  # a library turned the KeyboardInterrupt into its own error
+            return _interrupted_status()
+        raise
+    return _interrupted_status() if interrupted() else 0
+
+
+def _interrupted_status() -> int:
+    print("galaxymorph: interrupted", file=sys.stderr)
+    return 130
+
+
+def _closed_pipe_status() -> int:
+    """The reader of stdout went away (``galaxymorph data info x.h5 | head -1``): stop quietly,
+    as the Python docs recommend, with stdout pointed at devnull so the exit's flush is silent."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

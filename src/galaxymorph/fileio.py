@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from . import interrupts
 from .errors import WriteError
 
 
@@ -42,6 +43,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        interrupts.check()  # a Ctrl-C that Python swallowed still leaves no file
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, path)
     except BaseException as exc:
@@ -240,3 +242,10 @@ def spreadsheet_safe(text: str) -> str:
     """
     text = str(text)
     return "'" + text if text.startswith(SPREADSHEET_TRIGGERS) else text
+
+
+def printable_name(path: str | os.PathLike) -> str:
+    """A file's name as text that a UTF-8 file (a CSV) or a terminal accepts: the bytes of a
+    name that is not UTF-8 (written on another system) shown as ``\\xNN`` escapes, so
+    ``b"\\xff.png"`` reads ``\\xff.png``. Other names are unchanged."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
-from .workers import can_start_workers, usable_cores, worker_context  # noqa: E402
+from .workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context  # noqa: E402
 
 
 # Photo-like figures (galaxy images under heatmaps) are written as JPEG: as PNG a gallery of
@@ -75,14 +75,17 @@ class FigurePool:
         if self.workers > 1 and can_start_workers():
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context())
+            with deaf_to_ctrl_c():
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context())
         return self
 
     def submit(self, draw, *args, **kwargs) -> None:
         if self._pool is None:
             draw(*args, **kwargs)
         else:
-            self._futures.append((self._pool.submit(draw, *args, **kwargs), draw, args, kwargs))
+            with deaf_to_ctrl_c():  # may start a worker
+                future = self._pool.submit(draw, *args, **kwargs)
+            self._futures.append((future, draw, args, kwargs))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._pool is None:

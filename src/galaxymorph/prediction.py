@@ -21,7 +21,7 @@ from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, list_files, read_image_file
 from .data.scale import check_scale, inputs_scale
 from .errors import GalaxymorphError
-from .fileio import atomic_path, check_output_file, spreadsheet_safe
+from .fileio import atomic_path, check_output_file, printable_name, spreadsheet_safe
 from .inference import default_batch_size, predicted_positions
 from .progress import progress_bar
 
@@ -101,9 +101,9 @@ def _file_batches(files: list[Path], batch_size: int, report: PredictReport
     for path in files:
         try:
             images.append(read_image_file(path, size=IMAGE_SHAPE[0]))  # resized as 'data import' does
-            names.append(str(path))
+            names.append(printable_name(path))
         except (GalaxymorphError, OSError, ValueError) as exc:
-            report.skipped.append((str(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            report.skipped.append((printable_name(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
         if len(images) == batch_size:
             yield names, [""] * len(names), np.stack(images)
             names, images = [], []
@@ -118,11 +118,11 @@ def _h5_batches(path: Path, batch_size: int, report: PredictReport
     try:
         data = open_galaxy10(path, labelled=False)
     except GalaxymorphError as exc:
-        report.skipped.append((str(path), str(exc)))
+        report.skipped.append((printable_name(path), str(exc)))
         return
     with data:
         for idx, images in data.iter_images(np.arange(len(data)), batch_size):
-            yield [str(path)] * len(idx), [str(int(i)) for i in idx], images
+            yield [printable_name(path)] * len(idx), [str(int(i)) for i in idx], images
 
 
 def _count_images(files: list[Path], h5_files: list[Path]) -> int:
@@ -147,7 +147,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     needs ``images`` only, ``ans`` class ids are not read).
     The CSV (written atomically) has ``file``, ``index`` (blank except for HDF5 rows),
     ``predicted`` (Galaxy10 class id), ``predicted_name`` and ``prob_<class id>`` columns. Text
-    cells that a spreadsheet would run as a formula (starting with = + - @) get a leading ``'``.
+    cells that a spreadsheet would run as a formula (starting with = + - @) get a leading ``'``;
+    a file name that is not UTF-8 is written with ``\\xNN`` escapes for its odd bytes.
     For two classes the predicted class is the positive one when its probability is >= 0.5.
     A decision-tree model (``--targets tree``) writes ``file``, ``index``, then every answer's
     expected vote fraction (``<answer>_fraction``) and Dirichlet concentration

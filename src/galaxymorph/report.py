@@ -327,6 +327,7 @@ def page_data(run_dir: str | os.PathLike) -> dict:
         "run_dir": str(run_dir), "run_name": run_dir.resolve().name,
         "written": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
         "headline": _headline(metrics),
+        "warnings": [str(w) for w in (metrics or {}).get("warnings", [])],
         "data": _data_section(run_dir, run, manifest),
         "training": _training_section(run_dir),
         "metrics": _metrics_section(run_dir, metrics),

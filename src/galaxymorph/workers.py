@@ -6,9 +6,11 @@ Shared by the two process pools of galaxymorph: the synthetic renderer
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from typing import Sequence
+from typing import Iterator, Sequence
 
 
 def usable_cores() -> int:
@@ -37,3 +39,20 @@ def worker_context(preload: Sequence[str] = ()):
     if preload:
         context.set_forkserver_preload(list(preload))
     return context
+
+
+@contextlib.contextmanager
+def deaf_to_ctrl_c() -> Iterator[None]:
+    """Start worker processes (create a pool, submit to it) inside this block: they inherit a
+    blocked SIGINT. Ctrl-C reaches the whole process group, and a worker (or the forkserver
+    still importing its libraries) would print a traceback and break the pool; this way the
+    parent alone stops and cancels the pending work. A Ctrl-C that arrives inside the block
+    is raised in this process as it ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

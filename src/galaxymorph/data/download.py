@@ -38,6 +38,7 @@ GALAXY10_SHA256 = "19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1
 GALAXY10_FILENAME = "Galaxy10_DECals.h5"
 
 CHUNK = 1 << 20  # bytes read per network call
+MIN_RATE = 10 * 1024  # bytes per second: slower than this for ``timeout`` seconds is a stalled download
 
 
 def default_data_dir() -> Path:
@@ -67,7 +68,8 @@ def fetch(dest: str | os.PathLike | None = None, url: str | None = None, sha256:
         checked at all, and the messages say the file is unverified.
     filename : name of the file in ``dest``; default: the last part of the URL's path.
     retries : how many times a transient failure is tried again (each resumes where it stopped).
-    timeout : seconds to wait for the server on each network call.
+    timeout : seconds to wait for the server on each network call; a download that brings less
+        than 10 KiB/s for this long is stalled, and tried again like a cut connection.
     progress : show a progress bar (bytes).
     backoff : seconds before the first retry; doubled after each failure (0 in tests).
 
@@ -172,7 +174,7 @@ def _validate_sha256(sha256: str | None) -> str | None:
 
 def _filename_from_url(url: str) -> str:
     name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
-    return name or GALAXY10_FILENAME
+    return name if name not in ("", ".", "..") else GALAXY10_FILENAME
 
 
 def _say(message: str) -> None:
@@ -222,13 +224,14 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
         if length is not None:
             _check_space(part.parent, length)
         received = 0
+        stall = _StallWatch(timeout)
         bar = progress_bar(desc=part.name.removesuffix(".part"), total=total, unit="B",
                            unit_scale=True, unit_divisor=1024, initial=offset, disable=not progress)
         try:
             with open(part, mode) as fh:
                 while True:
                     try:
-                        chunk = response.read(CHUNK)
+                        chunk = response.read1(CHUNK)  # what has arrived: a trickle is seen
                     except (HTTPException, OSError) as exc:
                         raise _Retryable(_reason(exc)) from None
                     if not chunk:
@@ -236,10 +239,30 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
                     fh.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
+                    stall.add(len(chunk))
         finally:
             bar.close()
     if length is not None and received < length:
         raise _Retryable(f"connection closed after {offset + received} of {total} bytes")
+
+
+class _StallWatch:
+    """Raises :class:`_Retryable` when fewer than ``MIN_RATE * window`` bytes arrived in the last
+    ``window`` seconds: a server that trickles a byte at a time never trips the socket's
+    timeout, which only limits the wait for each single read."""
+
+    def __init__(self, window: float):
+        self.window = window
+        self.start, self.bytes = time.monotonic(), 0
+
+    def add(self, n: int) -> None:
+        self.bytes += n
+        elapsed = time.monotonic() - self.start
+        if elapsed < self.window:
+            return
+        if self.bytes < MIN_RATE * self.window:
+            raise _Retryable(f"the download stalled: {self.bytes} bytes in {elapsed:.0f} s")
+        self.start, self.bytes = time.monotonic(), 0
 
 
 def _check_space(folder: Path, needed: int) -> None:

@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Sequence
 import h5py
 import numpy as np
 
+from .. import interrupts
 from ..errors import DataError
 from ..fileio import atomic_path
 from .filehash import file_sha256
@@ -155,6 +156,7 @@ class Galaxy10File:
         """What a file must hold (the one copy of this rule): ``images``, and ``ans`` when
         ``labelled``; each present dataset or column with the right shape and type."""
         f, name = self._h5, self.path.name
+        _check_self_contained(f, name)
         if "images" not in f:
             raise DataError(f"{name} is not in the Galaxy10 layout: no 'images' dataset "
                             f"(found: {', '.join(sorted(f.keys())) or 'nothing'})")
@@ -346,6 +348,21 @@ def folder_given(path: str | os.PathLike) -> DataError:
                      f"'galaxymorph data import {path} --out FILE.h5')")
 
 
+def _check_self_contained(group: h5py.Group, name: str) -> None:
+    """Refuse data kept in another file (an external link, a virtual dataset, external raw
+    storage): the data file's SHA-256, which runs and manifests pin, would not cover it."""
+    for key in group:
+        link = group.get(key, getlink=True)
+        obj = None if isinstance(link, h5py.ExternalLink) else group[key]
+        if isinstance(obj, h5py.Group):
+            _check_self_contained(obj, name)
+        elif obj is None or obj.is_virtual or obj.external:
+            where = f"{group.name.rstrip('/')}/{key}".lstrip("/")
+            raise DataError(f"{name}: '{where}' is stored in another file "
+                            "(an HDF5 external link or virtual dataset), which the file's SHA-256 does not "
+                            "cover; copy the data into one file (e.g. h5repack)")
+
+
 def open_galaxy10(path: str | os.PathLike, rechunk: bool = True, labelled: bool = True) -> Galaxy10File:
     """Open and validate a Galaxy10-layout HDF5 file (lazily: pixels are read on demand;
     ``rechunk``, ``labelled``: see :class:`Galaxy10File`)."""
@@ -382,6 +399,7 @@ class Galaxy10Writer:
 
     def append(self, images: np.ndarray, ans: Sequence[int], **columns: Sequence[float]) -> None:
         """Add a batch: uint8 images (n, 256, 256, 3), class ids, optional float columns."""
+        interrupts.check()  # stop at the next batch after a Ctrl-C, even one Python swallowed
         images = np.asarray(images)
         ans = np.asarray(ans)
         if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:

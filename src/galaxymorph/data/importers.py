@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import printable_name
 from ..progress import progress_bar
 from .catalog import Catalog, check_pixel_scale, class_text_is_blank, read_catalog
 from .galaxy10 import CLASS_NAMES, IMAGE_SHAPE, NO_CLASS, OPTIONAL_COLUMNS, Galaxy10Writer
@@ -124,7 +125,7 @@ class ImportReport:
             lines.append(f"catalogue {self.catalog.name}: {matched} of {self.n_written} image(s) matched")
             if self.not_in_catalog:
                 lines.append(f"  {len(self.not_in_catalog)} image(s) have no row (their values are NaN): "
-                             + ", ".join(str(p) for p in self.not_in_catalog[:5])
+                             + ", ".join(printable_name(p) for p in self.not_in_catalog[:5])
                              + (", ..." if len(self.not_in_catalog) > 5 else ""))
             if self.unmatched_rows:
                 lines.append(f"  {self.unmatched_rows} row(s) match no image file")
@@ -136,7 +137,7 @@ class ImportReport:
                              ("with no class", self.unlabelled)):
             if items:
                 lines.append(f"skipped {len(items)} file(s) {title}:")
-                lines += [f"  {p}: {r}" for p, r in items]
+                lines += [f"  {printable_name(p)}: {r}" for p, r in items]
         return "\n".join(lines)
 
 
@@ -250,7 +251,7 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
             writer.append(np.stack(batch_images), batch_labels)
         report.n_written = writer.n
         if writer.n == 0:  # raising inside the writer leaves nothing at ``out``
-            first = f"; first: {report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else ""
+            first = f"; first: {printable_name(report.skipped[0][0])}: {report.skipped[0][1]}" if report.skipped else ""
             ignored = f", {report.ignored} non-image file(s) ignored" if report.ignored else ""
             raise DataError(
                 f"nothing imported from {src}: {len(report.skipped)} file(s) skipped, "
@@ -472,6 +473,8 @@ def _read_pil(path: Path) -> np.ndarray:
             img.load()
             img = ImageOps.exif_transpose(img)
             return _pil_to_rgb(img)
+    except Image.DecompressionBombError:  # Pillow's guard against a huge image (a memory bomb)
+        raise DataError(f"image too large (over {2 * Image.MAX_IMAGE_PIXELS} pixels)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"unreadable image ({_short(exc)})") from None
 

@@ -45,7 +45,7 @@ from scipy import special
 
 from ..config import Config
 from ..errors import DataError
-from ..workers import can_start_workers, usable_cores, worker_context
+from ..workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context
 from .galaxy10 import (
     CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer, check_class_id, validate_classes,
 )
@@ -759,11 +759,14 @@ def _rendered_chunks(chunks: list[list[tuple[int, int]]], seed: int, difficulty:
     # the server may not see the parent's sys.path (Python 3.11's forkserver ignores it), and
     # the workers must run this very file. No astropy: the stretch is written out here
     context = worker_context(["numpy", "scipy.fft", "scipy.special", "h5py"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with deaf_to_ctrl_c():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    with pool:
         pending = []
         try:
             for chunk in chunks:
-                pending.append(pool.submit(render_chunk, chunk, seed, difficulty))
+                with deaf_to_ctrl_c():  # may start a worker
+                    pending.append(pool.submit(render_chunk, chunk, seed, difficulty))
                 if len(pending) >= 2 * workers:
                     yield pending.pop(0).result()
             while pending:

@@ -108,6 +108,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         "scale_warnings": check_file_scale(run_dir, folder.data_path, held_out.indices),  # one line on stderr
         # test images the model or its init model trained on (one line on stderr when any)
         "leak": check_test_images(run_dir, folder.data_path, held_out.indices, split),
+        "warnings": model_warnings(pred, names),
     }
     if binary:
         tuned = predicted_positions(probs, threshold["tuned"])
@@ -126,6 +127,16 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     result["seconds"] = round(time.perf_counter() - started, 2)
     write_json(out_dir / "metrics.json", result)
     return result
+
+
+def model_warnings(pred: np.ndarray, names: list[str]) -> list[str]:
+    """What makes the headline metrics misleading, for the terminal and the report's header:
+    a model that predicts one class for every image has learnt nothing about the others."""
+    predicted = np.unique(pred)
+    if len(pred) and len(predicted) == 1:
+        return [f"the model predicts {names[int(predicted[0])]} for every image: it does not tell the classes "
+                "apart (train longer or with other settings, and check the data)"]
+    return []
 
 
 def _write_predictions(path: Path, indices, y, probs, pred, class_ids) -> None:
@@ -148,6 +159,7 @@ def format_metrics(metrics: dict) -> str:
     names = ", ".join(f"{n} {metrics['counts'][n]}" for n in metrics["class_names"])
     lines = [f"{metrics['model']} on {metrics['split']} (n={metrics['n']}: {names})"
              f"{', D4 TTA' if metrics.get('tta') else ''}"]
+    lines += [f"  WARNING: {w}" for w in metrics.get("warnings", [])]
     tuned = metrics.get("metrics_at_tuned_threshold")
     head = f"  {'metric':<19}{'value':>7}  {'95% CI':<15}"
     if tuned:
@@ -161,6 +173,8 @@ def format_metrics(metrics: dict) -> str:
             t = tuned[name]
             row += f"  {t['value']:.4f}" + (f" [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]" if t["ci95"] else "")
         lines.append(row)
+    if "auc_from_labels" in metrics["metrics"]:
+        lines.append("  auc_from_labels: the reference notebook's AUC, from thresholded labels; for comparison only")
     for row in metrics.get("votes", {}).get("accuracy_by_confidence", []):
         lines.append(f"  accuracy on labels with deciding votes >= {row['min_vote']:.1f}: {row['accuracy']:.4f} "
                      f"(n={row['n']})")
