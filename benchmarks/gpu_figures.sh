@@ -80,16 +80,11 @@ compile() {
         --precisions bf16 --compile reduce-overhead --seconds 2 --markdown
 }
 
-seed_cnn() {  # the seed CNN as shipped (pool, then ReLU) against the reference's layer order, side by side
+seed_cnn() {  # the seed CNN as shipped against the same with each ReLU after its pool, side by side
     step seed_cnn 60 python3 benchmarks/bench_train.py --device cuda --models seed seed-pool-first seed \
-        seed-pool-first --batch-sizes 512 1024 --precisions bf16 --seconds 2
-    local common="benchmarks/bench_train.py --device cuda --models seed --batch-sizes 512 --precisions bf16 --seconds 2"
-    step seed_cnn 40 python3 $common --profile 25
-    step seed_cnn 40 python3 $common --no-augment
-    step seed_cnn 40 python3 $common --contiguous
-    step seed_cnn 40 python3 $common --no-cudnn-benchmark
-    step seed_cnn 40 python3 benchmarks/bench_train.py --device cuda --models default --batch-sizes 512 \
-        --precisions bf16 --seconds 2 --no-cudnn-benchmark
+        seed-pool-first --batch-sizes 512 --precisions bf16 --seconds 2
+    step seed_cnn 40 python3 benchmarks/bench_train.py --device cuda --models seed --batch-sizes 512 \
+        --precisions bf16 --seconds 2 --profile 25
 }
 
 predict() {  # needs the run step's model (/tmp/gm-gpu-run); PREDICT_DEVICE=cpu tries the step anywhere
@@ -117,15 +112,15 @@ tree() {  # the vote benchmark: three seeds, the 8-class benchmark and the shipp
     local pids=() s
     for s in 0 1 2; do
         step tree_seed$s 400 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata \
-            --stage finetune --seeds $s --device cuda --threads 2 > /dev/null & pids+=($!)
+            --stage finetune --seeds $s --device cuda --threads 2 --pretrain-epochs 25 > /dev/null & pids+=($!)
     done
     step tree_multiclass 400 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata \
-        --stage multiclass --multiclass --seeds 0 --device cuda --threads 2 > /dev/null & pids+=($!)
+        --stage multiclass --multiclass --seeds 0 --device cuda --threads 2 --pretrain-epochs 25 > /dev/null & pids+=($!)
     step gz2 400 python3 scripts/build_gz2_model.py --work "$TREE_OUT" --shared .realdata --device cuda \
-        --threads 2 --install > /dev/null & pids+=($!)
+        --threads 2 --epochs 30 --install > /dev/null & pids+=($!)
     wait "${pids[@]}"
     step tree 120 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata --stage table \
-        --multiclass --seeds 0 1 2
+        --multiclass --seeds 0 1 2 --pretrain-epochs 25
     tar -cf "$OUT/gz2.tar" -C src/galaxymorph/pretrained gz2 2>/dev/null
     (cd "$TREE_OUT" && tar -cf "$OUT/tree_runs.tar" bench_tree.md splits \
         $(ls -d runs/*/seed*/eval/metrics.json runs/*/seed*/run.json runs/*/seed*/bench_time.json \

@@ -5,8 +5,8 @@
 
 Imports ``../shared/data/gz2_tree`` (5,213 galaxies) and ``../shared/data/sdss_gz2`` (1,785) with
 their Galaxy Zoo 2 vote counts, merges them, and trains ``--targets tree`` on every galaxy with
-votes: nine tenths to train, one tenth to choose the epoch (both recorded in
-``train_galaxies.npz``, since the model has seen the votes of both). ``--install`` copies the run
+votes: 95% to train, 4% to choose the epoch (both recorded in ``train_galaxies.npz``, since the
+model has seen the votes of both) and 1% kept out, scored as a check. ``--install`` copies the run
 folder's model files into ``src/galaxymorph/pretrained/gz2/`` and writes its README (SHA-256,
 provenance, the command, the machine, the training time).
 """
@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 PACKAGE = REPO / "src" / "galaxymorph" / "pretrained" / "gz2"
-SHIPPED = ("config.toml", "run.json", "history.csv", "train_galaxies.npz", "checkpoints/best.pt")
+SHIPPED = ("config.toml", "run.json", "history.csv", "train_galaxies.npz", "checkpoints/best.pt", "eval/metrics.json")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,9 +57,10 @@ def build(args) -> Path:
     pool = merged(work, "pool", parts)  # the same files as benchmarks/bench_tree.py's, when --work is its --out
     every = voted(pool)
     rng = np.random.default_rng(args.seed)
-    val = np.sort(rng.choice(every, len(every) // 10, replace=False))
-    train = np.setdiff1d(every, val)
-    manifest = tree_manifest(work / "splits" / "gz2-shipped.json", pool, train, val, val[:0], args.seed)
+    shuffled = rng.permutation(every)
+    n_test, n_val = max(1, len(every) // 100), max(1, len(every) // 25)  # 1% kept out as a check, 4% choose the epoch
+    test, val, train = (np.sort(part) for part in np.split(shuffled, [n_test, n_test + n_val]))
+    manifest = tree_manifest(work / "splits" / "gz2-shipped.json", pool, train, val, test, args.seed)
     run_dir = work / "gz2"
     config = gm.Config.resolve(overrides={"data": str(pool), "manifest": str(manifest), "targets": "tree",
                                           "model": args.model, "epochs": args.epochs,
@@ -68,8 +69,10 @@ def build(args) -> Path:
     start = time.perf_counter()
     gm.train(config, out=run_dir, overwrite=True)
     seconds = time.perf_counter() - start
+    gm.evaluate(run_dir, split="test", plots=False)
     (run_dir / "build.json").write_text(json.dumps({
         "train_wall_seconds": round(seconds, 1), "n_train": int(len(train)), "n_val": int(len(val)),
+        "n_test": int(len(test)),
         "machine": machine(config.device), "date": time.strftime("%Y-%m-%d", time.gmtime())}, indent=1))
     print(f"trained on {len(train)} + {len(val)} galaxies in {seconds:.0f} s: {run_dir}")
     return run_dir
@@ -102,8 +105,8 @@ cutout it predicts the share of volunteers who would give each answer (Dirichlet
 per question). Use it by name: `galaxymorph predict gz2 images/ --out votes.csv`, or start a
 classifier from its encoder: `galaxymorph train --data FILE --init gz2`.
 
-- **Trained on** {n_train} real SDSS galaxies, with {n_val} more to choose the epoch: every galaxy of
-  `gz2_tree` and `sdss_gz2` with votes (SDSS DR16 gri cutouts, 25.6" at 0.2"/px imported at 256 px;
+- **Trained on** {n_train} real SDSS galaxies, with {n_val} more to choose the epoch and {n_test} kept
+  out as a check (`eval/`): every galaxy of `gz2_tree` and `sdss_gz2` with votes (SDSS DR16 gri cutouts, 25.6" at 0.2"/px imported at 256 px;
   votes from Galaxy Zoo 2, Willett et al. 2013, Hart et al. 2016). Their positions and pixel hashes
   are in `train_galaxies.npz`: `evaluate` flags any test galaxy among them, so no figure is taken from
   galaxies whose votes this model saw.
