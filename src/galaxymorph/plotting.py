@@ -75,7 +75,9 @@ class FigurePool:
         if self.workers > 1 and can_start_workers():
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context())
+            # the fork server imports matplotlib once, and every worker forked from it has it
+            context = worker_context(["galaxymorph.plotting"])
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         return self
 
     def submit(self, draw, *args, **kwargs) -> None:
