@@ -75,9 +75,7 @@ class FigurePool:
         if self.workers > 1 and can_start_workers():
             from concurrent.futures import ProcessPoolExecutor
 
-            # the fork server imports matplotlib once, and every worker forked from it has it
-            context = worker_context(["galaxymorph.plotting"])
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context())
         return self
 
     def submit(self, draw, *args, **kwargs) -> None:
