@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import TYPE_CHECKING
 
 from ..errors import GalaxymorphError
+
+if TYPE_CHECKING:
+    from .base import Explainer
 
 DEFAULT_METHOD = "gradcam++-sky"  # the one whose maps land on the galaxy for both classes (docs/explanations.md)
 
 
-def _load() -> None:
-    """Import the methods (and with them torch) the first time one is asked for.
+def _load() -> dict:
+    """Import the methods (and with them torch) the first time one is asked for; :data:`METHODS`.
 
     Importing :mod:`.figures` or :mod:`.localisation` alone stays free of torch: the worker
     processes that draw explain's figures import only matplotlib (a fraction of a second, not the
     seconds torch and its friends take in every worker).
     """
     if "METHODS" in globals():
-        return
+        return globals()["METHODS"]
     from .base import Explainer
     from .gradcam import BaseCAM, GradCAM, SkyGradCAMPlusPlus, gradcam
     from .gradcampp import GradCAMPlusPlus, gradcampp
@@ -41,6 +45,7 @@ def _load() -> None:
                      gradcam=gradcam, GradCAMPlusPlus=GradCAMPlusPlus, gradcampp=gradcampp,
                      IntegratedGradientsExplainer=IntegratedGradientsExplainer,
                      integrated_gradients=integrated_gradients, METHODS=methods)
+    return methods
 
 
 _LAZY = ("METHODS", "Explainer", "BaseCAM", "GradCAM", "SkyGradCAMPlusPlus", "gradcam", "GradCAMPlusPlus",
@@ -71,10 +76,10 @@ sys.modules[__name__].__class__ = _Package
 
 def make_explainer(method: str, model, **options) -> Explainer:
     """An explainer object by name; ``options`` go to its constructor (``layer``, ``baseline``...)."""
-    _load()
-    if method not in METHODS:
-        raise GalaxymorphError(f"unknown explanation method {method!r}; known methods: {', '.join(METHODS)}")
-    return METHODS[method](model, **options)
+    methods = _load()
+    if method not in methods:
+        raise GalaxymorphError(f"unknown explanation method {method!r}; known methods: {', '.join(methods)}")
+    return methods[method](model, **options)
 
 
 def explain(method: str, model, images, target=None, normalize: bool = True, batch_size: int = 32,
