@@ -7,26 +7,79 @@ own resolution. ``explain(method, model, images, target=None, ...)`` picks one b
 
 from __future__ import annotations
 
-from ..errors import GalaxymorphError
-from .base import Explainer
-from .gradcam import BaseCAM, GradCAM, SkyGradCAMPlusPlus, gradcam
-from .gradcampp import GradCAMPlusPlus, gradcampp
-from .integrated_gradients import IntegratedGradientsExplainer, integrated_gradients
+import sys
+import types
+from typing import TYPE_CHECKING
 
-METHODS: dict[str, type[Explainer]] = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "integrated-gradients": IntegratedGradientsExplainer,
-    "gradcam++-sky": SkyGradCAMPlusPlus,
-}
+from ..errors import GalaxymorphError
+
+if TYPE_CHECKING:
+    from .base import Explainer
+
 DEFAULT_METHOD = "gradcam++-sky"  # the one whose maps land on the galaxy for both classes (docs/explanations.md)
+
+
+def _load() -> dict:
+    """Import the methods (and with them torch) the first time one is asked for; :data:`METHODS`.
+
+    Importing :mod:`.figures` or :mod:`.localisation` alone stays free of torch: the worker
+    processes that draw explain's figures import only matplotlib (a fraction of a second, not the
+    seconds torch and its friends take in every worker).
+    """
+    if "METHODS" in globals():
+        return globals()["METHODS"]
+    from .base import Explainer
+    from .gradcam import BaseCAM, GradCAM, SkyGradCAMPlusPlus, gradcam
+    from .gradcampp import GradCAMPlusPlus, gradcampp
+    from .integrated_gradients import IntegratedGradientsExplainer, integrated_gradients
+
+    methods: dict[str, type[Explainer]] = {
+        "gradcam": GradCAM,
+        "gradcam++": GradCAMPlusPlus,
+        "integrated-gradients": IntegratedGradientsExplainer,
+        "gradcam++-sky": SkyGradCAMPlusPlus,
+    }
+    # the functions gradcam, gradcampp and integrated_gradients are bound here after their
+    # modules, as the eager imports did: ``galaxymorph.explain.gradcam`` is the function
+    globals().update(Explainer=Explainer, BaseCAM=BaseCAM, GradCAM=GradCAM, SkyGradCAMPlusPlus=SkyGradCAMPlusPlus,
+                     gradcam=gradcam, GradCAMPlusPlus=GradCAMPlusPlus, gradcampp=gradcampp,
+                     IntegratedGradientsExplainer=IntegratedGradientsExplainer,
+                     integrated_gradients=integrated_gradients, METHODS=methods)
+    return methods
+
+
+_LAZY = ("METHODS", "Explainer", "BaseCAM", "GradCAM", "SkyGradCAMPlusPlus", "gradcam", "GradCAMPlusPlus",
+         "gradcampp", "IntegratedGradientsExplainer", "integrated_gradients")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        _load()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Reading ``gradcam``, ``gradcampp`` or ``integrated_gradients`` loads the methods first: the
+    import of a submodule of that name sets the package's attribute to the module, and the
+    function must win, whichever was imported first."""
+
+    def __getattribute__(self, name: str):
+        if name in _SHADOWED and "METHODS" not in types.ModuleType.__getattribute__(self, "__dict__"):
+            _load()
+        return super().__getattribute__(name)
+
+
+_SHADOWED = ("gradcam", "gradcampp", "integrated_gradients")
+sys.modules[__name__].__class__ = _Package
 
 
 def make_explainer(method: str, model, **options) -> Explainer:
     """An explainer object by name; ``options`` go to its constructor (``layer``, ``baseline``...)."""
-    if method not in METHODS:
-        raise GalaxymorphError(f"unknown explanation method {method!r}; known methods: {', '.join(METHODS)}")
-    return METHODS[method](model, **options)
+    methods = _load()
+    if method not in methods:
+        raise GalaxymorphError(f"unknown explanation method {method!r}; known methods: {', '.join(methods)}")
+    return methods[method](model, **options)
 
 
 def explain(method: str, model, images, target=None, normalize: bool = True, batch_size: int = 32,

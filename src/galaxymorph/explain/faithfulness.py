@@ -24,7 +24,7 @@ import copy
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr, ttest_rel
+from scipy.stats import rankdata, ttest_rel
 from torch import nn
 
 from ..errors import GalaxymorphError
@@ -47,8 +47,13 @@ def fill_image(image: np.ndarray, fill: str = "median", blur_sigma: float = 16.0
 
 
 def deletion_order(saliency: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flat pixel indices, most salient first; ties (e.g. the zero region of a CAM) in random order."""
-    return np.lexsort((rng.random(saliency.size), -saliency.ravel()))
+    """Flat pixel indices, most salient first; ties (e.g. the zero region of a CAM) in random order.
+
+    The order of ``np.lexsort((rng.random(n), -saliency))``, a third faster: the pixels shuffled by
+    their random keys, then sorted stably by saliency (ties keep the keys' order).
+    """
+    shuffled = np.argsort(rng.random(saliency.size))
+    return shuffled[np.argsort(-saliency.ravel()[shuffled], kind="stable")]
 
 
 def deletion_curves(model: nn.Module, images, maps: np.ndarray | None, targets, steps: int = 20,
@@ -173,17 +178,26 @@ def randomisation_stages(model: nn.Module, max_stages: int = 6) -> list[list[str
     return [list(chunk) for chunk in np.array_split(np.array(layers, dtype=object), min(max_stages, len(layers)))]
 
 
-def mean_spearman(maps_a: np.ndarray, maps_b: np.ndarray) -> tuple[float, list[float]]:
-    """Mean over images of the Spearman rank correlation between two sets of maps (nan -> 0)."""
+def mean_spearman(maps_a: np.ndarray, maps_b: np.ndarray, ranks_a: list | None = None) -> tuple[float, list[float]]:
+    """Mean over images of the Spearman rank correlation between two sets of maps (nan -> 0).
+
+    ``ranks_a``: :func:`map_ranks` of ``maps_a``, when the same maps are compared many times.
+    """
+    ranks_a = map_ranks(maps_a) if ranks_a is None else ranks_a
     rhos = []
-    for a, b in zip(maps_a, maps_b):
-        a, b = a.ravel(), b.ravel()
+    for a, ra, b in zip(maps_a, ranks_a, maps_b):
+        b = b.ravel()
         if a.min() == a.max() or b.min() == b.max():
             rhos.append(0.0)  # a flat map carries no ranking
             continue
-        rho = spearmanr(a, b).statistic
+        rho = np.corrcoef(ra, rankdata(b))[0, 1]  # Spearman's rho: Pearson's r of the ranks (as scipy's spearmanr)
         rhos.append(float(rho) if np.isfinite(rho) else 0.0)
     return float(np.mean(rhos)) if rhos else float("nan"), rhos
+
+
+def map_ranks(maps: np.ndarray) -> list[np.ndarray]:
+    """Each map's pixel ranks (ties averaged), flattened."""
+    return [rankdata(np.asarray(m).ravel()) for m in maps]
 
 
 def randomisation_check(model: nn.Module, images, method: str, targets, maps: np.ndarray | None = None,
@@ -198,6 +212,7 @@ def randomisation_check(model: nn.Module, images, method: str, targets, maps: np
     if maps is None:
         maps = explain(method, model, images, target=targets, batch_size=batch_size, **options)
     stages = randomisation_stages(model, max_stages)
+    ranks = map_ranks(maps)  # the trained maps' ranks, once for every stage
     randomised = copy.deepcopy(model)
     modules = dict(randomised.named_modules())
     results, reset = [], []
@@ -208,7 +223,7 @@ def randomisation_check(model: nn.Module, images, method: str, targets, maps: np
                 modules[name].reset_parameters()
                 reset.append(name)
             stage_maps = explain(method, randomised, images, target=targets, batch_size=batch_size, **options)
-            rho, per_image = mean_spearman(maps, stage_maps)
+            rho, per_image = mean_spearman(maps, stage_maps, ranks)
             results.append({"reset_down_to": group[-1], "layers_reset": len(reset), "spearman": rho,
                             "spearman_per_image": per_image})
     first, last = results[0]["spearman"], results[-1]["spearman"]
