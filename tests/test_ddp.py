@@ -57,7 +57,8 @@ def test_two_cpu_ranks_train_one_model(tiny_h5, tmp_path):
 
     # one run folder, written once by rank 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["checkpoints", "config.toml", "curves.png", "environment.json", "history.csv", "manifest.json", "run.json"])
+        ["checkpoints", "config.toml", "curves.png", "environment.json", "history.csv", "manifest.json", "run.json",
+         "train_galaxies.npz"])
     assert len((out / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete" and run["world_size"] == 2
