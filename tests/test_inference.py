@@ -65,3 +65,16 @@ def test_a_model_with_broken_weights_is_refused_not_scored():
     with pytest.raises(GalaxymorphError, match="NaN or infinite outputs for 3 of 3 image") as err:
         model.predict_proba(images)
     assert "\n" not in str(err.value)
+
+
+def test_full_float32_turns_tf32_off_on_cuda_only_and_puts_it_back():
+    import torch
+
+    from galaxymorph.inference import full_float32
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with full_float32(torch.device("cuda")):
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+    with full_float32(torch.device("cpu")), full_float32(torch.device("cuda"), enabled=False):
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -102,13 +104,14 @@ def predict_proba(model, images, batch_size: int | None = None, tta: bool = Fals
     out = []
     starts = range(0, len(images), batch_size)
     try:
-        for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress):
-            x = model.preprocess(images[start : start + batch_size])
-            # channels-last, contiguous views: rotated views are strided, and convolutions on
-            # strided input take slow paths (2.6x slower for the seed CNN's D4 averaging)
-            views = [v.contiguous(memory_format=torch.channels_last) for v in (d4_views(x) if tta else [x])]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out.append(torch.stack([model.probabilities(model(v)) for v in views]).mean(0))
+        with full_float32(device, enabled=not amp):
+            for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress):
+                x = model.preprocess(images[start : start + batch_size])
+                # channels-last, contiguous views: rotated views are strided, and convolutions on
+                # strided input take slow paths (2.6x slower for the seed CNN's D4 averaging)
+                views = [v.contiguous(memory_format=torch.channels_last) for v in (d4_views(x) if tta else [x])]
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    out.append(torch.stack([model.probabilities(model(v)) for v in views]).mean(0))
     finally:
         model.train(was_training)
     if not out:
@@ -116,6 +119,22 @@ def predict_proba(model, images, batch_size: int | None = None, tta: bool = Fals
     probs = torch.cat(out).cpu().numpy()  # one copy back to the host, not one per batch
     check_finite_outputs(probs)
     return probs
+
+
+@contextlib.contextmanager
+def full_float32(device: torch.device, enabled: bool = True):
+    """On a CUDA device, convolutions and matrix products in true float32 for the duration:
+    PyTorch lets cuDNN convolutions use TF32 (10 mantissa bits) by default, which moved GPU
+    probabilities up to 1.5e-3 away from the CPU's (docs/performance.md). Put back on leaving."""
+    if not enabled or device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def check_finite_outputs(probs: np.ndarray) -> None:
