@@ -134,6 +134,8 @@ class TrainState:
 
 
 def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite, on_epoch_end, claimed) -> Path:
+    """Set up, build or resume, then per epoch: train, validate, keep the record and files; a
+    failure or Ctrl-C is recorded by :func:`record_failure`, the end by :func:`finish_run`."""
     proc, start = Process(device, amp_dtype, rank, world, show), time.time()
     run_dir, data_path, created = open_run_dir(config, out, resume, overwrite, proc, claimed)
     last_path = run_dir / "checkpoints" / "last.pt"
