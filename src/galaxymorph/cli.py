@@ -142,25 +142,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars or stage lines (the same as GALAXYMORPH_NO_PROGRESS=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    # -- data ----------------------------------------------------------------------------
     data = sub.add_parser("data", help="get, render, import, inspect and split data")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    for add in (_add_data_fetch, _add_data_info, _add_data_synth, _add_data_import, _add_data_merge, _add_data_prepare):
+        add(dsub)
+    for add in (_add_train, _add_evaluate, _add_explain, _add_predict, _add_report, _add_run):
+        add(sub)
+    return p
 
-    q = dsub.add_parser("fetch", help="download Galaxy10_DECals.h5 (2.5 GB), verified by SHA-256")
+
+def _add_data_fetch(sub) -> None:
+    """The parser of ``galaxymorph data fetch``."""
+    q = sub.add_parser("fetch", help="download Galaxy10_DECals.h5 (2.5 GB), verified by SHA-256")
     q.add_argument("--dest", metavar="DIR", help="folder to put it in (default: $GALAXYMORPH_DATA or the user cache)")
     q.add_argument("--url", help="download from this URL instead of Zenodo")
     q.add_argument("--sha256", help="expected SHA-256 of the file (with --url)")
     q.set_defaults(handler=cmd_data_fetch)
 
-    q = dsub.add_parser("info", help="counts per class, shapes, SHA-256, and a PNG grid of examples")
+
+def _add_data_info(sub) -> None:
+    """The parser of ``galaxymorph data info``."""
+    q = sub.add_parser("info", help="counts per class, shapes, SHA-256, and a PNG grid of examples")
     q.add_argument("file", help="Galaxy10-layout HDF5 file")
     q.add_argument("--grid", metavar="PNG", help="where to write the example grid (default: <FILE name>_grid.png "
                    "in the current folder)")
     q.add_argument("--n", type=int, default=8, help="examples per class in the grid")
     q.set_defaults(handler=cmd_data_info)
 
-    q = dsub.add_parser("synth", help="render a synthetic Galaxy10-like sky into an HDF5 file")
+
+def _add_data_synth(sub) -> None:
+    """The parser of ``galaxymorph data synth``."""
+    q = sub.add_parser("synth", help="render a synthetic Galaxy10-like sky into an HDF5 file")
     q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
     q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes,
                    help=f"{HELP['classes']} (default: {_shown(DEFAULTS.classes)})")
@@ -172,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(q)
     q.set_defaults(handler=cmd_data_synth)
 
-    q = dsub.add_parser("import", help="turn JPG/PNG folders or FITS cutouts into a Galaxy10-layout file")
+
+def _add_data_import(sub) -> None:
+    """The parser of ``galaxymorph data import``."""
+    q = sub.add_parser("import", help="turn JPG/PNG folders or FITS cutouts into a Galaxy10-layout file")
     q.add_argument("src", help="folder of images (class from sub-folder name or file-name prefix) or FITS files")
     q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
     _add_overwrite(q)
@@ -185,13 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "does not decide)")
     q.set_defaults(handler=cmd_data_import)
 
-    q = dsub.add_parser("merge", help="join Galaxy10-layout files into one (images, classes, columns)")
+
+def _add_data_merge(sub) -> None:
+    """The parser of ``galaxymorph data merge``."""
+    q = sub.add_parser("merge", help="join Galaxy10-layout files into one (images, classes, columns)")
     q.add_argument("files", nargs="+", metavar="FILE", help="Galaxy10-layout HDF5 files, two or more")
     q.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
     _add_overwrite(q)
     q.set_defaults(handler=cmd_data_merge)
 
-    q = dsub.add_parser("prepare", help="stratified, seeded train/val/test split saved as a JSON manifest")
+
+def _add_data_prepare(sub) -> None:
+    """The parser of ``galaxymorph data prepare``."""
+    q = sub.add_parser("prepare", help="stratified, seeded train/val/test split saved as a JSON manifest")
     q.add_argument("file", help="Galaxy10-layout HDF5 file")
     q.add_argument("--out", required=True, metavar="MANIFEST", help="JSON manifest to write")
     q.add_argument("--classes", nargs="+", type=int, default=DEFAULTS.classes,
@@ -205,12 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(q)
     q.set_defaults(handler=cmd_data_prepare)
 
-    # -- model work ----------------------------------------------------------------------
+
+def _add_train(sub) -> None:
+    """The parser of ``galaxymorph train``."""
     q = sub.add_parser("train", help="train a classifier; writes a run folder")
     _add_config_options(q)
     _add_run_folder_options(q)
     q.set_defaults(handler=cmd_train)
 
+
+def _add_evaluate(sub) -> None:
+    """The parser of ``galaxymorph evaluate``."""
     q = sub.add_parser("evaluate", help="score a trained run on a held-out split")
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("--split", default="test", choices=["val", "test"], help="which split to score")
@@ -218,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_option(q)
     q.set_defaults(handler=cmd_evaluate)
 
+
+def _add_explain(sub) -> None:
+    """The parser of ``galaxymorph explain``."""
     q = sub.add_parser("explain", help="GradCAM and other heatmaps, galleries and faithfulness checks")
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("--split", default="test", choices=["val", "test"], help="which split to explain")
@@ -229,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_option(q)
     q.set_defaults(handler=cmd_explain)
 
+
+def _add_predict(sub) -> None:
+    """The parser of ``galaxymorph predict``."""
     q = sub.add_parser("predict", help="classify new images (JPG/PNG, folders, FITS, Galaxy10 HDF5)")
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("inputs", nargs="+", help="image files, folders, FITS cutouts or an HDF5 file")
@@ -239,16 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_option(q)
     q.set_defaults(handler=cmd_predict)
 
+
+def _add_report(sub) -> None:
+    """The parser of ``galaxymorph report``."""
     q = sub.add_parser("report", help="write RUN_DIR/report.html, one self-contained page")
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("--screenshot", metavar="PNG", help="also save a picture of the page's top (needs Chromium)")
     q.set_defaults(handler=cmd_report)
 
+
+def _add_run(sub) -> None:
+    """The parser of ``galaxymorph run``."""
     q = sub.add_parser("run", help="everything: data, split, train, evaluate, explain, report")
     _add_config_options(q)
     _add_run_folder_options(q)
     q.set_defaults(handler=cmd_run)
-    return p
 
 
 # -- handlers: each turns parsed arguments into one API call and prints a short result ------

@@ -91,20 +91,35 @@ def fetch(dest: str | os.PathLike | None = None, url: str | None = None, sha256:
     final = dest_dir / filename
     part = final.with_name(final.name + ".part")
 
-    if final.is_file():
-        if expected is None:
-            _say(f"{final} already exists; unverified (no SHA-256 given to check it against)")
-            return final
-        _say(f"checking SHA-256 of the existing {final} ...")
-        if file_sha256(final) == expected:
-            _say(f"{final} is already present and its SHA-256 matches")
-            return final
-        _say(f"{final} exists but its SHA-256 does not match; downloading it again")
+    if final.is_file() and _already_there(final, expected):
+        return final
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create the data folder {dest_dir}: {exc.strerror or exc}") from None
+    _transfer_with_retries(url, part, final, retries, timeout, progress, backoff)
+    _keep_download(url, part, final, expected)
+    return final
 
+
+def _already_there(final: Path, expected: str | None) -> bool:
+    """Whether the existing ``final`` is to be kept: unverified when no hash is known, else
+    when its SHA-256 matches (otherwise it is downloaded again)."""
+    if expected is None:
+        _say(f"{final} already exists; unverified (no SHA-256 given to check it against)")
+        return True
+    _say(f"checking SHA-256 of the existing {final} ...")
+    if file_sha256(final) == expected:
+        _say(f"{final} is already present and its SHA-256 matches")
+        return True
+    _say(f"{final} exists but its SHA-256 does not match; downloading it again")
+    return False
+
+
+def _transfer_with_retries(url: str, part: Path, final: Path, retries: int, timeout: float, progress: bool,
+                           backoff: float) -> None:
+    """Download ``url`` into ``part``, trying a transient failure again up to ``retries`` times
+    (each resuming where it stopped) after a doubling wait; an unreachable server fails at once."""
     failures = 0
     while True:
         try:
@@ -126,6 +141,9 @@ def fetch(dest: str | os.PathLike | None = None, url: str | None = None, sha256:
             _say(f"download interrupted ({exc}); retry {failures}/{retries} in {wait:.0f} s")
             time.sleep(wait)
 
+
+def _keep_download(url: str, part: Path, final: Path, expected: str | None) -> None:
+    """Check ``part`` against ``expected`` (deleting it on a mismatch) and move it to ``final``."""
     if expected is not None:
         _say(f"verifying SHA-256 of {part.name} ...")
         actual = sha256_file(part)
@@ -140,7 +158,6 @@ def fetch(dest: str | os.PathLike | None = None, url: str | None = None, sha256:
         remember_sha256(final, expected)  # the next start need not hash 2.5 GB again
     _say(f"downloaded {final}" if expected is not None
          else f"downloaded {final}; unverified (no SHA-256 given to check it against)")
-    return final
 
 
 # -- internals ------------------------------------------------------------------------------

@@ -166,89 +166,25 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
         raise DataError(f"size must be {IMAGE_SHAPE[0]} for the Galaxy10 layout, got {size}")
     if pixel_scale is not None:
         check_pixel_scale(pixel_scale)
-    keep = None
-    if classes is not None:
-        keep = set()
-        for c in classes:
-            label = _parse_class(str(c))
-            if label is None:
-                raise DataError(f"unknown class {c!r}: Galaxy10 class ids are 0..9")
-            keep.add(label)
+    keep = _keep_classes(classes)
     src = Path(src).expanduser()
     if not src.exists():
         raise DataError(f"nothing to import: {src} does not exist")
     table = read_catalog(catalog) if catalog is not None else None
-    has_votes, vote_classes = _votes(table, classes_from)
-    root = src if src.is_dir() else src.parent
+    votes = _votes(table, classes_from)
     files = list_files(src)
     if not files:
         raise DataError(f"nothing to import: no files in {src}")
 
     report = ImportReport(out=Path(out), catalog=table.path if table is not None else None,
-                          votes=has_votes is not None, classes_from=classes_from)
-    batch_images: list[np.ndarray] = []
-    batch_labels: list[int] = []
-    rows: list[int] = []  # catalogue row of each written image, -1 for none
-    scales: list[float] = []  # arcsec/px of each stored image, NaN where unknown
+                          votes=votes[0] is not None, classes_from=classes_from)
     matched: dict[int, Path] = {}  # catalogue row -> the image file that matched it
     attrs = {"source": str(src.resolve()), "created_by": "galaxymorph data import"}
     if classes_from:
         attrs["classes_from"] = classes_from
     with Galaxy10Writer(out, attrs=attrs) as writer:
-        for path in progress_bar(files, desc="importing", unit="file", disable=not progress):
-            rel = path.relative_to(root)
-            if not path.name.lower().endswith(IMAGE_SUFFIXES):
-                if is_plainly_not_image(path):
-                    report.ignored += 1
-                else:
-                    report.skipped.append((rel, "not an image file (JPG, PNG or FITS)"))
-                continue
-            row = table.row_of(rel) if table is not None else None
-            if row is not None:
-                if row in matched:
-                    raise DataError(f"{matched[row]} and {rel} both match row {row + 2} of "
-                                    f"{table.path.name} ({table.files[row]}); give paths relative to {src}")
-                matched[row] = rel
-            try:
-                read = _read(path, size)
-            except DataError as exc:
-                report.skipped.append((rel, str(exc)))
-                continue
-            label = class_from_path(rel)
-            if label is None:
-                label = read.header_class
-            label = _catalog_class(table, row, rel, label)
-            if has_votes is not None and row is not None and has_votes[row]:
-                if vote_classes is not None:
-                    report.disagreements += int(label is not None and label != vote_classes[row])
-                    label = int(vote_classes[row])
-                elif label is None:
-                    label = NO_CLASS
-            if label is None:
-                report.skipped.append(
-                    (rel, f"{_NO_CLASS}: name a sub-folder or prefix the file name with a "
-                          "Galaxy10 class id or name, e.g. 2_xxx.jpg"
-                          + (", or give it in the catalogue" if table is not None else ""))
-                )
-                continue
-            if keep is not None and label not in keep:  # NO_CLASS too
-                report.excluded += 1
-                continue
-            batch_images.append(read.image)
-            batch_labels.append(label)
-            rows.append(-1 if row is None else row)
-            scales.append(_stored_scale(read, table, row, pixel_scale, size))
-            if table is not None and row is None:
-                report.not_in_catalog.append(rel)
-            if label == NO_CLASS:
-                report.no_class += 1
-            else:
-                report.counts[label] = report.counts.get(label, 0) + 1
-            if len(batch_images) == 64:
-                writer.append(np.stack(batch_images), batch_labels)
-                batch_images, batch_labels = [], []
-        if batch_images:
-            writer.append(np.stack(batch_images), batch_labels)
+        rows, scales = _write_files(writer, progress_bar(files, desc="importing", unit="file", disable=not progress),
+                                    src, size, table, matched, votes, keep, pixel_scale, report)
         report.n_written = writer.n
         if writer.n == 0:  # raising inside the writer leaves nothing at ``out``
             first = f"; first: {printable_name(report.skipped[0][0])}: {report.skipped[0][1]}" if report.skipped else ""
@@ -264,6 +200,104 @@ def import_images(src: str | os.PathLike, out: str | os.PathLike, classes=None, 
         report.unmatched_rows = len(table) - len(matched)
         report.ignored_columns = list(table.ignored)
     return report
+
+
+def _keep_classes(classes) -> set[int] | None:
+    """The Galaxy10 class ids asked for (ids or names), or None for all."""
+    if classes is None:
+        return None
+    keep = set()
+    for c in classes:
+        label = _parse_class(str(c))
+        if label is None:
+            raise DataError(f"unknown class {c!r}: Galaxy10 class ids are 0..9")
+        keep.add(label)
+    return keep
+
+
+def _write_files(writer, files, src: Path, size: int, table: Catalog | None, matched: dict[int, Path],
+                 votes: tuple, keep: set[int] | None, pixel_scale: float | None,
+                 report: ImportReport) -> tuple[list[int], list[float]]:
+    """Read, label and append each file to ``writer`` (64 at a time), counting in ``report`` what
+    was written and why the rest was not. Returns each written image's catalogue row (-1 for
+    none) and stored pixel scale (NaN where unknown)."""
+    root = src if src.is_dir() else src.parent
+    batch_images: list[np.ndarray] = []
+    batch_labels: list[int] = []
+    rows: list[int] = []
+    scales: list[float] = []
+    for path in files:
+        rel = path.relative_to(root)
+        if not path.name.lower().endswith(IMAGE_SUFFIXES):
+            if is_plainly_not_image(path):
+                report.ignored += 1
+            else:
+                report.skipped.append((rel, "not an image file (JPG, PNG or FITS)"))
+            continue
+        row = _catalog_row(table, rel, matched, src)
+        try:
+            read = _read(path, size)
+        except DataError as exc:
+            report.skipped.append((rel, str(exc)))
+            continue
+        label = _file_class(rel, read.header_class, table, row, votes, report)
+        if label is None:
+            report.skipped.append(
+                (rel, f"{_NO_CLASS}: name a sub-folder or prefix the file name with a "
+                      "Galaxy10 class id or name, e.g. 2_xxx.jpg"
+                      + (", or give it in the catalogue" if table is not None else ""))
+            )
+            continue
+        if keep is not None and label not in keep:  # NO_CLASS too
+            report.excluded += 1
+            continue
+        batch_images.append(read.image)
+        batch_labels.append(label)
+        rows.append(-1 if row is None else row)
+        scales.append(_stored_scale(read, table, row, pixel_scale, size))
+        if table is not None and row is None:
+            report.not_in_catalog.append(rel)
+        if label == NO_CLASS:
+            report.no_class += 1
+        else:
+            report.counts[label] = report.counts.get(label, 0) + 1
+        if len(batch_images) == 64:
+            writer.append(np.stack(batch_images), batch_labels)
+            batch_images, batch_labels = [], []
+    if batch_images:
+        writer.append(np.stack(batch_images), batch_labels)
+    return rows, scales
+
+
+def _catalog_row(table: Catalog | None, rel: Path, matched: dict[int, Path], src: Path) -> int | None:
+    """The catalogue row of the file ``rel`` (None: no catalogue, or no row), recorded in ``matched``;
+    two files matching one row are refused."""
+    row = table.row_of(rel) if table is not None else None
+    if row is not None:
+        if row in matched:
+            raise DataError(f"{matched[row]} and {rel} both match row {row + 2} of "
+                            f"{table.path.name} ({table.files[row]}); give paths relative to {src}")
+        matched[row] = rel
+    return row
+
+
+def _file_class(rel: Path, header_class: int | None, table: Catalog | None, row: int | None, votes: tuple,
+                report: ImportReport) -> int | None:
+    """The image's class: from its folder or name, else its FITS header; checked against (or taken
+    from) the catalogue's class column; with gz2 votes, the votes' class (``classes_from``) or
+    NO_CLASS for a voted image with none. None: no class found."""
+    has_votes, vote_classes = votes
+    label = class_from_path(rel)
+    if label is None:
+        label = header_class
+    label = _catalog_class(table, row, rel, label)
+    if has_votes is not None and row is not None and has_votes[row]:
+        if vote_classes is not None:
+            report.disagreements += int(label is not None and label != vote_classes[row])
+            label = int(vote_classes[row])
+        elif label is None:
+            label = NO_CLASS
+    return label
 
 
 def _votes(table: Catalog | None, classes_from: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:

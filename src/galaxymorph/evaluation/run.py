@@ -56,28 +56,53 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         return evaluate_tree(run_dir, folder, model, split, tta, progress, batch_size, plots)
     held_out = open_held_out(folder, split, class_ids=model.class_ids)
     class_ids, names, y = held_out.class_ids, held_out.class_names, held_out.labels
-    binary = len(class_ids) == 2
 
     with held_out.open_data() as data:
         probs = predict_selection(model, data, held_out.indices, batch_size, tta, progress, desc=f"evaluate {split}")
         threshold = None
-        if binary:
-            if split == "val":
-                y_val, p_val = y, probs
-            else:
-                val = open_held_out(folder, "val", class_ids=class_ids)
-                y_val = val.labels
-                p_val = predict_selection(model, data, val.indices, batch_size, tta, progress, desc="evaluate val")
-            threshold = choose_threshold(y_val, p_val[:, 1])
-            if split == "val":
-                threshold["note"] = "chosen and scored on the same split: optimistic"
+        if len(class_ids) == 2:
+            threshold = _tuned_threshold(model, data, folder, split, class_ids, y, probs, batch_size, tta, progress)
         if plots:
             if not (run_dir / EXAMPLES_FIGURE).is_file():
                 write_examples(run_dir / EXAMPLES_FIGURE, data, folder.manifest)
     probs = probs.astype(np.float64)
     probs /= probs.sum(1, keepdims=True)
     pred = predicted_positions(probs)
+    result = _scores(run_dir, folder, model, held_out, split, tta, probs, pred, threshold, n_boot, seed)
 
+    out_dir = run_dir / "eval"
+    _write_predictions(out_dir / "predictions.csv", held_out.indices, y, probs, pred, class_ids)
+    if plots:
+        write_plots(out_dir, y, probs, pred, names, threshold["tuned"] if threshold else None)
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def _tuned_threshold(model, data, folder, split: str, class_ids: list[int], y: np.ndarray, probs: np.ndarray,
+                     batch_size: int | None, tta: bool, progress: bool) -> dict:
+    """Two classes: the threshold on p(positive) tuned on the validation split (predicted here
+    unless ``split`` is "val" itself, which is then noted as optimistic)."""
+    from ..runs import open_held_out
+
+    if split == "val":
+        y_val, p_val = y, probs
+    else:
+        val = open_held_out(folder, "val", class_ids=class_ids)
+        y_val = val.labels
+        p_val = predict_selection(model, data, val.indices, batch_size, tta, progress, desc="evaluate val")
+    threshold = choose_threshold(y_val, p_val[:, 1])
+    if split == "val":
+        threshold["note"] = "chosen and scored on the same split: optimistic"
+    return threshold
+
+
+def _scores(run_dir: Path, folder, model, held_out, split: str, tta: bool, probs: np.ndarray, pred: np.ndarray,
+            threshold: dict | None, n_boot: int, seed: int) -> dict[str, Any]:
+    """metrics.json's content (but its ``seconds``): metrics with bootstrap intervals, per class,
+    confusion matrix, checks of the data; for two classes also at the tuned threshold, and votes."""
+    class_ids, names, y = held_out.class_ids, held_out.class_names, held_out.labels
+    binary = len(class_ids) == 2
     W = stratified_bootstrap_weights(y, n_boot, seed)
     point = point_metrics(y, probs, pred)
     result: dict[str, Any] = {
@@ -119,13 +144,6 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         votes = vote_summary(folder.data_path, held_out.indices, class_ids, y, probs[:, 1])
         if votes is not None:
             result["votes"] = votes
-
-    out_dir = run_dir / "eval"
-    _write_predictions(out_dir / "predictions.csv", held_out.indices, y, probs, pred, class_ids)
-    if plots:
-        write_plots(out_dir, y, probs, pred, names, threshold["tuned"] if threshold else None)
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    write_json(out_dir / "metrics.json", result)
     return result
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,34 @@ def evaluated_probabilities(run_dir: Path, indices: np.ndarray, class_ids: list[
     return np.array([by_index[int(i)] for i in indices], dtype=np.float64)
 
 
+@dataclass
+class Selection:
+    """The split's probabilities and the images chosen from it: ``chosen`` (positions into the
+    split, sorted) with their ``images`` and predicted ``targets``; ``loc_*``: the localisation sample."""
+    indices: np.ndarray          # the split's indices into the data file
+    labels: np.ndarray
+    probs: np.ndarray
+    probabilities_from: str
+    galleries: dict[str, np.ndarray]
+    chosen: np.ndarray
+    images: np.ndarray
+    targets: np.ndarray
+    loc_pos: np.ndarray
+    loc_images: np.ndarray
+    mask_bits: np.ndarray | None  # renderer masks (synthetic data), else None
+
+
+@dataclass
+class Attribution:
+    """The chosen images' maps from ``explainer`` and the localisation sample's scores."""
+    explainer: object
+    maps: np.ndarray
+    layer_name: str | None
+    options: dict                # {"layer": ...} for the checks, when the method maps a layer
+    per_class: dict
+    localisation: dict
+
+
 def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, method: str = DEFAULT_METHOD,
                 progress: bool = True, batch_size: int = 32, seed: int = 0, device=None,
                 n_localisation: int = N_LOCALISATION, answer: str | None = None) -> dict:
@@ -112,13 +141,27 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     if check_answer(model, answer) is not None:
         return explain_tree(run_dir, model, answer, split, n, method, progress, batch_size, seed)
     held_out = open_held_out(run_dir, split, class_ids=model.class_ids)
-    indices, labels = held_out.indices, held_out.labels
-    names = model.class_names
     timings: dict[str, float] = {}
     out = run_dir / "explain"
+    selection = select_images(run_dir, held_out, model, split, n, seed, n_localisation, batch_size, progress,
+                              timings)
+    attribution = attribute(model, method, selection, batch_size, progress, timings)
+    t0 = time.perf_counter()
+    with FigurePool() as figures:  # figures drawn in worker processes while the checks run here
+        files = draw_figures(figures, out, model, method, split, seed, selection, attribution, batch_size)
+        timings["figures_submit_s"] = time.perf_counter() - t0
+        checks = check_faithfulness(model, method, selection, attribution, seed, batch_size, progress, timings)
+        t0 = time.perf_counter()  # leaving the block waits for the figures
+    timings["figures_wait_s"] = time.perf_counter() - t0
+    return summarise(run_dir, out, model, method, split, selection, attribution, files, checks, timings)
 
-    # 1. the split's probabilities: evaluate's when it scored this split, else predicted (streamed:
-    # the real test split is hundreds of MB of pixels)
+
+# 1. select: the split's probabilities, the galleries and the localisation sample ----------------------
+def select_images(run_dir: Path, held_out, model, split: str, n: int, seed: int, n_localisation: int,
+                  batch_size: int, progress: bool, timings: dict) -> Selection:
+    """The split's probabilities (evaluate's when it scored this split, else predicted, streamed: the
+    real test split is hundreds of MB of pixels), the galleries and the localisation sample's pixels."""
+    indices, labels = held_out.indices, held_out.labels
     t0 = time.perf_counter()
     with held_out.open_data() as data:
         probs = evaluated_probabilities(run_dir, indices, model.class_ids) if split == "test" else None
@@ -133,116 +176,134 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         loc_images = data.images(indices[loc_pos])
         mask_bits = data.masks(indices[loc_pos])  # None for real data
 
-        # 2. galleries; explain each chosen image once, for its predicted class
+        # galleries; each chosen image is explained once, for its predicted class
         galleries = pick_galleries(labels, probs, n, seed)
         chosen = np.unique(np.concatenate(list(galleries.values())))
         images = data.images(indices[chosen])
-    targets = probs[chosen].argmax(1)
+    return Selection(indices, labels, probs, probabilities_from, galleries, chosen, images,
+                     targets=probs[chosen].argmax(1), loc_pos=loc_pos, loc_images=loc_images, mask_bits=mask_bits)
+
+
+# 2. attribute: the maps, and localisation against the galaxy's footprint ------------------------------
+def attribute(model, method: str, s: Selection, batch_size: int, progress: bool, timings: dict) -> Attribution:
+    """Each chosen image's map for its predicted class; the localisation sample scored against the
+    galaxy's footprint (renderer masks, else sep's central source)."""
     t0 = time.perf_counter()
     explainer = make_explainer(method, model)
-    maps = explainer(images, target=targets, batch_size=batch_size, progress=progress)
+    maps = explainer(s.images, target=s.targets, batch_size=batch_size, progress=progress)
     timings["maps_s"] = time.perf_counter() - t0
     layer_name = getattr(explainer, "layer_name", None)
     options = {"layer": layer_name} if layer_name and layer_name != "input" else {}
 
-    # 2b. localisation against the galaxy's footprint (renderer masks, else sep's central source)
     t0 = time.perf_counter()
-    per_class = localisation_scores(model, loc_images, labels[loc_pos], method, mask_bits,
+    names = model.class_names
+    per_class = localisation_scores(model, s.loc_images, s.labels[s.loc_pos], method, s.mask_bits,
                                     batch_size=batch_size, **options)
     localisation = {
-        "footprint": "synthetic masks (bit 1)" if mask_bits is not None else "sep central source",
-        "n_images": int(len(loc_pos)),
+        "footprint": "synthetic masks (bit 1)" if s.mask_bits is not None else "sep central source",
+        "n_images": int(len(s.loc_pos)),
         "aim": "median share on the galaxy >= 0.6 and >= 2x its median area share, every class"
-               + ("" if mask_bits is None else " (set for real galaxies and sep footprints; the synthetic "
-                                                "masks' 1-sigma footprints are tighter, so shares run lower)"),
+               + ("" if s.mask_bits is None else " (set for real galaxies and sep footprints; the synthetic "
+                                                  "masks' 1-sigma footprints are tighter, so shares run lower)"),
         "classes": {names[c]: {k: v for k, v in summary.items() if not k.endswith("_per_image")}
                     for c, summary in per_class.items()},
     }
-    localisation["meets_aim"] = bool(per_class) and all(meets_aim(s) for s in per_class.values())
+    localisation["meets_aim"] = bool(per_class) and all(meets_aim(v) for v in per_class.values())
     timings["localisation_s"] = time.perf_counter() - t0
+    return Attribution(explainer, maps, layer_name, options, per_class, localisation)
 
-    # 3. figures, drawn in worker processes while the faithfulness checks run here
+
+# 3. draw: galleries, single overlays and the localisation plot ----------------------------------------
+def draw_figures(figures: FigurePool, out: Path, model, method: str, split: str, seed: int, s: Selection,
+                 a: Attribution, batch_size: int) -> dict:
+    """Submit every figure to ``figures``; return their file names (the ``files`` of explain.json)."""
+    names, labels, images, maps, targets = model.class_names, s.labels, s.images, a.maps, s.targets
+    row = {p: r for r, p in enumerate(s.chosen)}  # split position -> row in images/maps
+    captions = [caption(names[labels[p]], names[targets[row[p]]], s.probs[p, targets[row[p]]], short=True)
+                for p in s.chosen]
+    label = METHOD_TITLES.get(method, method)
+    files = {}
+    # misclassified images: also the map for the TRUE class, drawn beside the predicted one
+    wrong_rows = [row[p] for p in s.galleries["misclassified"]]
+    true_maps = a.explainer(images[wrong_rows], target=labels[s.chosen][wrong_rows], batch_size=batch_size) \
+        if wrong_rows else None
+    for gallery, positions in s.galleries.items():
+        rows = [row[p] for p in positions]
+        groups = labels[positions] if gallery == "confident" else None
+        title = {"confident": f"{label}: most confident correct predictions per class ({split})",
+                 "misclassified": f"{label}: misclassified ({split}), most confident first; "
+                                  "left: map for the predicted class, right: for the true class",
+                 "random": f"{label}: random sample ({split}, seed {seed})"}[gallery]
+        path = out / f"{method}_{gallery}{PHOTO_SUFFIX}"
+        extra = {}
+        if gallery == "misclassified" and rows:
+            extra = {"second_maps": true_maps,
+                     "second_captions": [f"map for true class\n{names[labels[p]]}" for p in positions]}
+        figures.submit(save_gallery, path, images[rows], maps[rows], [captions[r] for r in rows], title,
+                       row_labels=names if gallery == "confident" else None, groups=groups, **extra)
+        files[gallery] = path.name
+    singles = list(dict.fromkeys([*s.galleries["misclassified"][:1], *s.galleries["confident"],
+                                  *s.galleries["random"]]))[:N_OVERLAYS]
+    files["overlays"] = []
+    for p in singles:
+        r = row[p]
+        path = out / f"{method}_overlay_{int(s.indices[p])}{PHOTO_SUFFIX}"
+        figures.submit(save_pair, path, images[r], maps[r], method, names[labels[p]], names[targets[r]],
+                       s.probs[p, targets[r]])
+        files["overlays"].append(path.name)
+    path = out / f"{method}_localisation.png"
+    figures.submit(save_localisation, path, {names[c]: v for c, v in a.per_class.items()},
+                   f"{label}: localisation ({split})")
+    files["localisation"] = path.name
+    return files
+
+
+# 4. check: deletion and insertion vs random order, and cascading weight randomisation -----------------
+def check_faithfulness(model, method: str, s: Selection, a: Attribution, seed: int, batch_size: int,
+                       progress: bool, timings: dict) -> dict:
+    """{"deletion", "insertion", "randomisation"}: the checks' results, on an even spread of the chosen images."""
+    images, maps, targets = s.images, a.maps, s.targets
     t0 = time.perf_counter()
-    with FigurePool() as figures:
-        row = {p: r for r, p in enumerate(chosen)}  # split position -> row in images/maps
-        captions = [caption(names[labels[p]], names[targets[row[p]]], probs[p, targets[row[p]]], short=True)
-                    for p in chosen]
-        label = METHOD_TITLES.get(method, method)
-        files = {}
-        # misclassified images: also the map for the TRUE class, drawn beside the predicted one
-        wrong_rows = [row[p] for p in galleries["misclassified"]]
-        true_maps = explainer(images[wrong_rows], target=labels[chosen][wrong_rows], batch_size=batch_size) \
-            if wrong_rows else None
-        for gallery, positions in galleries.items():
-            rows = [row[p] for p in positions]
-            groups = labels[positions] if gallery == "confident" else None
-            title = {"confident": f"{label}: most confident correct predictions per class ({split})",
-                     "misclassified": f"{label}: misclassified ({split}), most confident first; "
-                                      "left: map for the predicted class, right: for the true class",
-                     "random": f"{label}: random sample ({split}, seed {seed})"}[gallery]
-            path = out / f"{method}_{gallery}{PHOTO_SUFFIX}"
-            extra = {}
-            if gallery == "misclassified" and rows:
-                extra = {"second_maps": true_maps,
-                         "second_captions": [f"map for true class\n{names[labels[p]]}" for p in positions]}
-            figures.submit(save_gallery, path, images[rows], maps[rows], [captions[r] for r in rows], title,
-                           row_labels=names if gallery == "confident" else None, groups=groups, **extra)
-            files[gallery] = path.name
-        singles = list(dict.fromkeys([*galleries["misclassified"][:1], *galleries["confident"],
-                                      *galleries["random"]]))[:N_OVERLAYS]
-        files["overlays"] = []
-        for p in singles:
-            r = row[p]
-            path = out / f"{method}_overlay_{int(indices[p])}{PHOTO_SUFFIX}"
-            figures.submit(save_pair, path, images[r], maps[r], method, names[labels[p]], names[targets[r]],
-                           probs[p, targets[r]])
-            files["overlays"].append(path.name)
-        path = out / f"{method}_localisation.png"
-        figures.submit(save_localisation, path, {names[c]: s for c, s in per_class.items()},
-                       f"{label}: localisation ({split})")
-        files["localisation"] = path.name
-        timings["figures_submit_s"] = time.perf_counter() - t0
+    sub = np.unique(np.linspace(0, len(s.chosen) - 1, min(N_FAITHFULNESS, len(s.chosen))).round().astype(int))
+    deletion = deletion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
+                              progress=progress)
+    insertion = insertion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
+                                progress=progress)
+    timings["deletion_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sub = sub[:N_RANDOMISATION]
+    randomisation = randomisation_check(model, images[sub], method, targets[sub], maps=maps[sub], seed=seed,
+                                        batch_size=batch_size, progress=progress, **a.options)
+    timings["randomisation_s"] = time.perf_counter() - t0
+    return {"deletion": deletion, "insertion": insertion, "randomisation": randomisation}
 
-        # 4. faithfulness: deletion and insertion vs random order, and cascading weight randomisation
-        t0 = time.perf_counter()
-        sub = np.unique(np.linspace(0, len(chosen) - 1, min(N_FAITHFULNESS, len(chosen))).round().astype(int))
-        deletion = deletion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
-                                  progress=progress)
-        insertion = insertion_check(model, images[sub], maps[sub], targets[sub], seed=seed, batch_size=batch_size,
-                                    progress=progress)
-        timings["deletion_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sub = sub[:N_RANDOMISATION]
-        randomisation = randomisation_check(model, images[sub], method, targets[sub], maps=maps[sub], seed=seed,
-                                            batch_size=batch_size, progress=progress, **options)
-        timings["randomisation_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()  # leaving the block waits for the figures
-    timings["figures_wait_s"] = time.perf_counter() - t0
 
-    # 5. maps and the summary
+# 5. summarise: the maps file and explain.json --------------------------------------------------------
+def summarise(run_dir: Path, out: Path, model, method: str, split: str, s: Selection, a: Attribution,
+              files: dict, checks: dict, timings: dict) -> dict:
+    """Write ``<method>_maps.npz`` and this method's entry of explain.json; return the entry with
+    ``out`` and ``text`` (the lines the CLI prints)."""
     with atomic_path(out / f"{method}_maps.npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, indices=indices[chosen], labels=labels[chosen], targets=targets,
-                                probs=probs[chosen].astype(np.float32), maps=maps.astype(np.float16),
-                                **{f"in_{g}": np.isin(chosen, pos) for g, pos in galleries.items()})
+            np.savez_compressed(fh, indices=s.indices[s.chosen], labels=s.labels[s.chosen], targets=s.targets,
+                                probs=s.probs[s.chosen].astype(np.float32), maps=a.maps.astype(np.float16),
+                                **{f"in_{g}": np.isin(s.chosen, pos) for g, pos in s.galleries.items()})
     files["maps"] = f"{method}_maps.npz"
     entry = {
         "method": method,
-        "layer": layer_name,
+        "layer": a.layer_name,
         "split": split,
         "target": "predicted class",
-        "map_size": list(maps.shape[1:]),
+        "map_size": list(a.maps.shape[1:]),
         "model_input_size": model.input_size,
-        "counts": {"split": int(len(indices)), "explained": int(len(chosen)),
-                   **{g: int(len(p)) for g, p in galleries.items()}},
-        "accuracy": float(np.mean(probs.argmax(1) == labels)),
-        "probabilities_from": probabilities_from,
+        "counts": {"split": int(len(s.indices)), "explained": int(len(s.chosen)),
+                   **{g: int(len(p)) for g, p in s.galleries.items()}},
+        "accuracy": float(np.mean(s.probs.argmax(1) == s.labels)),
+        "probabilities_from": s.probabilities_from,
         "files": files,
-        "localisation": localisation,
-        "deletion": deletion,
-        "insertion": insertion,
-        "randomisation": randomisation,
-        "passed": bool(deletion["passed"] and insertion["passed"] and randomisation["passed"]),
+        "localisation": a.localisation,
+        **checks,
+        "passed": bool(all(checks[k]["passed"] for k in ("deletion", "insertion", "randomisation"))),
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "best_epoch": read_run_json(run_dir).get("best_epoch"),  # which best.pt: runs.outdated_outputs
     }
