@@ -322,9 +322,10 @@ def test_report_needs_no_data_file(binary_run, evaluated, tmp_path, monkeypatch)
     """The report is built from the run folder alone: evaluate wrote the example grid into it."""
     import h5py
 
-    from galaxymorph.report import EXAMPLES_FIGURE, build_html
+    from galaxymorph.report import build_html
+    from galaxymorph.rundir import RunFolder
 
-    assert (binary_run / EXAMPLES_FIGURE).is_file()
+    assert RunFolder(binary_run).examples_figure.is_file()
     run = shutil.copytree(binary_run, tmp_path / "run")
 
     def no_data(*args, **kwargs):

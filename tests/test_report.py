@@ -62,7 +62,7 @@ def run_folder(tiny_h5, tmp_path) -> Path:
     run.mkdir()
     Config(data=str(tiny_h5)).save(run / "config.toml")
     prepare(tiny_h5, run / "manifest.json")
-    (run / "run.json").write_text(json.dumps({"data": str(tiny_h5), "status": "complete",
+    (run / "run.json").write_text(json.dumps({"data": str(tiny_h5), "status": "complete", "best_epoch": 2,
                                               "timings": {"train": 12.5}}))
     (run / "environment.json").write_text(json.dumps({"torch": "2.13.0", "device": "cpu"}))
     (run / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"

@@ -111,14 +111,14 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
     if error is not None:
         raise GalaxymorphError(f"rank 0 could not set up the run: {error}")
     run_dir, data_path = Path(run_dir), Path(data_path)
-    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    last_path, best_path = runs.RunFolder(run_dir).last_checkpoint, runs.RunFolder(run_dir).best_checkpoint
 
     epochs_done = 0
     try:
         # ---- data: the train and val splits in memory as uint8 -----------------------------
         from ..data.splits import load_manifest
 
-        manifest = load_manifest(run_dir / "manifest.json")
+        manifest = load_manifest(runs.RunFolder(run_dir).manifest_path)
         train_x, train_y = load_split(data_path, manifest, "train", progress=show)
         class_weights = balanced_weights(train_y, len(config.classes), device) \
             if config.class_weight == "balanced" else None
@@ -226,7 +226,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
             history.append(record)
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # no best.pt from NaN weights
                 if rank == 0:
-                    runs.write_history(run_dir / "history.csv", history)
+                    runs.RunFolder(run_dir).write_history(history)
                 raise TrainingDiverged(f"training diverged in epoch {epoch} (train loss {train_loss:.4g}, validation "
                                        f"loss {val_loss:.4g}); try a lower --lr than {config.lr:g}")
             improved = val_loss < best["val_loss"]
@@ -239,9 +239,9 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
                     save_checkpoint(best_path, validated, epoch=epoch, val_loss=val_loss, val_acc=val_acc,
                                     config=config.to_dict())
                 save_last(last_path, model, optimizer, scaler, step, epoch, best, history, config, ema_model)
-                runs.write_history(run_dir / "history.csv", history)
+                runs.RunFolder(run_dir).write_history(history)
                 if time.monotonic() - plotted >= CURVES_EVERY_S:  # a plot costs 0.1-0.4 s: not every fast epoch
-                    plot_curves(history, run_dir / "curves.png", model, best["epoch"])
+                    plot_curves(history, runs.RunFolder(run_dir).curves_path, model, best["epoch"])
                     plotted = time.monotonic()
                 runs.update_run_json(run_dir, epochs_done=epoch, best_epoch=best["epoch"],
                                      best_val_loss=best["val_loss"], best_val_acc=best.get("val_acc"))
@@ -290,7 +290,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
     # ---- done ---------------------------------------------------------------------------------
     if rank == 0:
         if history:
-            plot_curves(history, run_dir / "curves.png", model, best["epoch"])
+            plot_curves(history, runs.RunFolder(run_dir).curves_path, model, best["epoch"])
         if not best_path.is_file():  # no epoch ran (e.g. resumed a finished run): keep the last weights
             save_checkpoint(best_path, validated, epoch=epochs_done, config=config.to_dict())
         previous = runs.read_run_json(run_dir).get("train_seconds", 0.0)
