@@ -154,6 +154,20 @@ def test_metrics_and_maps_of_an_earlier_model_are_flagged(run_folder):
     assert "describe an earlier model" not in build_html(run_folder)
 
 
+def test_best_epoch_is_the_one_run_json_names(run_folder):
+    """The training section shows the epoch whose checkpoint was kept (run.json), not its own pick."""
+    from galaxymorph.report import page_data
+    from galaxymorph.rundir import RunFolder
+
+    files = RunFolder(run_folder)
+    assert page_data(run_folder)["training"]["best_epoch"] == "2"
+    files.update_run_json(best_epoch=1)  # e.g. a later epoch's loss was lower but not by min_delta
+    training = page_data(run_folder)["training"]
+    assert (training["best_epoch"], training["best_val_loss"], training["best_val_acc"]) == ("1", "0.6000", "0.700")
+    files.update_run_json(best_epoch=None)  # no epoch kept yet
+    assert page_data(run_folder)["training"]["best_epoch"] == "n/a"
+
+
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(GalaxymorphError, match="not found"):
         build_html(tmp_path / "nope")
