@@ -27,7 +27,6 @@ recipe on 25/50/75% of each split's training images (bench_real_curve.py).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -152,6 +151,13 @@ def eval_name(name: str) -> str:
     return "eval_tta" if CANDIDATES[name][2] else "eval"
 
 
+def run_files(run_dir: Path, name: str):
+    """The candidate's run folder, with its test scores in RUN/eval or RUN/eval_tta."""
+    from galaxymorph.rundir import RunFolder
+
+    return RunFolder(run_dir, eval_dir=run_dir / eval_name(name))
+
+
 def config_for(name: str, data: Path, split: Path, seed: int, args):
     import galaxymorph as gm
 
@@ -169,38 +175,26 @@ def train_and_score(name: str, data: Path, split: Path, seed: int, args, out: Pa
     from galaxymorph.fileio import write_json
 
     run_dir = run_folder(out, name, seed)
-    if not (run_dir / "run.json").is_file() or json.loads((run_dir / "run.json").read_text()).get("status") != "complete":
+    files = run_files(run_dir, name)
+    if files.read_run_json().get("status") != "complete":
         config = config_for(name, data, split, seed, args)
         print(f"--- {name} seed {seed}: training ({config.model}, {config.epochs} epochs)", file=sys.stderr, flush=True)
         cpu = time.process_time()
         gm.train(config, out=run_dir, overwrite=True, progress=False)
         write_json(run_dir / "bench_cpu.json", {"train_cpu_seconds": round(time.process_time() - cpu, 1)})
-    target = run_dir / eval_name(name)
-    if not (target / "metrics.json").is_file():
-        tta = CANDIDATES[name][2]
-        plain, aside = run_dir / "eval", run_dir / "eval.plain"
-        if tta and plain.is_dir():  # evaluate writes RUN/eval: keep the plain scores aside meanwhile
-            os.replace(plain, aside)
-        gm.evaluate(run_dir, split="test", tta=tta, progress=False, plots=False, n_boot=200)
-        if tta:
-            os.replace(plain, target)
-            if aside.is_dir():
-                os.replace(aside, plain)
+    if not files.metrics_path.is_file():
+        gm.evaluate(run_dir, split="test", tta=CANDIDATES[name][2], progress=False, plots=False, n_boot=200,
+                    out=files.eval)
     return run_dir
 
 
 # ---------------------------------------------------------------------------------------- scores
-def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Test-image indices, true positions (0/1) and p(second class) from a predictions.csv."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    probs = [k for k in rows[0] if k.startswith("prob_")]
-    first = probs[0].removeprefix("prob_")
-    index = np.array([int(r["index"]) for r in rows])
-    y = np.array([0 if r["true"] == first else 1 for r in rows])
-    p = np.array([float(r[probs[-1]]) for r in rows])
-    order = np.argsort(index)
-    return index[order], y[order], p[order]
+def read_predictions(files) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Test-image indices, true positions (0/1) and p(second class) from a run's scored
+    predictions (a galaxymorph.rundir.RunFolder), ordered by index."""
+    predictions = files.read_predictions().sorted_by_index()
+    y = (predictions.true != predictions.class_ids[0]).astype(int)
+    return predictions.index, y, predictions.probs[:, -1]
 
 
 def per_image_scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
@@ -224,12 +218,14 @@ def metrics(y: np.ndarray, p: np.ndarray, confident: np.ndarray) -> dict[str, fl
             "log_loss": s["log_loss"].mean()}
 
 
-def scored_predictions(path: Path, data: Path) -> dict:
-    """One run's predictions.csv scored: test indices, labels (0/1), p(second class), each
-    image's vote confidence, and the metrics (confident = every deciding vote >= 0.8)."""
+def scored_predictions(files, data: Path) -> dict:
+    """One run's test predictions (a galaxymorph.rundir.RunFolder, or a run folder's path) scored:
+    test indices, labels (0/1), p(second class), each image's vote confidence, and the metrics
+    (confident = every deciding vote >= 0.8)."""
+    from galaxymorph.rundir import RunFolder
     from galaxymorph.votes import vote_confidence
 
-    index, y, p = read_predictions(path)
+    index, y, p = read_predictions(RunFolder.of(files))
     confidence = vote_confidence(data, index, [2, 5], y)
     return {"index": index, "y": y, "p": p, "confidence": confidence, "metrics": metrics(y, p, confidence >= 0.8)}
 
@@ -241,11 +237,11 @@ def collect(name: str, out: Path, data: Path, seeds) -> dict | None:
     per_seed = {}
     for seed in seeds:
         run_dir = run_folder(out, name, seed)
-        pred = run_dir / eval_name(name) / "predictions.csv"
-        if not pred.is_file():
+        files = run_files(run_dir, name)
+        if not files.predictions_path.is_file():
             return None
-        scored = scored_predictions(pred, data)
-        run = json.loads((run_dir / "run.json").read_text())
+        scored = scored_predictions(files, data)
+        run = files.read_run_json()
         cpu = run_dir / "bench_cpu.json"
         run["train_cpu_seconds"] = json.loads(cpu.read_text())["train_cpu_seconds"] if cpu.is_file() else None
         per_seed[seed] = {**scored, "vote_target": soft_targets(data, scored["index"], [2, 5]),

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from galaxymorph.rundir import RunFolder
 
 from bench_real import LONG, collect, paired_bootstrap, scored_predictions
 from bench_real_pretrain import seed_pooled_interval, subset_manifest
@@ -32,7 +33,7 @@ def train_share(out: Path, data: Path, split: Path, seed: int, share: float, arg
     import galaxymorph as gm
 
     run_dir = out / "curve" / "runs" / f"share{share:g}" / f"seed{seed}"
-    if not (run_dir / "eval" / "predictions.csv").is_file():
+    if not RunFolder(run_dir).predictions_path.is_file():
         manifest = subset_manifest(split, 0, out / "curve" / "splits", seed, fraction=share)
         overrides = dict(model="galaxy-narrow", data=str(data), manifest=str(manifest), classes=[2, 5], seed=seed,
                          threads=args.threads, device=args.device, **LONG)
@@ -44,8 +45,8 @@ def train_share(out: Path, data: Path, split: Path, seed: int, share: float, arg
 
 def scored(run_dir: Path, data: Path) -> dict:
     """The run's test predictions scored, and how many images it trained on."""
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    return {**scored_predictions(run_dir / "eval" / "predictions.csv", data),
+    manifest = json.loads(RunFolder(run_dir).manifest_path.read_text())
+    return {**scored_predictions(RunFolder(run_dir), data),
             "n_train": len(manifest["splits"]["train"])}
 
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from galaxymorph.rundir import RunFolder
 
 from bench_real import CANDIDATES, LONG, run_folder, scored_predictions
 
@@ -57,12 +58,12 @@ def pretrain_synthetic(out: Path, model: str, threads: int) -> Path:
     import galaxymorph as gm
 
     run_dir = out / "pretrain" / f"synthetic-{model}"
-    if not (run_dir / "checkpoints" / "best.pt").is_file():
+    if not RunFolder(run_dir).best_checkpoint.is_file():
         print(f"--- synthetic pretraining ({model})", file=sys.stderr, flush=True)
         gm.train(gm.Config.resolve(overrides=dict(model=model, seed=0, threads=threads, **LONG)), out=run_dir,
                  overwrite=True, progress=False)
         gm.evaluate(run_dir, split="test", progress=False, plots=False, n_boot=200)
-    return run_dir / "checkpoints" / "best.pt"
+    return RunFolder(run_dir).best_checkpoint
 
 
 def pretrain_study(out: Path, data: Path, splits: dict[int, Path], args) -> int:
@@ -85,10 +86,10 @@ def pretrain_study(out: Path, data: Path, splits: dict[int, Path], args) -> int:
                             and not tta]
                     if same:  # scored by the main benchmark (maybe in another process): never trained here
                         run_dir = run_folder(out, same[0], seed)
-                        if not (run_dir / "eval" / "predictions.csv").is_file():
+                        if not RunFolder(run_dir).predictions_path.is_file():
                             print(f"({same[0]} seed {seed} not finished yet: 'all' left out for now)", file=sys.stderr)
                             continue
-                if not (run_dir / "eval" / "predictions.csv").is_file():
+                if not RunFolder(run_dir).predictions_path.is_file():
                     overrides = dict(model=args.pretrain_model, data=str(data), manifest=str(manifest),
                                      classes=[2, 5], seed=seed, threads=args.threads, **LONG)
                     if arm == "pretrained":
@@ -96,9 +97,9 @@ def pretrain_study(out: Path, data: Path, splits: dict[int, Path], args) -> int:
                     print(f"--- pretrain study: {arm}, {n or 'all'} per class, seed {seed}", file=sys.stderr, flush=True)
                     gm.train(gm.Config.resolve(overrides=overrides), out=run_dir, overwrite=True, progress=False)
                     gm.evaluate(run_dir, split="test", progress=False, plots=False, n_boot=200)
-                run = json.loads((run_dir / "run.json").read_text())
+                run = RunFolder(run_dir).read_run_json()
                 results.setdefault((arm, n), {})[seed] = {
-                    **scored_predictions(run_dir / "eval" / "predictions.csv", data),
+                    **scored_predictions(RunFolder(run_dir), data),
                     "train_seconds": run.get("train_seconds")}
     seeds = list(splits)
     lines = ["| real train images per class | scratch: accuracy (per seed) | pretrained: accuracy (per seed) | "

@@ -275,9 +275,8 @@ def bench_loading(built: dict, labels: np.ndarray, repeat: int, fancy_sample: in
 
 def bench_model_stages(path: Path, folder: Path, epochs: int, device: str, batch_size: int = 32) -> dict:
     """Train (10 classes, default model), evaluate and explain on ``path``: seconds and peak RSS."""
-    import csv
-
     import galaxymorph as gm
+    from galaxymorph.rundir import RunFolder
 
     out = {}
     reset_peak_rss()
@@ -285,8 +284,8 @@ def bench_model_stages(path: Path, folder: Path, epochs: int, device: str, batch
     run_dir = gm.train(gm.Config(data=str(path), classes=list(range(10)), epochs=epochs, patience=0,
                                  device=device, batch_size=batch_size), out=folder / "run", progress=False)
     out["train_s"], out["train_rss"] = time.perf_counter() - start, rss_mb()
-    history = list(csv.DictReader(open(run_dir / "history.csv")))
-    manifest = gm.load_manifest(run_dir / "manifest.json")
+    history = RunFolder(run_dir).read_history()
+    manifest = gm.load_manifest(RunFolder(run_dir).manifest_path)
     out["n_train"], out["n_val"] = len(manifest["splits"]["train"]), len(manifest["splits"]["val"])
     out["epoch_s"] = [float(r["seconds"]) for r in history]
     for stage, call in (("evaluate", lambda: gm.evaluate(run_dir, progress=False)),

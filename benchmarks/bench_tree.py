@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from galaxymorph.rundir import RunFolder
 
 from bench_real import environment, make_splits, paired_bootstrap, scored_predictions
 from bench_real_pretrain import subset_manifest
@@ -126,15 +127,15 @@ def trained(run_dir: Path, **overrides) -> Path:
     import galaxymorph as gm
     from galaxymorph.fileio import write_json
 
-    done = run_dir / "run.json"
-    if not done.is_file() or json.loads(done.read_text()).get("status") != "complete":
+    files = RunFolder(run_dir)
+    if files.read_run_json().get("status") != "complete":
         config = gm.Config.resolve(overrides=overrides)
         print(f"--- {run_dir.relative_to(run_dir.parents[2])}: {config.targets}, init={config.init or '-'}",
               file=sys.stderr, flush=True)
         start = time.perf_counter()
         gm.train(config, out=run_dir, overwrite=True, progress=False)
         write_json(run_dir / "bench_time.json", {"train_wall_seconds": round(time.perf_counter() - start, 2)})
-    if not (run_dir / "eval" / "metrics.json").is_file():
+    if not files.metrics_path.is_file():
         gm.evaluate(run_dir, split="test", progress=False, plots=False, n_boot=200)
     return run_dir
 
@@ -205,9 +206,9 @@ def finetune_seed(out: Path, d: dict, args, seed: int, train: bool = True) -> di
             name = f"{arm}-n{size or 'all'}"
             runs[(arm, size)] = (classifier(out, name, d["sdss"], sub, (2, 5), args, seed, init, arm) if train
                                  else out / "runs" / name / f"seed{seed}")
-    scores = {key: {**scored_predictions(run / "eval" / "predictions.csv", d["sdss"]),
+    scores = {key: {**scored_predictions(RunFolder(run), d["sdss"]),
                     "seconds": read_json(run / "bench_time.json")["train_wall_seconds"]} for key, run in runs.items()}
-    scores[("pretrain", 0)] = {"tree": read_json(init / "eval" / "metrics.json").get("tree"),
+    scores[("pretrain", 0)] = {"tree": RunFolder(init).read_metrics().get("tree"),
                                "seconds": read_json(init / "bench_time.json")["train_wall_seconds"]}
     return scores
 
@@ -273,7 +274,7 @@ def multiclass_seed(out: Path, d: dict, args, seed: int, train: bool = True) -> 
     for arm in ("scratch", "finetune"):
         run = (classifier(out, f"multiclass-{arm}", pool, split_path, MULTICLASS, args, seed, init, arm) if train
                else out / "runs" / f"multiclass-{arm}" / f"seed{seed}")
-        rows.append(multiclass_row(seed, arm, read_json(run / "eval" / "metrics.json")))
+        rows.append(multiclass_row(seed, arm, RunFolder(run).read_metrics()))
     return rows
 
 
@@ -301,7 +302,7 @@ def confusion(out: Path, seed: int) -> str:
     """The confusion matrices of the 8-class runs of one seed (rows true, columns predicted)."""
     parts = []
     for arm in ("scratch", "finetune"):
-        cm = read_json(out / "runs" / f"multiclass-{arm}" / f"seed{seed}" / "eval" / "metrics.json")["confusion_matrix"]
+        cm = RunFolder(out / "runs" / f"multiclass-{arm}" / f"seed{seed}").read_metrics()["confusion_matrix"]
         head = "| true \\ predicted | " + " | ".join(cm["labels"]) + " |"
         rows = [f"| {label} | " + " | ".join(map(str, row)) + " |" for label, row in zip(cm["labels"], cm["matrix"])]
         parts.append("\n".join([f"{arm}, seed {seed}:", "", head, "|---|" + "---:|" * len(cm["labels"]), *rows]))

@@ -29,6 +29,7 @@ import numpy as np
 from galaxymorph.config import PRESETS, Config
 from galaxymorph.errors import GalaxymorphError
 from galaxymorph.fileio import write_json, write_text
+from galaxymorph.rundir import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_H5 = REPO.parent / "shared" / "data" / "galaxy10_reference.h5"
@@ -98,15 +99,13 @@ def train_and_evaluate(name: str, data: Path, split: Path, args, out: Path) -> d
     from galaxymorph.training import train
 
     run_dir = out / "runs" / name
-    metrics_path = run_dir / "eval" / "metrics.json"
-    if args.fresh or not metrics_path.is_file():
+    files = RunFolder(run_dir)
+    if args.fresh or not files.metrics_path.is_file():
         config = config_for(name, data, split, args)
         print(f"--- {name}: training {config.epochs} epochs", file=sys.stderr, flush=True)
         train(config, out=run_dir, overwrite=True, progress=False)
         evaluate(run_dir, split="test", progress=False, plots=False)
-    run = json.loads((run_dir / "run.json").read_text())
-    metrics = json.loads(metrics_path.read_text())
-    return {"run_dir": str(run_dir), "run": run, "metrics": metrics}
+    return {"run_dir": str(run_dir), "run": files.read_run_json(), "metrics": files.read_metrics()}
 
 
 def real_sanity(run_dir: Path, reference: Path) -> dict | None:
@@ -120,16 +119,9 @@ def real_sanity(run_dir: Path, reference: Path) -> dict | None:
 
 
 def read_predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """File indices, true positions (0/1) and p(second class) from RUN_DIR/eval/predictions.csv."""
-    import csv
-
-    with open(run_dir / "eval" / "predictions.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    prob_key = [k for k in rows[0] if k.startswith("prob_")][-1]
-    first = [k for k in rows[0] if k.startswith("prob_")][0].removeprefix("prob_")
-    index = np.array([int(r["index"]) for r in rows])
-    y = np.array([0 if r["true"] == first else 1 for r in rows])
-    return index, y, np.array([float(r[prob_key]) for r in rows])
+    """File indices, true positions (0/1) and p(second class) from the run's test predictions."""
+    predictions = RunFolder(run_dir).read_predictions()
+    return predictions.index, (predictions.true != predictions.class_ids[0]).astype(int), predictions.probs[:, -1]
 
 
 def paired_difference(run_dir: Path, baseline_dir: Path, n_boot: int = 1000) -> dict:
@@ -228,7 +220,7 @@ def bn_probe(out: Path, args) -> str:
 
         def check(epoch, record, model, name=name, run_dir=run_dir, seen=seen):
             if "val" not in seen:
-                seen["val"] = load_split(data, load_manifest(run_dir / "manifest.json"), "val")
+                seen["val"] = load_split(data, load_manifest(RunFolder(run_dir).manifest_path), "val")
             x, y = seen["val"]
             with torch.no_grad():
                 xt = model.preprocess(x)
@@ -270,7 +262,7 @@ def main(argv=None) -> int:
         write_json(out / "compare.json", {"args": vars(args), "data": str(data), "split": str(split), "rows": rows})
     seed_dir = out / "runs" / "seed"
     for row in rows:  # paired differences against the reference CNN on the same test images
-        if row["name"] != "seed" and (seed_dir / "eval" / "predictions.csv").is_file():
+        if row["name"] != "seed" and RunFolder(seed_dir).predictions_path.is_file():
             row["vs_seed"] = paired_difference(Path(row["run_dir"]), seed_dir)
     write_json(out / "compare.json", {"args": vars(args), "data": str(data), "split": str(split), "rows": rows})
     text = table(rows, reference.is_file())

@@ -13,7 +13,6 @@ a markdown snippet. Twenty-two images give wide intervals: this is a report, not
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -53,16 +52,16 @@ def _ci(m: dict) -> str:
 
 def markdown(run_dir: Path, result: dict) -> str:
     """A markdown snippet: what was trained, the real-image scores, the per-image table."""
-    run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    cfg = {}
-    if (run_dir / "config.toml").is_file():
-        from galaxymorph.config import load_mapping
+    from galaxymorph.rundir import RunFolder
 
-        cfg = load_mapping(run_dir / "config.toml")
+    files = RunFolder(run_dir)
+    run = files.read_run_json()
+    config = files.read_config()
+    cfg = config.to_dict() if config is not None else {}
     synth = ""
-    metrics_path = run_dir / "eval" / "metrics.json"
-    if metrics_path.is_file():
-        sm = json.loads(metrics_path.read_text())["metrics"]
+    metrics = files.read_metrics()
+    if metrics is not None:
+        sm = metrics["metrics"]
         synth = (f"; on its synthetic test split: accuracy {_ci(sm['accuracy'])}, "
                  f"ROC AUC {_ci(sm['roc_auc'])}")
     m = result["metrics"]

@@ -1,7 +1,8 @@
 """Fake run folders for the evaluate/predict tests: a tiny model trained for a few SGD steps.
 
 A run folder here follows docs/architecture.md (config.toml, manifest.json, run.json,
-checkpoints/best.pt) without going through training, so these tests do not depend on it.
+checkpoints/best.pt) without going through training, so these tests do not depend on it; its
+files are written by the same writers training uses (galaxymorph.rundir.RunFolder).
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ def make_run(run: Path, data: Path, classes=(2, 5), steps: int = 25, seed: int =
     from galaxymorph.config import Config
     from galaxymorph.data.galaxy10 import open_galaxy10
     from galaxymorph.data.splits import prepare
-    from galaxymorph.fileio import write_json
     from galaxymorph.models import build_model, save_checkpoint
+    from galaxymorph.rundir import RunFolder
 
+    files = RunFolder(run)
     torch.manual_seed(seed)
-    manifest = prepare(data, run / "manifest.json", classes=list(classes), fractions=fractions,
+    manifest = prepare(data, files.manifest_path, classes=list(classes), fractions=fractions,
                        check_duplicates=False)
     kwargs = dict(SMALL) if model == "default" and not net_kwargs else net_kwargs
     net = build_model(model, list(classes), **kwargs)
@@ -65,11 +67,10 @@ def make_run(run: Path, data: Path, classes=(2, 5), steps: int = 25, seed: int =
         loss.backward()
         opt.step()
     _recalibrate_batchnorm(net, x)
-    save_checkpoint(run / "checkpoints" / "best.pt", net.eval())
-    Config(classes=list(classes), model=model, data=str(data)).save(run / "config.toml")
+    save_checkpoint(files.best_checkpoint, net.eval())
+    files.write_config(Config(classes=list(classes), model=model, data=str(data)))
     # as training writes it: the data file's path and its SHA-256
-    write_json(run / "run.json", {"data": str(data), "data_sha256": manifest["source"]["sha256"],
-                                  "status": "complete"})
+    files.update_run_json(data=str(data), data_sha256=manifest["source"]["sha256"], status="complete")
     return run
 
 

@@ -322,9 +322,10 @@ def test_report_needs_no_data_file(binary_run, evaluated, tmp_path, monkeypatch)
     """The report is built from the run folder alone: evaluate wrote the example grid into it."""
     import h5py
 
-    from galaxymorph.report import EXAMPLES_FIGURE, build_html
+    from galaxymorph.report import build_html
+    from galaxymorph.rundir import RunFolder
 
-    assert (binary_run / EXAMPLES_FIGURE).is_file()
+    assert RunFolder(binary_run).examples_figure.is_file()
     run = shutil.copytree(binary_run, tmp_path / "run")
 
     def no_data(*args, **kwargs):
@@ -375,3 +376,18 @@ def test_a_model_that_tells_classes_apart_has_no_warning_and_auc_from_labels_is_
     text = format_metrics(evaluated)
     assert "WARNING" not in text
     assert "auc_from_labels: the reference notebook's AUC, from thresholded labels; for comparison only" in text
+
+
+# -- evaluate --out: the eval files in another folder --------------------------------------------
+def test_evaluate_out_writes_elsewhere_and_leaves_run_eval_alone(binary_run, evaluated, tmp_path):
+    from galaxymorph.cli import main
+    from galaxymorph.rundir import RunFolder
+
+    before = {p.name: p.read_bytes() for p in (binary_run / "eval").iterdir()}
+    main(["evaluate", str(binary_run), "--tta", "--out", str(tmp_path / "tta"), "--device", "cpu"])
+    tta = RunFolder(binary_run, eval_dir=tmp_path / "tta")
+    assert tta.read_metrics()["tta"] is True and evaluated["tta"] is False
+    assert {p.name: p.read_bytes() for p in (binary_run / "eval").iterdir()} == before  # untouched
+    plain = RunFolder(binary_run).read_predictions()
+    assert np.array_equal(tta.read_predictions().index, plain.index)
+    assert not np.array_equal(tta.read_predictions().probs, plain.probs)  # D4 averaging changed them

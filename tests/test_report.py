@@ -62,7 +62,7 @@ def run_folder(tiny_h5, tmp_path) -> Path:
     run.mkdir()
     Config(data=str(tiny_h5)).save(run / "config.toml")
     prepare(tiny_h5, run / "manifest.json")
-    (run / "run.json").write_text(json.dumps({"data": str(tiny_h5), "status": "complete",
+    (run / "run.json").write_text(json.dumps({"data": str(tiny_h5), "status": "complete", "best_epoch": 2,
                                               "timings": {"train": 12.5}}))
     (run / "environment.json").write_text(json.dumps({"torch": "2.13.0", "device": "cpu"}))
     (run / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
@@ -152,6 +152,20 @@ def test_metrics_and_maps_of_an_earlier_model_are_flagged(run_folder):
     assert f"Run <code>galaxymorph evaluate {run_folder}</code> again" in page
     stamp(run_folder / "run.json", 3)  # the checkpoint they were made from
     assert "describe an earlier model" not in build_html(run_folder)
+
+
+def test_best_epoch_is_the_one_run_json_names(run_folder):
+    """The training section shows the epoch whose checkpoint was kept (run.json), not its own pick."""
+    from galaxymorph.report import page_data
+    from galaxymorph.rundir import RunFolder
+
+    files = RunFolder(run_folder)
+    assert page_data(run_folder)["training"]["best_epoch"] == "2"
+    files.update_run_json(best_epoch=1)  # e.g. a later epoch's loss was lower but not by min_delta
+    training = page_data(run_folder)["training"]
+    assert (training["best_epoch"], training["best_val_loss"], training["best_val_acc"]) == ("1", "0.6000", "0.700")
+    files.update_run_json(best_epoch=None)  # no epoch kept yet
+    assert page_data(run_folder)["training"]["best_epoch"] == "n/a"
 
 
 def test_not_a_run_folder(tmp_path):

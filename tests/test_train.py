@@ -14,7 +14,7 @@ from galaxymorph.data.galaxy10 import write_galaxy10
 from galaxymorph.data.splits import prepare
 from galaxymorph.errors import DataError
 from galaxymorph.models import build_model, read_checkpoint
-from galaxymorph.runs import read_history
+from galaxymorph.rundir import RunFolder
 from galaxymorph.training import train
 from galaxymorph.training.schedule import lr_factor
 
@@ -86,7 +86,7 @@ def test_train_writes_a_complete_run_folder(tiny_h5, tmp_path):
     assert saved == tiny_config(tiny_h5).replace(data=str(tiny_h5.resolve()),
                                                  manifest=str((run_dir / "manifest.json").resolve()))
 
-    history = read_history(run_dir / "history.csv")
+    history = RunFolder(run_dir).read_history()
     assert [r["epoch"] for r in history] == [1, 2]
     best_epoch = min(history, key=lambda r: r["val_loss"])["epoch"]
     best = read_checkpoint(run_dir / "checkpoints" / "best.pt")
@@ -106,7 +106,7 @@ def test_train_writes_a_complete_run_folder(tiny_h5, tmp_path):
 def test_same_seed_same_history_and_resume_is_exact(tiny_h5, tmp_path, monkeypatch):
     straight = train(tiny_config(tiny_h5), out=tmp_path / "a", progress=False)
     again = train(tiny_config(tiny_h5), out=tmp_path / "b", progress=False)
-    assert strip_seconds(read_history(straight / "history.csv")) == strip_seconds(read_history(again / "history.csv"))
+    assert strip_seconds(RunFolder(straight).read_history()) == strip_seconds(RunFolder(again).read_history())
 
     # Ctrl-C in the middle of epoch 2, then --resume: the same result as never stopping.
     real = loop_module.iterate_batches
@@ -130,7 +130,7 @@ def test_same_seed_same_history_and_resume_is_exact(tiny_h5, tmp_path, monkeypat
 
     train(None, resume=cut, progress=False)
     assert json.loads((cut / "run.json").read_text())["status"] == "complete"
-    assert strip_seconds(read_history(cut / "history.csv")) == strip_seconds(read_history(straight / "history.csv"))
+    assert strip_seconds(RunFolder(cut).read_history()) == strip_seconds(RunFolder(straight).read_history())
     assert same_weights(read_checkpoint(cut / "checkpoints" / "last.pt")["state_dict"],
                         read_checkpoint(straight / "checkpoints" / "last.pt")["state_dict"])
     with pytest.raises(GalaxymorphError, match="already complete"):
@@ -147,7 +147,7 @@ def test_moving_average_is_what_is_validated_saved_and_resumed(tiny_h5, tmp_path
     if best["epoch"] == 2:  # the saved best weights are the average, not the raw weights
         assert same_weights(best["state_dict"], averaged)
         assert not same_weights(best["state_dict"], last["state_dict"])
-    assert strip_seconds(read_history(straight / "history.csv")) != strip_seconds(read_history(plain / "history.csv"))
+    assert strip_seconds(RunFolder(straight).read_history()) != strip_seconds(RunFolder(plain).read_history())
     # one epoch, then --resume to two (a constant rate: the schedule does not depend on the epochs)
     cut = train(tiny_config(tiny_h5, ema=0.9, schedule="constant", epochs=1), out=tmp_path / "c", progress=False)
     train(tiny_config(tiny_h5, ema=0.9, schedule="constant", epochs=2), resume=cut, progress=False)
@@ -177,7 +177,7 @@ def test_resume_can_extend_epochs_and_hook_sees_each_epoch(tiny_h5, tmp_path, ca
     train(tiny_config(tiny_h5, epochs=2, schedule="constant", augment="seed"), resume=run_dir,
           progress=False, on_epoch_end=lambda e, rec, m: seen.append(e))
     assert seen == [1, 2]
-    assert [r["epoch"] for r in read_history(run_dir / "history.csv")] == [1, 2]
+    assert [r["epoch"] for r in RunFolder(run_dir).read_history()] == [1, 2]
     assert "warning" not in capsys.readouterr().err  # a constant schedule does not depend on the total
     with pytest.raises(GalaxymorphError, match="lr"):
         train(tiny_config(tiny_h5, epochs=3, lr=0.1), resume=run_dir, progress=False)
@@ -310,7 +310,7 @@ def test_cli_resume_applies_the_options_given_with_it(tiny_h5, tmp_path, capsys)
             "--augment", "none", "--patience", "0"]
     assert main(["train", *base, "--epochs", "1", "--out", str(out)]) == 0
     assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0  # extends the finished run
-    assert [r["epoch"] for r in read_history(out / "history.csv")] == [1, 2]
+    assert [r["epoch"] for r in RunFolder(out).read_history()] == [1, 2]
     assert Config.resolve(out / "config.toml").epochs == 2
     capsys.readouterr()
 
@@ -357,7 +357,7 @@ def test_disk_full_marks_the_run_failed_in_one_line_and_resume_continues(tiny_h5
 
     disk.full = False  # space freed: the run continues where it stopped
     train(None, resume=run_dir, progress=False)
-    assert [r["epoch"] for r in read_history(run_dir / "history.csv")] == [1, 2]
+    assert [r["epoch"] for r in RunFolder(run_dir).read_history()] == [1, 2]
 
 
 def test_gpu_backend_settings_are_put_back_after_training():
@@ -482,7 +482,7 @@ def test_a_diverged_loss_fails_the_run_and_chooses_no_best(tiny_h5, tmp_path, mo
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "failed" and "diverged" in record["error"]
     assert not (run / "checkpoints" / "best.pt").exists()
-    assert np.isnan(read_history(run / "history.csv")[0]["val_loss"])  # the epoch that diverged is shown
+    assert np.isnan(RunFolder(run).read_history()[0]["val_loss"])  # the epoch that diverged is shown
 
 
 def test_a_learning_rate_far_too_high_is_one_line_from_the_cli(tiny_h5, tmp_path, capsys):

@@ -174,7 +174,7 @@ def tree_run(tmp_path_factory, one_torch_thread):
 def test_train_tree_writes_a_tree_model(tree_run):
     from galaxymorph import load_model
     from galaxymorph.models import read_checkpoint
-    from galaxymorph.runs import read_history
+    from galaxymorph.rundir import RunFolder
 
     run, _ = tree_run
     state = read_checkpoint(run / "checkpoints" / "best.pt")
@@ -182,7 +182,7 @@ def test_train_tree_writes_a_tree_model(tree_run):
     model = load_model(run)
     assert model.tree == "gz2" and model.n_outputs == 28 and model.class_ids == []
     assert json.loads((run / "manifest.json").read_text())["targets"] == "tree"
-    history = read_history(run / "history.csv")
+    history = RunFolder(run).read_history()
     assert len(history) == 2 and all(np.isfinite(float(r["val_loss"])) for r in history)
     assert all(0 <= float(r["train_acc"]) <= 1 for r in history)
 
@@ -313,14 +313,14 @@ def test_tree_split_takes_images_without_a_class(tmp_path):
 
 def test_resume_continues_a_tree_run(tmp_path, one_torch_thread):
     from galaxymorph import Config, train
-    from galaxymorph.runs import read_history
+    from galaxymorph.rundir import RunFolder
 
     data = write_tree_data(tmp_path / "votes.h5", n_per_class=10, no_votes=2)
     config = Config(data=str(data), targets="tree", epochs=1, batch_size=8, device="cpu", amp=False,
                     fractions=[0.5, 0.25, 0.25])
     run = train(config, out=tmp_path / "run", progress=False)
     train({"epochs": 2}, resume=run, progress=False)
-    assert [int(r["epoch"]) for r in read_history(run / "history.csv")] == [1, 2]
+    assert [int(r["epoch"]) for r in RunFolder(run).read_history()] == [1, 2]
 
 
 def test_tree_manifest_from_given_lists_is_checked_like_any_manifest(tmp_path):

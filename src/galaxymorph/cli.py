@@ -241,6 +241,8 @@ def _add_evaluate(sub) -> None:
     q.add_argument("run_dir", help="run folder written by 'train'")
     q.add_argument("--split", default="test", choices=["val", "test"], help="which split to score")
     q.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help=HELP["tta"])
+    q.add_argument("--out", metavar="DIR", default=None,
+                   help="write metrics.json, predictions.csv and the figures here (default: RUN_DIR/eval)")
     _add_device_option(q)
     q.set_defaults(handler=cmd_evaluate)
 
@@ -371,7 +373,7 @@ def cmd_evaluate(args) -> None:
     from .evaluation import evaluate, format_metrics
 
     _use_threads(args)
-    metrics = evaluate(args.run_dir, split=args.split, tta=args.tta, device=args.device)
+    metrics = evaluate(args.run_dir, split=args.split, tta=args.tta, device=args.device, out=args.out)
     print(format_metrics(metrics))
 
 
@@ -411,9 +413,11 @@ def cmd_run(args) -> None:
     from .evaluation import format_metrics
     from .pipeline import run
 
-    run_dir = _start_or_resume(run, args)
-    print(format_metrics(json.loads((run_dir / "eval" / "metrics.json").read_text(encoding="utf-8"))))
-    print(f"report: {run_dir / 'report.html'}")
+    from .rundir import RunFolder
+
+    files = RunFolder(_start_or_resume(run, args))
+    print(format_metrics(files.read_metrics()))
+    print(f"report: {files.report_path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from .config import Config
 from .errors import GalaxymorphError
 from .fileio import read_json
 from .progress import status
+from .rundir import RunFolder
 from .runs import (check_run_dir, claim_run_dir, needs_training, outdated_outputs, read_run_json, release_run_dir,
                    resume_config, update_run_json)
 
@@ -59,11 +60,12 @@ def _run_stages(config: Config, run_dir: Path, resume, overwrite: bool, progress
         _stage("train", run_dir, lambda: train(config, out=run_dir, overwrite=overwrite, progress=progress))
 
     outdated = outdated_outputs(run_dir)  # made for an earlier model (train --resume found a better one)
-    if trained or outdated["metrics"] or not (run_dir / "eval" / "metrics.json").is_file():
+    files = RunFolder(run_dir)
+    if trained or outdated["metrics"] or not files.metrics_path.is_file():
         _stage("evaluate", run_dir, lambda: evaluate(run_dir, split="test", progress=progress))
     # a decision-tree model is explained one answer at a time (explain --answer): no default stage
-    tree = (read_json(run_dir / "manifest.json") or {}).get("targets") == "tree"
-    if not tree and (trained or outdated["explain"] or not (run_dir / "explain" / "explain.json").is_file()):
+    tree = (read_json(files.manifest_path) or {}).get("targets") == "tree"
+    if not tree and (trained or outdated["explain"] or not files.explain_json_path.is_file()):
         _stage("explain", run_dir, lambda: explain_run(run_dir, split="test", progress=progress))
     _stage("report", run_dir, lambda: write_report(run_dir))
     return run_dir
@@ -76,7 +78,7 @@ def _stage(name: str, run_dir: Path, work: Callable[[], object]) -> None:
     try:
         work()
     except KeyboardInterrupt:
-        if (run_dir / "checkpoints" / "last.pt").is_file():
+        if RunFolder(run_dir).last_checkpoint.is_file():
             advice = f"continue with: galaxymorph run --resume {run_dir}"
         else:  # stopped before the first checkpoint: train removed its half-made folder, if any
             advice = "nothing was saved yet, so there is nothing to resume; run the same command again"

@@ -14,7 +14,6 @@ into the page, with autoescaping on, so names from the run folder show as text (
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import os
 import shutil
@@ -26,25 +25,8 @@ from pathlib import Path
 from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
 from .fileio import check_output_file, read_json, write_text
+from .rundir import RunFolder
 from .runs import not_a_run_folder, outdated_outputs
-
-EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate
-
-
-# -- reading the run folder ---------------------------------------------------------------
-def _read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _read_toml(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    from .config import load_mapping
-
-    return load_mapping(path)
 
 
 # -- plain data for the template ------------------------------------------------------------
@@ -111,7 +93,7 @@ def _scalar_metrics(block: dict) -> list[tuple[str, dict]]:
 
 
 # -- sections -------------------------------------------------------------------------------
-def _data_section(run_dir: Path, run: dict, manifest: dict | None) -> dict | None:
+def _data_section(files: RunFolder, run: dict, manifest: dict | None) -> dict | None:
     if manifest is None:
         return None
     classes = manifest["classes"]
@@ -122,7 +104,7 @@ def _data_section(run_dir: Path, run: dict, manifest: dict | None) -> dict | Non
         counts = manifest["counts"][split]
         rows.append([split] + [counts.get(c, 0) for c in columns] + [sum(counts.values())])
     src = manifest["source"]
-    examples = run_dir / EXAMPLES_FIGURE
+    examples = files.examples_figure
     return {
         "file": str(run.get("data", src.get("path"))), "n_images": str(src.get("n_images")),
         "sha256_start": src["sha256"][:16], "seed": str(manifest["seed"]),
@@ -138,14 +120,17 @@ def _config_rows(config: dict | None) -> list[tuple[str, str]] | None:
     return None if config is None else [(k, json.dumps(v)) for k, v in config.items()]
 
 
-def _training_section(run_dir: Path) -> dict | None:
-    history = _read_csv(run_dir / "history.csv")
+def _training_section(files: RunFolder, run: dict) -> dict | None:
+    """The epochs trained and the best one: the epoch run.json names, its row of history.csv."""
+    history = files.read_history()
     if not history:
         return None
-    best = min(history, key=lambda r: float(r.get("val_loss", "inf") or "inf"))
-    return {"epochs": len(history), "best_val_loss": f"{float(best['val_loss']):.4f}",
-            "best_epoch": best["epoch"], "best_val_acc": f"{float(best.get('val_acc', 'nan')):.3f}",
-            "curves": _figure(run_dir / "curves.png", "training curves",
+    best = next((r for r in history if r["epoch"] == run.get("best_epoch")), None)
+    return {"epochs": len(history),
+            "best_val_loss": f"{best['val_loss']:.4f}" if best else "n/a",
+            "best_epoch": str(best["epoch"]) if best else "n/a",
+            "best_val_acc": f"{best['val_acc']:.3f}" if best else "n/a",
+            "curves": _figure(files.curves_path, "training curves",
                               "Loss and accuracy per epoch, train vs validation.")}
 
 
@@ -157,7 +142,7 @@ METRIC_FIGURES = [
 ]
 
 
-def _tree_section(run_dir: Path, metrics: dict) -> dict:
+def _tree_section(files: RunFolder, metrics: dict) -> dict:
     """A decision-tree model's evaluation: one row per question, and the per-question figure."""
     tree = metrics["tree"]
     rows = [{"name": name, "n": str(q.get("n", 0)),
@@ -173,17 +158,17 @@ def _tree_section(run_dir: Path, metrics: dict) -> dict:
                  "mean_accuracy": _fmt(tree["mean_accuracy"]) if tree.get("mean_accuracy") is not None else "n/a",
                  "mean_mae": _fmt(tree["mean_fraction_mae"]) if tree.get("mean_fraction_mae") is not None else "n/a",
                  "rows": rows},
-        "figures": [_figure(run_dir / "eval" / "tree_questions.png", "accuracy per question",
+        "figures": [_figure(files.eval / "tree_questions.png", "accuracy per question",
                             "Accuracy against confident volunteers per question, with 95% Wilson intervals.")],
         "leak": _leak(metrics.get("leak")),
     }
 
 
-def _metrics_section(run_dir: Path, metrics: dict | None) -> dict | None:
+def _metrics_section(files: RunFolder, metrics: dict | None) -> dict | None:
     if metrics is None:
         return None
     if "tree" in metrics:
-        return _tree_section(run_dir, metrics)
+        return _tree_section(files, metrics)
     headline = metrics.get("metrics", {})
     tuned = metrics.get("metrics_at_tuned_threshold") or {}
     thr = metrics.get("threshold") or {}
@@ -210,7 +195,7 @@ def _metrics_section(run_dir: Path, metrics: dict | None) -> dict | None:
         "header": header, "rows": rows, "has_tuned": bool(tuned),
         "threshold": _threshold(thr) if thr else None,
         "per_class": per_class_table,
-        "figures": [_figure(run_dir / "eval" / f, f, c) for f, c in METRIC_FIGURES],
+        "figures": [_figure(files.eval / f, f, c) for f, c in METRIC_FIGURES],
         "leak": _leak(metrics.get("leak")),
     }
 
@@ -235,12 +220,12 @@ GALLERY_CAPTIONS = {"confident": "Most confident correct predictions of each cla
                     "random": "A random sample."}
 
 
-def _explain_section(run_dir: Path, explain: dict | None) -> list[dict] | None:
+def _explain_section(run: RunFolder, explain: dict | None) -> list[dict] | None:
     """One entry per explanation method, or None when explain has not run."""
     methods = (explain or {}).get("methods") or {}
     if not methods:
         return None
-    folder = run_dir / "explain"
+    folder = run.explain_dir
     out = []
     for name, entry in methods.items():
         files = entry.get("files", {})
@@ -311,14 +296,16 @@ def page_data(run_dir: str | os.PathLike) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GalaxymorphError(f"run folder not found: {run_dir}")
-    run = read_json(run_dir / "run.json") or {}
-    manifest = read_json(run_dir / "manifest.json")
-    config = _read_toml(run_dir / "config.toml")
+    files = RunFolder(run_dir)
+    run = files.read_run_json()
+    manifest = read_json(files.manifest_path)
+    saved = files.read_config()
+    config = saved.to_dict() if saved is not None else None
     if manifest is None and config is None:
-        raise not_a_run_folder(run_dir, "config.toml or manifest.json")
-    metrics = read_json(run_dir / "eval" / "metrics.json")
+        raise not_a_run_folder(run_dir, f"{RunFolder.CONFIG} or {RunFolder.MANIFEST}")
+    metrics = files.read_metrics()
     classes = (manifest or {}).get("classes") or (config or {}).get("classes") or []
-    environment = read_json(run_dir / "environment.json") or {}
+    environment = files.read_environment()
     return {
         "title": " vs ".join(f"{CLASS_NAMES[int(c)]}" for c in classes) or (
             "Galaxy Zoo decision tree" if (manifest or {}).get("targets") == "tree" else "galaxymorph run"),
@@ -328,10 +315,10 @@ def page_data(run_dir: str | os.PathLike) -> dict:
         "written": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
         "headline": _headline(metrics),
         "warnings": [str(w) for w in (metrics or {}).get("warnings", [])],
-        "data": _data_section(run_dir, run, manifest),
-        "training": _training_section(run_dir),
-        "metrics": _metrics_section(run_dir, metrics),
-        "explain": _explain_section(run_dir, read_json(run_dir / "explain" / "explain.json")),
+        "data": _data_section(files, run, manifest),
+        "training": _training_section(files, run),
+        "metrics": _metrics_section(files, metrics),
+        "explain": _explain_section(files, files.read_explain()),
         "outdated": outdated_outputs(run_dir),
         "config": _config_rows(config),
         "environment": [(k, str(v)) for k, v in environment.items()],
@@ -356,7 +343,7 @@ def build_html(run_dir: str | os.PathLike) -> str:
 
 def write_report(run_dir: str | os.PathLike) -> Path:
     """Write ``RUN_DIR/report.html`` (atomically) and return its path."""
-    out = check_output_file(Path(run_dir) / "report.html")  # before the page is built
+    out = check_output_file(RunFolder(run_dir).report_path)  # before the page is built
     write_text(out, build_html(run_dir))
     return out
 

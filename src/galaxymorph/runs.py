@@ -12,16 +12,14 @@ training.
   against the data file's SHA-256) or a fresh stratified split.
 - :func:`create_run` makes a new run folder with its first files; :func:`resume_config` and
   :func:`reopen_for_training` continue one; :func:`open_run` reads a trained one.
-- :func:`update_run_json`, :func:`write_history`, :func:`read_history`,
-  :func:`environment_info`: the run folder's bookkeeping files (docs/architecture.md).
+- :func:`environment_info`: versions and hardware for ``environment.json``. Where each file of a
+  run folder lies, and how the files stages share are written and read, is
+  :class:`galaxymorph.rundir.RunFolder` (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import os
 import platform
 import shutil
@@ -31,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .config import Config, load_mapping
+from .config import Config
 from .errors import DataError, GalaxymorphError
-from .fileio import atomic_path, check_writable_folder, read_json, sha256_file, write_error, write_json, write_text
+from .fileio import atomic_path, check_writable_folder, sha256_file, write_error, write_json
+from .rundir import RunFolder
 
 if TYPE_CHECKING:
     import numpy as np
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta", "compile")  # may differ on --resume
 
 
@@ -120,12 +118,12 @@ def portable_config(config: Config, run_dir: Path) -> Config:
     data = config.data if config.data in ("synthetic", "galaxy10") else absolute(config.data)
     init = config.init if config.init in SHIPPED_RUNS else absolute(config.init)
     return config.replace(data=data, weights=absolute(config.weights), init=init,
-                          manifest=str((Path(run_dir) / "manifest.json").resolve()))
+                          manifest=str(RunFolder(run_dir).manifest_path.resolve()))
 
 
 def write_manifest(run_dir: Path, manifest: dict, source: Path | None) -> Path:
     """RUN_DIR/manifest.json: a byte copy of a given manifest, or the fresh one as JSON."""
-    dest = run_dir / "manifest.json"
+    dest = RunFolder(run_dir).manifest_path
     if source is None:
         return write_json(dest, manifest)
     with atomic_path(dest) as tmp:
@@ -140,7 +138,7 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{stamp}-{config.model}-{'v'.join(str(c) for c in config.classes)}"
 
 
-LOCK_NAME = ".galaxymorph.lock"  # held (flock) by the process that trains a run folder
+LOCK_NAME = RunFolder.LOCK  # held (flock) by the process that trains a run folder
 CONFIG_HEADER = "# galaxymorph run configuration"  # the first line of every config.toml a run holds
 
 
@@ -171,12 +169,14 @@ def _run_dir_contents(run_dir: Path) -> list[Path]:
 
 def is_run_folder(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` holds a run.json or config.toml that galaxymorph wrote."""
-    folder = Path(folder)
-    run = read_json(folder / "run.json")
-    if isinstance(run, dict) and "status" in run:
-        return True
+    files = RunFolder(folder)
     try:
-        with open(folder / "config.toml", encoding="utf-8") as fh:
+        if "status" in files.read_run_json():
+            return True
+    except (GalaxymorphError, OSError, ValueError):  # a damaged run.json: the config may still tell
+        pass
+    try:
+        with open(files.config_path, encoding="utf-8") as fh:
             return fh.readline().strip() == CONFIG_HEADER
     except (OSError, UnicodeDecodeError):
         return False
@@ -240,14 +240,14 @@ def create_run(config: Config, out: str | os.PathLike | None, overwrite: bool, p
     check_training_inputs(config, data_path, manifest)
     run_dir, created = create_run_dir(run_dir, config, overwrite)
     try:
-        portable_config(config, run_dir).save(run_dir / "config.toml")
+        RunFolder(run_dir).write_config(portable_config(config, run_dir))
         manifest_file = write_manifest(run_dir, manifest, source)
-        write_json(run_dir / "environment.json", environment)
+        RunFolder(run_dir).write_environment(environment)
         update_run_json(
             run_dir, status="running", started=now(), model=config.model, classes=config.classes,
             data=str(data_path.resolve()), data_sha256=data_sha256(manifest, data_path),
             data_requested=config.data,
-            manifest={"path": "manifest.json", "sha256": sha256_file(manifest_file),
+            manifest={"path": RunFolder.MANIFEST, "sha256": sha256_file(manifest_file),
                       "source": str(source) if source else None},
             world_size=world_size, mixed_precision=environment.get("mixed_precision", "off"),
             data_scale=_training_scale(data_path, manifest))
@@ -388,13 +388,13 @@ def resume_config(run_dir: str | os.PathLike, given: Config | Mapping[str, Any] 
     from the saved values: the rest decide what the saved weights mean.
     """
     run_dir = Path(run_dir)
-    path = run_dir / "config.toml"
     if not run_dir.exists():
         raise GalaxymorphError(f"cannot resume: run folder not found: {run_dir}")
-    if not path.is_file():
-        raise GalaxymorphError(f"cannot resume: {not_a_run_folder(run_dir, 'config.toml')}")
+    saved = RunFolder(run_dir).read_config()
+    if saved is None:
+        raise GalaxymorphError(f"cannot resume: {not_a_run_folder(run_dir, RunFolder.CONFIG)}")
     # as portable_config saves it: the split is the run's own manifest.json, wherever the folder now is
-    saved = portable_config(Config.from_dict(load_mapping(path)), run_dir)
+    saved = portable_config(saved, run_dir)
     if given is None:
         return saved
     if isinstance(given, Config):
@@ -436,9 +436,9 @@ def outdated_outputs(run_dir: str | os.PathLike) -> dict[str, bool]:
     def outdated(*records: dict) -> bool:
         return any("best_epoch" in r and r["best_epoch"] != current for r in records if isinstance(r, dict))
 
-    explain = read_json(run_dir / "explain" / "explain.json")
-    methods = explain.get("methods", {}) if isinstance(explain, dict) else {}
-    return {"metrics": outdated(read_json(run_dir / "eval" / "metrics.json")), "explain": outdated(*methods.values())}
+    files = RunFolder(run_dir)
+    methods = (files.read_explain() or {}).get("methods", {})
+    return {"metrics": outdated(files.read_metrics()), "explain": outdated(*methods.values())}
 
 
 def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Path, Path]:
@@ -451,47 +451,23 @@ def reopen_for_training(run_dir: str | os.PathLike, config: Config) -> tuple[Pat
     if run.get("status") == "complete" and done >= config.epochs:
         raise GalaxymorphError(f"{run_dir} is already complete: {done} epoch(s) trained, and --epochs is "
                                f"{config.epochs}; give --epochs {done + 1} or more to train it further")
-    if not (run_dir / "checkpoints" / "last.pt").is_file():
+    if not RunFolder(run_dir).last_checkpoint.is_file():
         raise GalaxymorphError(f"cannot resume {run_dir}: no checkpoints/last.pt")
     data_path = open_run(run_dir).data_path  # the data file, checked against the manifest
-    config.save(run_dir / "config.toml")
+    RunFolder(run_dir).write_config(config)
     update_run_json(run_dir, status="running", resumed=now())
     return run_dir, data_path
 
 
-# -- run.json and history.csv -----------------------------------------------------------------
-def read_run_json(run_dir: Path) -> dict:
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise GalaxymorphError(f"{path} is damaged ({exc})") from None
+# -- run.json -------------------------------------------------------------------------------
+def read_run_json(run_dir: str | os.PathLike) -> dict:
+    """RUN_DIR/run.json ({} when absent): :meth:`RunFolder.read_run_json`."""
+    return RunFolder(run_dir).read_run_json()
 
 
-def update_run_json(run_dir: Path, **fields) -> dict:
-    """Merge ``fields`` into RUN_DIR/run.json (keeping keys other stages wrote), atomically."""
-    run = read_run_json(run_dir)
-    run.update(fields)
-    write_json(Path(run_dir) / "run.json", run, in_place_when_full=True)  # "failed" must get out
-    return run
-
-
-def write_history(path: Path, history: list[dict]) -> Path:
-    """history.csv: one row per epoch."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: row[k] for k in HISTORY_COLUMNS})
-    return write_text(path, buf.getvalue())
-
-
-def read_history(path: str | os.PathLike) -> list[dict]:
-    """history.csv back as a list of dicts of numbers."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+def update_run_json(run_dir: str | os.PathLike, **fields) -> dict:
+    """Merge ``fields`` into RUN_DIR/run.json: :meth:`RunFolder.update_run_json`."""
+    return RunFolder(run_dir).update_run_json(**fields)
 
 
 def now() -> str:
@@ -501,7 +477,7 @@ def now() -> str:
 
 # -- a trained run ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class RunFolder:
+class TrainedRun:
     """What the stages after training read from a run folder, checked once."""
 
     path: Path
@@ -509,6 +485,11 @@ class RunFolder:
     config: Config
     data_path: Path
     manifest: dict  # verified against the data file's SHA-256
+
+    @property
+    def files(self) -> RunFolder:
+        """Where the run folder's artefacts lie, and their readers and writers."""
+        return RunFolder(self.path)
 
 
 # -- shipped models ---------------------------------------------------------------------------
@@ -523,7 +504,7 @@ def resolve_run(name_or_path: str | os.PathLike) -> Path:
     that is not installed is a one-line error."""
     if isinstance(name_or_path, str) and name_or_path in SHIPPED_RUNS:
         folder = PRETRAINED_DIR / name_or_path
-        if not (folder / "checkpoints" / "best.pt").is_file():
+        if not RunFolder(folder).best_checkpoint.is_file():
             raise GalaxymorphError(f"the shipped model {name_or_path!r} is not installed (no checkpoints/best.pt in "
                                    f"{folder}); name a run folder instead (./{name_or_path} for a local one)")
         return folder
@@ -537,7 +518,7 @@ def not_a_run_folder(run_dir: str | os.PathLike, missing: str = "run.json") -> G
                             "'galaxymorph train' wrote")
 
 
-def open_run(run_dir: str | os.PathLike) -> RunFolder:
+def open_run(run_dir: str | os.PathLike) -> TrainedRun:
     """Read a trained run folder: run.json, config, data file and verified split manifest.
 
     Errors name what is missing: the folder, run.json, the data file the run was trained on
@@ -546,30 +527,30 @@ def open_run(run_dir: str | os.PathLike) -> RunFolder:
     from .data.splits import check_manifest_matches, load_manifest
 
     run_dir = Path(run_dir)
+    files = RunFolder(run_dir)
     if not run_dir.is_dir():
         raise GalaxymorphError(f"run folder not found: {run_dir}")
-    if not (run_dir / "run.json").is_file():
+    if not files.run_json_path.is_file():
         raise not_a_run_folder(run_dir)
-    run = read_run_json(run_dir)
+    run = files.read_run_json()
     data = run.get("data")
     if not isinstance(data, str) or not data:
-        raise GalaxymorphError(f"{run_dir / 'run.json'} does not name the run's data file ('data')")
+        raise GalaxymorphError(f"{files.run_json_path} does not name the run's data file ('data')")
     data_path = Path(data)
     if not data_path.is_absolute() and not data_path.exists():
         data_path = run_dir / data_path
     if not data_path.is_file():
-        raise DataError(f"the run's data file is missing: {data_path} (named in {run_dir / 'run.json'}); "
+        raise DataError(f"the run's data file is missing: {data_path} (named in {files.run_json_path}); "
                         "put it back or fix 'data' there")
-    cfg_path = run_dir / "config.toml"
-    config = Config.resolve(cfg_path) if cfg_path.is_file() else Config()
-    manifest = load_manifest(run_dir / "manifest.json")
+    config = files.read_config() or Config()
+    manifest = load_manifest(files.manifest_path)
     try:
         check_manifest_matches(manifest, data_path)
     except DataError:  # its advice (a new split) would not bring back what the model was trained on
         raise DataError(f"the run's data file {data_path} has changed since the run was trained (its SHA-256 "
-                        f"is not the one in {run_dir / 'manifest.json'}); put the original back, or train a new "
+                        f"is not the one in {files.manifest_path}); put the original back, or train a new "
                         "run on it") from None
-    return RunFolder(run_dir, run, config, data_path, manifest)
+    return TrainedRun(run_dir, run, config, data_path, manifest)
 
 
 def environment_info(device, threads: int, amp_dtype: str | None, world_size: int = 1) -> dict:
@@ -624,7 +605,7 @@ class HeldOutSplit:
     ``class_ids`` (the model's label encoding), and every class has at least one image.
     """
 
-    folder: RunFolder
+    folder: TrainedRun
     name: str
     indices: "np.ndarray"
     labels: "np.ndarray"
@@ -651,7 +632,7 @@ class HeldOutSplit:
             return data.images(chosen)
 
 
-def open_held_out(run: str | os.PathLike | RunFolder, split: str = "test",
+def open_held_out(run: str | os.PathLike | TrainedRun, split: str = "test",
                   class_ids: list[int] | None = None) -> HeldOutSplit:
     """Open a held-out split of a trained run: refuse the training split, a split that shares
     images with it or is empty, a model whose classes (``class_ids``, e.g. the checkpoint's)
@@ -662,7 +643,7 @@ def open_held_out(run: str | os.PathLike | RunFolder, split: str = "test",
     from .data.galaxy10 import CLASS_NAMES, label_positions, open_galaxy10
     from .data.splits import split_indices
 
-    folder = run if isinstance(run, RunFolder) else open_run(run)
+    folder = run if isinstance(run, TrainedRun) else open_run(run)
     manifest = folder.manifest
     if split == "train":
         raise GalaxymorphError("refusing to score the training split: results on it say nothing about new "
@@ -697,8 +678,8 @@ def run_device(run_dir: str | os.PathLike, device: str | None = None):
 
     if device is not None:
         return select_device(str(device))
-    cfg_path = Path(run_dir) / "config.toml"
-    wanted = Config.resolve(cfg_path).device if cfg_path.is_file() else "auto"
+    config = RunFolder(run_dir).read_config()
+    wanted = config.device if config is not None else "auto"
     try:
         return select_device(wanted)
     except GalaxymorphError:  # trained on a GPU this machine lacks: score where we are

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-TRAIN_GALAXIES = "train_galaxies.npz"
+from .rundir import RunFolder
+
+TRAIN_GALAXIES = RunFolder.TRAIN_GALAXIES
 FORMAT = "galaxymorph-train-galaxies/1"
 MATCH_ARCSEC = 1.0  # two positions closer than this are the same galaxy
 READ_CHUNK = 256  # test images read (and hashed) at a time
@@ -61,7 +63,7 @@ def write_training_galaxies(run_dir: str | os.PathLike, data_path: str | os.Path
     if len(sha) != len(indices):
         raise ValueError("the images given do not match the manifest's splits")
     ra, dec = _positions(data_path, indices)
-    path = Path(run_dir) / TRAIN_GALAXIES
+    path = RunFolder(run_dir).train_galaxies_path
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, format=np.array(FORMAT), ra=ra, dec=dec, sha256=sha, index=indices, split=split,
                             data_sha256=np.array(str(manifest.get("source", {}).get("sha256", ""))))
@@ -72,14 +74,14 @@ def record_training_galaxies(run_dir: str | os.PathLike, data_path: str | os.Pat
                              images: dict[str, np.ndarray]) -> None:
     """:func:`write_training_galaxies` once per run: a resumed run keeps its record (and a run
     from before the record existed gets one when it resumes)."""
-    if not (Path(run_dir) / TRAIN_GALAXIES).is_file():
+    if not (RunFolder(run_dir).train_galaxies_path).is_file():
         write_training_galaxies(run_dir, data_path, manifest, images)
 
 
 def read_training_galaxies(run_dir: str | os.PathLike) -> dict[str, np.ndarray] | None:
     """The arrays of ``RUN_DIR/train_galaxies.npz`` (``ra``, ``dec``, ``sha256``, ``index``,
     ``split``), or None when the run has no readable record. Never unpickles anything."""
-    path = Path(run_dir) / TRAIN_GALAXIES
+    path = RunFolder(run_dir).train_galaxies_path
     if not path.is_file():
         return None
     try:
@@ -99,7 +101,6 @@ def weight_sources(run_dir: str | os.PathLike) -> list[dict]:
     """The run and every run its weights started from (``init`` in each config.toml, followed
     back), as dicts: ``run`` (the name given), ``role`` ("this run" or "init model"), ``folder``
     (None where an init run cannot be found, and ``why`` says so)."""
-    from .config import load_mapping
     from .errors import GalaxymorphError
     from .runs import resolve_run
 
@@ -107,9 +108,9 @@ def weight_sources(run_dir: str | os.PathLike) -> list[dict]:
     seen = {Path(run_dir).resolve()}
     folder = Path(run_dir)
     while True:
-        config = folder / "config.toml"
         try:
-            init = str(load_mapping(config).get("init", "")) if config.is_file() else ""
+            config = RunFolder(folder).read_config()
+            init = str(config.init) if config is not None else ""
         except GalaxymorphError:
             init = ""
         if not init:

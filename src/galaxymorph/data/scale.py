@@ -80,6 +80,7 @@ def file_scale(path: str | os.PathLike, indices: np.ndarray | None = None, sampl
 def training_scale(run_dir: str | os.PathLike) -> dict:
     """The scale of a run's training data: ``run.json["data_scale"]`` where training recorded
     it, else measured from the training split of the run's data file; {} when neither can be had."""
+    from ..rundir import RunFolder
     from ..runs import read_run_json
     from .splits import load_manifest, split_indices
 
@@ -91,7 +92,7 @@ def training_scale(run_dir: str | os.PathLike) -> dict:
     if not isinstance(data, str) or not Path(data).is_file():
         return {}
     try:
-        indices = split_indices(load_manifest(run_dir / "manifest.json"), "train")
+        indices = split_indices(load_manifest(RunFolder(run_dir).manifest_path), "train")
         return file_scale(data, indices)
     except GalaxymorphError:
         return {}

@@ -1,6 +1,7 @@
 """``evaluate(run_dir)``: score a run's best checkpoint on a held-out split.
 
-Writes ``RUN_DIR/eval/``: ``metrics.json``, ``predictions.csv`` and five PNG figures, and gives
+Writes ``RUN_DIR/eval/`` (or another folder): ``metrics.json``, ``predictions.csv`` and five PNG
+figures, through :class:`galaxymorph.rundir.RunFolder`, and gives
 the terminal table (:func:`format_metrics`). The metrics live in :mod:`.metrics`, the figures in
 :mod:`.figures`. For two classes the headline is at the 0.5 threshold; the threshold-dependent
 metrics are also reported at a threshold tuned on the validation split.
@@ -8,7 +9,6 @@ metrics are also reported at a threshold tuned on the validation split.
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from pathlib import Path
@@ -20,9 +20,9 @@ from ..data.scale import check_file_scale
 from ..errors import GalaxymorphError
 from ..trained_on import check_test_images
 from ..votes import vote_summary
-from ..fileio import atomic_path, check_writable_folder, write_json
+from ..fileio import check_writable_folder
 from ..inference import predict_selection, predicted_positions
-from ..report import EXAMPLES_FIGURE
+from ..rundir import Predictions, RunFolder
 from .figures import write_examples, write_plots
 from .metrics import (INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
                       point_metrics, stratified_bootstrap_weights, with_intervals)
@@ -32,8 +32,9 @@ EVAL_FORMAT = "galaxymorph-eval/1"
 
 def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None = None, n_boot: int = 1000,
              progress: bool = True, seed: int = 0, batch_size: int | None = None, plots: bool = True,
-             device: str | None = None) -> dict:
-    """Score a run's best model on a held-out split; write RUN_DIR/eval/; return the metrics dict.
+             device: str | None = None, out: str | os.PathLike | None = None) -> dict:
+    """Score a run's best model on a held-out split; write RUN_DIR/eval/ (or ``out``); return the
+    metrics dict.
 
     ``device``: where the model runs (``cpu``, ``cuda``, ``cuda:N``, ``auto``); default: the
     device the run's config names when this machine has it, else ``auto``. ``batch_size``:
@@ -47,13 +48,14 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     if n_boot < 0:
         raise GalaxymorphError(f"n_boot must be >= 0, got {n_boot}")
     folder = open_run(run_dir)
-    check_writable_folder(run_dir / "eval")  # before the work, not after it
+    files = RunFolder(run_dir).with_eval_dir(out)
+    check_writable_folder(files.eval)  # before the work, not after it
     tta = folder.config.tta if tta is None else bool(tta)
     model = load_model(run_dir, device=run_device(run_dir, device))
     if model.tree is not None:  # a decision-tree model: scored question by question
         from .tree import evaluate_tree
 
-        return evaluate_tree(run_dir, folder, model, split, tta, progress, batch_size, plots)
+        return evaluate_tree(run_dir, folder, model, split, tta, progress, batch_size, plots, files)
     held_out = open_held_out(folder, split, class_ids=model.class_ids)
     class_ids, names, y = held_out.class_ids, held_out.class_names, held_out.labels
 
@@ -63,19 +65,19 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
         if len(class_ids) == 2:
             threshold = _tuned_threshold(model, data, folder, split, class_ids, y, probs, batch_size, tta, progress)
         if plots:
-            if not (run_dir / EXAMPLES_FIGURE).is_file():
-                write_examples(run_dir / EXAMPLES_FIGURE, data, folder.manifest)
+            if not files.examples_figure.is_file():
+                write_examples(files.examples_figure, data, folder.manifest)
     probs = probs.astype(np.float64)
     probs /= probs.sum(1, keepdims=True)
     pred = predicted_positions(probs)
     result = _scores(run_dir, folder, model, held_out, split, tta, probs, pred, threshold, n_boot, seed)
 
-    out_dir = run_dir / "eval"
-    _write_predictions(out_dir / "predictions.csv", held_out.indices, y, probs, pred, class_ids)
+    ids = np.asarray(class_ids, dtype=np.int64)
+    files.write_predictions(Predictions(np.asarray(held_out.indices), ids[y], ids[pred], probs, class_ids))
     if plots:
-        write_plots(out_dir, y, probs, pred, names, threshold["tuned"] if threshold else None)
+        write_plots(files.eval, y, probs, pred, names, threshold["tuned"] if threshold else None)
     result["seconds"] = round(time.perf_counter() - started, 2)
-    write_json(out_dir / "metrics.json", result)
+    files.write_metrics(result)
     return result
 
 
@@ -155,17 +157,6 @@ def model_warnings(pred: np.ndarray, names: list[str]) -> list[str]:
         return [f"the model predicts {names[int(predicted[0])]} for every image: it does not tell the classes "
                 "apart (train longer or with other settings, and check the data)"]
     return []
-
-
-def _write_predictions(path: Path, indices, y, probs, pred, class_ids) -> None:
-    """One row per scored image; ``explain`` reuses these probabilities instead of predicting again."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["index", "true", "predicted"] + [f"prob_{c}" for c in class_ids])
-        # numbers only (file index, class ids, full-precision probabilities): no cell a
-        # spreadsheet could take for a formula (text cells go through fileio.spreadsheet_safe)
-        for i, t, p, row in zip(indices, y, pred, probs):
-            writer.writerow([int(i), class_ids[t], class_ids[p]] + [repr(float(v)) for v in row])
 
 
 def format_metrics(metrics: dict) -> str:

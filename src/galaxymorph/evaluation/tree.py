@@ -25,7 +25,8 @@ import numpy as np
 
 from ..data.tree import DecisionTree, load_tree
 from ..errors import DataError, GalaxymorphError
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path
+from ..rundir import RunFolder
 from ..trained_on import check_test_images
 from .metrics import WILSON, wilson_interval
 
@@ -101,9 +102,10 @@ def held_out_indices(folder, split: str) -> np.ndarray:
 
 
 def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress: bool,
-                  batch_size: int | None, plots: bool) -> dict:
+                  batch_size: int | None, plots: bool, files: RunFolder | None = None) -> dict:
     """Score a tree model on a held-out split of its run; write eval/metrics.json, the
-    per-question figure and eval/tree_predictions.csv; return the metrics."""
+    per-question figure and eval/tree_predictions.csv (into ``files.eval``: RUN_DIR/eval unless
+    evaluate was given another folder); return the metrics."""
     from ..data.galaxy10 import open_galaxy10
     from ..data.scale import check_file_scale
     from ..data.splits import split_indices
@@ -134,12 +136,13 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
         "scale_warnings": check_file_scale(run_dir, folder.data_path, indices),  # one line on stderr
         "leak": check_test_images(run_dir, folder.data_path, indices, split),  # trained on by it or its init run
     }
-    out_dir = run_dir / "eval"
-    write_tree_predictions(out_dir / "tree_predictions.csv", indices, fractions, conc, tree)
+    files = files or RunFolder(run_dir)
+    out_dir = files.eval
+    write_tree_predictions(files.tree_predictions_path, indices, fractions, conc, tree)
     if plots:
         plot_questions(out_dir / TREE_FIGURE, result["tree"], split)
     result["seconds"] = round(time.perf_counter() - started, 2)
-    write_json(out_dir / "metrics.json", result)
+    files.write_metrics(result)
     return result
 
 

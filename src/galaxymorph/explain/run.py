@@ -24,7 +24,6 @@ exactly its images), its probabilities are reused instead of predicting the spli
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from dataclasses import dataclass
@@ -33,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalaxymorphError
-from ..fileio import atomic_path, check_writable_folder, read_json, write_json
+from ..fileio import atomic_path, check_writable_folder
 from ..models import load_model
 from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
+from ..rundir import RunFolder
 from ..runs import open_held_out, read_run_json, resolve_run, run_device
 from . import DEFAULT_METHOD, METHODS, make_explainer
 from .faithfulness import deletion_check, insertion_check, randomisation_check
@@ -72,19 +72,16 @@ def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0)
 
 
 def evaluated_probabilities(run_dir: Path, indices: np.ndarray, class_ids: list[int]) -> np.ndarray | None:
-    """Probabilities (len(indices), k) from evaluate's ``eval/predictions.csv``, in ``indices``'
-    order, or None when the file is absent or does not hold exactly these images and classes."""
-    path = run_dir / "eval" / "predictions.csv"
-    if not path.is_file():
-        return None
-    columns = [f"prob_{c}" for c in class_ids]
+    """Probabilities (len(indices), k) from evaluate's predictions (:meth:`RunFolder.read_predictions`),
+    in ``indices``' order, or None when there are none or they do not hold exactly these images and classes."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        by_index = {int(r["index"]): [float(r[c]) for c in columns] for r in rows}
-    except (KeyError, ValueError, TypeError):
+        evaluated = RunFolder(run_dir).read_predictions()
+    except GalaxymorphError:  # not evaluated yet, or a damaged file: predict instead
         return None
-    if len(by_index) != len(rows) or set(by_index) != set(int(i) for i in indices):
+    if [int(c) for c in class_ids] != evaluated.class_ids:
+        return None
+    by_index = {int(i): row for i, row in zip(evaluated.index, evaluated.probs)}
+    if len(by_index) != len(evaluated.index) or set(by_index) != set(int(i) for i in indices):
         return None
     return np.array([by_index[int(i)] for i in indices], dtype=np.float64)
 
@@ -135,14 +132,14 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
     if not isinstance(n, int) or n < 1:
         raise GalaxymorphError(f"n (images per gallery) must be a positive integer, got {n!r}")
     model = load_model(run_dir, device=run_device(run_dir, device))
-    check_writable_folder(run_dir / "explain")  # before the work, not after it
+    check_writable_folder(RunFolder(run_dir).explain_dir)  # before the work, not after it
     from .tree import check_answer, explain_tree
 
     if check_answer(model, answer) is not None:
         return explain_tree(run_dir, model, answer, split, n, method, progress, batch_size, seed)
     held_out = open_held_out(run_dir, split, class_ids=model.class_ids)
     timings: dict[str, float] = {}
-    out = run_dir / "explain"
+    out = RunFolder(run_dir).explain_dir
     selection = select_images(run_dir, held_out, model, split, n, seed, n_localisation, batch_size, progress,
                               timings)
     attribution = attribute(model, method, selection, batch_size, progress, timings)
@@ -165,7 +162,7 @@ def select_images(run_dir: Path, held_out, model, split: str, n: int, seed: int,
     t0 = time.perf_counter()
     with held_out.open_data() as data:
         probs = evaluated_probabilities(run_dir, indices, model.class_ids) if split == "test" else None
-        probabilities_from = "eval/predictions.csv" if probs is not None else "predicted"
+        probabilities_from = f"{RunFolder.EVAL}/{RunFolder.PREDICTIONS}" if probs is not None else "predicted"
         if probs is None:
             probs = predict_selection(model, data, indices, batch_size, progress=progress, desc=f"predict {split}")
         timings["predict_s"] = time.perf_counter() - t0
@@ -307,17 +304,16 @@ def summarise(run_dir: Path, out: Path, model, method: str, split: str, s: Selec
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "best_epoch": read_run_json(run_dir).get("best_epoch"),  # which best.pt: runs.outdated_outputs
     }
-    summary_path = out / "explain.json"
-    summary = _read_summary(summary_path)
+    summary = _read_summary(RunFolder(run_dir))
     summary["latest"] = method
     summary["methods"][method] = entry
-    write_json(summary_path, summary)
+    RunFolder(run_dir).write_explain(summary)
     return {**entry, "out": str(out), "text": _text(entry, out)}
 
 
-def _read_summary(path: Path) -> dict:
+def _read_summary(files: RunFolder) -> dict:
     """explain.json so far (other methods' entries are kept), or a fresh one."""
-    summary = read_json(path)
+    summary = files.read_explain()
     if isinstance(summary, dict) and summary.get("format") == EXPLAIN_FORMAT \
             and isinstance(summary.get("methods"), dict):
         return summary

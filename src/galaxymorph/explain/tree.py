@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalaxymorphError
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path
+from ..rundir import RunFolder
 from ..plotting import PHOTO_SUFFIX
 
 
@@ -72,7 +73,7 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
     observed = np.divide(counts[chosen, target], votes, out=np.full(len(chosen), np.nan), where=votes > 0)
     captions = [f"model {e:.2f}\nvolunteers " + ("-" if np.isnan(o) else f"{o:.2f} of {int(v)}")
                 for e, o, v in zip(expected[chosen], observed, votes)]
-    out = run_dir / "explain"
+    out = RunFolder(run_dir).explain_dir
     label = METHOD_TITLES.get(method, method)
     row = {int(p): r for r, p in enumerate(chosen)}
     files = {}
@@ -99,11 +100,10 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
         "seconds": round(time.perf_counter() - started, 2),
         "best_epoch": read_run_json(run_dir).get("best_epoch"),
     }
-    summary_path = out / "explain.json"
-    summary = _read_summary(summary_path)
+    summary = _read_summary(RunFolder(run_dir))
     summary["latest"] = f"{method} {answer}"
     summary["methods"][f"{method} {answer}"] = entry
-    write_json(summary_path, summary)
+    RunFolder(run_dir).write_explain(summary)
     text = (f"{label} for answer {answer} on the {split} split: {len(chosen)} images explained "
             f"(highest expected fraction {len(most)}, random {len(random)}) of {len(indices)}\nwritten to {out}")
     return {**entry, "out": str(out), "text": text}

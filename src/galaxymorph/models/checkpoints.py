@@ -199,6 +199,7 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
     A folder without the checkpoint and without run.json is not a run at all: the error says so,
     as evaluate's does (:func:`galaxymorph.runs.not_a_run_folder`), not that a file inside it is
     missing. ``gz2`` names the shipped model (:func:`galaxymorph.runs.resolve_run`)."""
+    from ..rundir import RunFolder
     from ..runs import resolve_run
 
     run_dir = resolve_run(run_dir)
@@ -206,8 +207,8 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
     if not path.exists():
         raise GalaxymorphError(f"run folder or checkpoint not found: {path}")
     if path.is_dir():
-        path = path / "checkpoints" / checkpoint
-        if not path.is_file() and not (Path(run_dir) / "run.json").is_file():
+        path = RunFolder(run_dir).checkpoints_dir / checkpoint
+        if not path.is_file() and not RunFolder(run_dir).run_json_path.is_file():
             from ..runs import not_a_run_folder
 
             raise not_a_run_folder(run_dir)

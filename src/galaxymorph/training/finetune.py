@@ -21,10 +21,11 @@ from ..errors import GalaxymorphError
 def init_checkpoint(init: str | os.PathLike) -> tuple[Path, dict]:
     """The init run's folder and its ``checkpoints/best.pt`` (read with weights_only)."""
     from ..models import read_checkpoint
+    from ..rundir import RunFolder
     from ..runs import resolve_run
 
     run_dir = resolve_run(init)
-    path = run_dir / "checkpoints" / "best.pt"
+    path = RunFolder(run_dir).best_checkpoint
     if not run_dir.is_dir():
         raise GalaxymorphError(f"--init {init}: run folder not found")
     if not path.is_file():

@@ -138,7 +138,7 @@ def _train(config, out, resume, device, amp_dtype, rank, world, show, overwrite,
     failure or Ctrl-C is recorded by :func:`record_failure`, the end by :func:`finish_run`."""
     proc, start = Process(device, amp_dtype, rank, world, show), time.time()
     run_dir, data_path, created = open_run_dir(config, out, resume, overwrite, proc, claimed)
-    last_path = run_dir / "checkpoints" / "last.pt"
+    last_path = runs.RunFolder(run_dir).last_checkpoint
     epochs_done = 0
     try:
         data = load_data(config, run_dir, data_path, proc)
@@ -215,7 +215,7 @@ def load_data(config: Config, run_dir: Path, data_path: Path, proc: Process) -> 
     galaxies they are (for evaluate's check of test images)."""
     from ..data.splits import load_manifest
 
-    manifest = load_manifest(run_dir / "manifest.json")
+    manifest = load_manifest(runs.RunFolder(run_dir).manifest_path)
     train_x, train_y = load_split(data_path, manifest, "train", progress=proc.show)
     class_weights = balanced_weights(train_y, len(config.classes), proc.device) \
         if config.class_weight == "balanced" else None
@@ -343,7 +343,7 @@ def add_epoch(state: TrainState, record: dict, config: Config, run_dir: Path, ra
     train_loss, val_loss = record["train_loss"], record["val_loss"]
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # no best.pt from NaN weights
         if rank == 0:
-            runs.write_history(run_dir / "history.csv", state.history)
+            runs.RunFolder(run_dir).write_history(state.history)
         raise TrainingDiverged(f"training diverged in epoch {record['epoch']} (train loss {train_loss:.4g}, "
                                f"validation loss {val_loss:.4g}); try a lower --lr than {config.lr:g}")
     improved = val_loss < state.best["val_loss"]
@@ -358,12 +358,12 @@ def save_epoch(state: TrainState, record: dict, improved: bool, config: Config, 
     (at most every CURVES_EVERY_S) curves.png. Returns when curves.png was last drawn."""
     epoch, best = record["epoch"], state.best
     if improved:
-        save_checkpoint(run_dir / "checkpoints" / "best.pt", state.validated, epoch=epoch,
+        save_checkpoint(runs.RunFolder(run_dir).best_checkpoint, state.validated, epoch=epoch,
                         val_loss=record["val_loss"], val_acc=record["val_acc"], config=config.to_dict())
-    save_last(run_dir / "checkpoints" / "last.pt", state, epoch, config)
-    runs.write_history(run_dir / "history.csv", state.history)
+    save_last(runs.RunFolder(run_dir).last_checkpoint, state, epoch, config)
+    runs.RunFolder(run_dir).write_history(state.history)
     if time.monotonic() - plotted >= CURVES_EVERY_S:  # a plot costs 0.1-0.4 s: not every fast epoch
-        plot_curves(state.history, run_dir / "curves.png", state.model, best["epoch"])
+        plot_curves(state.history, runs.RunFolder(run_dir).curves_path, state.model, best["epoch"])
         plotted = time.monotonic()
     runs.update_run_json(run_dir, epochs_done=epoch, best_epoch=best["epoch"],
                          best_val_loss=best["val_loss"], best_val_acc=best.get("val_acc"))
@@ -381,9 +381,9 @@ def epoch_line(record: dict, epochs: int, improved: bool) -> str:
 # -- the end: finished, interrupted or failed ------------------------------------------------------
 def finish_run(state: TrainState, config: Config, run_dir: Path, epochs_done: int, start: float) -> None:
     """Rank 0, after the last epoch: the final curves, best.pt if no epoch made one, run.json complete."""
-    best, best_path = state.best, run_dir / "checkpoints" / "best.pt"
+    best, best_path = state.best, runs.RunFolder(run_dir).best_checkpoint
     if state.history:
-        plot_curves(state.history, run_dir / "curves.png", state.model, best["epoch"])
+        plot_curves(state.history, runs.RunFolder(run_dir).curves_path, state.model, best["epoch"])
     if not best_path.is_file():  # no epoch ran (e.g. resumed a finished run): keep the last weights
         save_checkpoint(best_path, state.validated, epoch=epochs_done, config=config.to_dict())
     previous = runs.read_run_json(run_dir).get("train_seconds", 0.0)
@@ -401,7 +401,7 @@ def record_failure(exc: BaseException, config: Config, proc: Process, run_dir: P
     or removes a folder with nothing worth keeping (rank 0 only)."""
     if isinstance(exc, KeyboardInterrupt):
         if proc.rank == 0:
-            if (run_dir / "checkpoints" / "last.pt").is_file():
+            if runs.RunFolder(run_dir).last_checkpoint.is_file():
                 runs.update_run_json(run_dir, status="interrupted", epochs_done=epochs_done)
                 print(f"galaxymorph: training interrupted after epoch {epochs_done}; continue with: "
                       f"galaxymorph train --resume {run_dir}", file=sys.stderr)
