@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from galaxymorph import Config, GalaxymorphError
-from galaxymorph.runs import read_history, read_run_json, update_run_json
+from galaxymorph.rundir import RunFolder
+from galaxymorph.runs import read_run_json, update_run_json
 from galaxymorph.training.loop import (Process, TrainingDiverged, TrainState, add_epoch, build_or_resume,
                                        record_failure, save_last)
 
@@ -67,7 +68,7 @@ def test_add_epoch_keeps_the_best_and_fails_on_a_non_finite_loss(tmp_path, rank)
     assert state.best["epoch"] == 1 and len(state.history) == 3
     assert (tmp_path / "history.csv").is_file() == (rank == 0)  # only rank 0 writes files
     if rank == 0:
-        assert [row["epoch"] for row in read_history(tmp_path / "history.csv")] == [1, 2, 3]
+        assert [row["epoch"] for row in RunFolder(tmp_path).read_history()] == [1, 2, 3]
 
 
 def test_interrupt_marks_the_run_and_says_how_to_resume(tmp_path, capsys):
