@@ -158,7 +158,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     512 on a GPU).
     """
     from .models import load_model
-    from .runs import resolve_run, run_device
+    from .run_names import resolve_run
+    from .runs import run_device
 
     run_dir = resolve_run(run_dir)  # "gz2": the shipped model
     if batch_size is not None and batch_size < 1:

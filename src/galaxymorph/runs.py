@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .config import Config, load_mapping
 from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path, check_writable_folder, read_json, sha256_file, write_error, write_json, write_text
+from .run_names import SHIPPED_RUNS, not_a_run_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -511,32 +512,6 @@ class RunFolder:
     manifest: dict  # verified against the data file's SHA-256
 
 
-# -- shipped models ---------------------------------------------------------------------------
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"  # run folders shipped in the package
-SHIPPED_RUNS = ("gz2",)  # names that mean a shipped run folder (a local folder of that name: ./gz2)
-
-
-def resolve_run(name_or_path: str | os.PathLike) -> Path:
-    """The run folder a name stands for: a shipped model's (``gz2`` -> the package's
-    ``pretrained/gz2/``), or any other string as a path. The one place that knows the names;
-    ``predict``, ``explain``, ``load_model`` and ``train --init`` go through it. A shipped model
-    that is not installed is a one-line error."""
-    if isinstance(name_or_path, str) and name_or_path in SHIPPED_RUNS:
-        folder = PRETRAINED_DIR / name_or_path
-        if not (folder / "checkpoints" / "best.pt").is_file():
-            raise GalaxymorphError(f"the shipped model {name_or_path!r} is not installed (no checkpoints/best.pt in "
-                                   f"{folder}); name a run folder instead (./{name_or_path} for a local one)")
-        return folder
-    return Path(name_or_path)
-
-
-def not_a_run_folder(run_dir: str | os.PathLike, missing: str = "run.json") -> GalaxymorphError:
-    """The one error for a folder named as a run that is not one (``missing``: the file that
-    shows it), so that evaluate, explain, predict, resume and report say it alike."""
-    return GalaxymorphError(f"{run_dir} is not a galaxymorph run folder (no {missing}): name a folder that "
-                            "'galaxymorph train' wrote")
-
-
 def open_run(run_dir: str | os.PathLike) -> RunFolder:
     """Read a trained run folder: run.json, config, data file and verified split manifest.
 
@@ -693,7 +668,7 @@ def open_held_out(run: str | os.PathLike | RunFolder, split: str = "test",
 def run_device(run_dir: str | os.PathLike, device: str | None = None):
     """The torch device for scoring a run: ``device`` if given (a missing GPU is an error),
     else the device the run's config asked for when this machine has it, else ``auto``."""
-    from .training.device import select_device
+    from .device import select_device
 
     if device is not None:
         return select_device(str(device))

@@ -101,7 +101,7 @@ def weight_sources(run_dir: str | os.PathLike) -> list[dict]:
     (None where an init run cannot be found, and ``why`` says so)."""
     from .config import load_mapping
     from .errors import GalaxymorphError
-    from .runs import resolve_run
+    from .run_names import resolve_run
 
     sources = [{"run": str(run_dir), "role": "this run", "folder": Path(run_dir), "why": ""}]
     seen = {Path(run_dir).resolve()}

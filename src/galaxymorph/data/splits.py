@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ..config import check_fractions
 from ..errors import DataError
 from ..fileio import check_input_file, write_json
 from .filehash import file_sha256
@@ -71,16 +71,6 @@ def find_cross_split_duplicates(data: Galaxy10File, splits: dict[str, np.ndarray
 
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val / test
-
-
-def check_fractions(fractions: Sequence[float]) -> list[float]:
-    """The train/val/test fractions as a list, or a one-line error: three positive numbers
-    adding up to 1 (the one copy of this rule, used by ``prepare`` and ``Config``). NaN and
-    infinity are refused (NaN slips through every comparison)."""
-    values = [float(f) for f in fractions]
-    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values) or abs(sum(values) - 1) > 1e-6:
-        raise DataError(f"--fractions needs three positive train/val/test fractions adding up to 1, got {values}")
-    return values
 
 
 def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,

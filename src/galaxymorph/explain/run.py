@@ -36,7 +36,8 @@ from ..fileio import atomic_path, check_writable_folder, read_json, write_json
 from ..models import load_model
 from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
-from ..runs import open_held_out, read_run_json, resolve_run, run_device
+from ..run_names import resolve_run
+from ..runs import open_held_out, read_run_json, run_device
 from . import DEFAULT_METHOD, METHODS, make_explainer
 from .faithfulness import deletion_check, insertion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, save_pair

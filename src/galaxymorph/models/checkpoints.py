@@ -18,6 +18,7 @@ import torch
 
 from ..errors import GalaxymorphError
 from ..fileio import check_input_file
+from ..run_names import not_a_run_folder, resolve_run
 
 CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the models here have 0.2-2 million
@@ -197,10 +198,8 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
     """The trained model of a run folder (or a checkpoint file), in eval mode.
 
     A folder without the checkpoint and without run.json is not a run at all: the error says so,
-    as evaluate's does (:func:`galaxymorph.runs.not_a_run_folder`), not that a file inside it is
-    missing. ``gz2`` names the shipped model (:func:`galaxymorph.runs.resolve_run`)."""
-    from ..runs import resolve_run
-
+    as evaluate's does (:func:`galaxymorph.run_names.not_a_run_folder`), not that a file inside it is
+    missing. ``gz2`` names the shipped model (:func:`galaxymorph.run_names.resolve_run`)."""
     run_dir = resolve_run(run_dir)
     path = Path(run_dir)
     if not path.exists():
@@ -208,8 +207,6 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
     if path.is_dir():
         path = path / "checkpoints" / checkpoint
         if not path.is_file() and not (Path(run_dir) / "run.json").is_file():
-            from ..runs import not_a_run_folder
-
             raise not_a_run_folder(run_dir)
     model = model_from_checkpoint(read_checkpoint(path)).to(device, memory_format=torch.channels_last)
     return model.eval()

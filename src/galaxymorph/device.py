@@ -1,4 +1,8 @@
-"""Where and in what precision to train: device choice, bf16/fp16 autocast, CPU threads."""
+"""Where and in what precision torch runs: device choice, bf16/fp16 autocast, CPU threads.
+
+A foundation: training sets up its device here, and evaluate, explain and predict choose theirs
+(:func:`galaxymorph.runs.run_device`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import contextlib
 
 import torch
 
-from ..errors import GalaxymorphError
+from .errors import GalaxymorphError
 
 
 def select_device(name: str) -> torch.device:
