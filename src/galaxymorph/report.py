@@ -26,9 +26,8 @@ from pathlib import Path
 from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
 from .fileio import check_output_file, read_json, write_text
-from .runs import not_a_run_folder, outdated_outputs
+from .runs import EXAMPLES_FIGURE, not_a_run_folder, outdated_outputs
 
-EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate
 
 
 # -- reading the run folder ---------------------------------------------------------------

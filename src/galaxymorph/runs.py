@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+EXAMPLES_FIGURE = "data_examples.jpg"  # training images per class, written by evaluate, shown by the report
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta", "compile")  # may differ on --resume
 
 
@@ -553,7 +554,7 @@ def environment_info(device, threads: int, amp_dtype: str | None, world_size: in
     import numpy as np
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     info = {
         "galaxymorph": __version__,
@@ -663,6 +664,28 @@ def open_held_out(run: str | os.PathLike | RunFolder, split: str = "test",
                         f"({', '.join(CLASS_NAMES[c] for c in missing)}): ROC AUC and per-class figures "
                         "need every class; make a split with more images")
     return HeldOutSplit(folder, split, indices, labels, classes)
+
+
+def held_out_indices(folder: RunFolder, split: str) -> np.ndarray:
+    """Data-file indices of a held-out split of a tree run (refusing ``train``, an empty split, or
+    one that shares images with the training split)."""
+    import numpy as np
+
+    from .data.splits import split_indices
+
+    manifest = folder.manifest
+    if manifest.get("targets") != "tree":
+        raise GalaxymorphError(f"{folder.path} holds a decision-tree model but its split is not a tree split")
+    if split == "train":
+        raise GalaxymorphError("refusing to use the training split: use --split test or val")
+    indices = split_indices(manifest, split)
+    if indices.size == 0:
+        raise DataError(f"the {split} split of the manifest is empty")
+    shared = np.intersect1d(indices, split_indices(manifest, "train"))
+    if shared.size:
+        raise GalaxymorphError(f"refusing: {shared.size} image(s) of the {split} split are also "
+                               f"in the training split (e.g. index {int(shared[0])}); make a new split")
+    return indices
 
 
 def run_device(run_dir: str | os.PathLike, device: str | None = None):

@@ -22,7 +22,6 @@ from ..trained_on import check_test_images
 from ..votes import vote_summary
 from ..fileio import atomic_path, check_writable_folder, write_json
 from ..inference import predict_selection, predicted_positions
-from ..report import EXAMPLES_FIGURE
 from .figures import write_examples, write_plots
 from .metrics import (INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
                       point_metrics, stratified_bootstrap_weights, with_intervals)
@@ -40,7 +39,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     images per forward pass (default: 64 on the CPU, 512 on a GPU).
     """
     from ..models import load_model
-    from ..runs import open_held_out, open_run, run_device
+    from ..runs import EXAMPLES_FIGURE, open_held_out, open_run, run_device
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -105,7 +104,7 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
                                      "computed 'AUC'; equals balanced accuracy for two classes. Use roc_auc."} if binary else {},
         "per_class": per_class_metrics(y, probs, pred, names),
         "confusion_matrix": confusion(y, pred, names),
-        "scale_warnings": check_file_scale(run_dir, folder.data_path, held_out.indices),  # one line on stderr
+        "scale_warnings": check_file_scale(run_dir, folder.run, folder.data_path, held_out.indices),  # one line on stderr
         # test images the model or its init model trained on (one line on stderr when any)
         "leak": check_test_images(run_dir, folder.data_path, held_out.indices, split),
         "warnings": model_warnings(pred, names),

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from ..data.tree import DecisionTree, load_tree
-from ..errors import DataError, GalaxymorphError
 from ..fileio import atomic_path, write_json
 from ..trained_on import check_test_images
 from .metrics import WILSON, wilson_interval
@@ -80,26 +79,6 @@ def question_scores(counts: np.ndarray, fractions: np.ndarray, tree: DecisionTre
     }
 
 
-def held_out_indices(folder, split: str) -> np.ndarray:
-    """Data-file indices of a held-out split of a tree run (refusing ``train``, an empty split, or
-    one that shares images with the training split)."""
-    from ..data.splits import split_indices
-
-    manifest = folder.manifest
-    if manifest.get("targets") != "tree":
-        raise GalaxymorphError(f"{folder.path} holds a decision-tree model but its split is not a tree split")
-    if split == "train":
-        raise GalaxymorphError("refusing to use the training split: use --split test or val")
-    indices = split_indices(manifest, split)
-    if indices.size == 0:
-        raise DataError(f"the {split} split of the manifest is empty")
-    shared = np.intersect1d(indices, split_indices(manifest, "train"))
-    if shared.size:
-        raise GalaxymorphError(f"refusing: {shared.size} image(s) of the {split} split are also "
-                               f"in the training split (e.g. index {int(shared[0])}); make a new split")
-    return indices
-
-
 def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress: bool,
                   batch_size: int | None, plots: bool) -> dict:
     """Score a tree model on a held-out split of its run; write eval/metrics.json, the
@@ -109,6 +88,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
     from ..data.splits import split_indices
     from ..inference import predict_selection
     from ..models.tree import expected_fractions
+    from ..runs import held_out_indices
 
     started = time.perf_counter()
     manifest = folder.manifest
@@ -131,7 +111,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
         "device": str(model.device),
         "data": {"path": str(folder.data_path), "sha256": manifest["source"]["sha256"]},
         "tree": question_scores(counts, fractions, tree, train_counts),
-        "scale_warnings": check_file_scale(run_dir, folder.data_path, indices),  # one line on stderr
+        "scale_warnings": check_file_scale(run_dir, folder.run, folder.data_path, indices),  # one line on stderr
         "leak": check_test_images(run_dir, folder.data_path, indices, split),  # trained on by it or its init run
     }
     out_dir = run_dir / "eval"

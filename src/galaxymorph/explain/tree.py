@@ -19,6 +19,8 @@ import numpy as np
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
 from ..plotting import PHOTO_SUFFIX
+from .methods import make_explainer
+from .summary import read_summary
 
 
 def check_answer(model, answer: str | None) -> int | None:
@@ -44,13 +46,10 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
     """Maps of the evidence for ``answer`` on a tree run's held-out split; see the module docstring."""
     from ..data.galaxy10 import open_galaxy10
     from ..data.tree import load_tree
-    from ..evaluation.tree import held_out_indices
     from ..inference import predict_selection
     from ..models.tree import expected_fractions
-    from ..runs import open_run, read_run_json
-    from . import make_explainer
+    from ..runs import held_out_indices, open_run, read_run_json
     from .figures import METHOD_TITLES, save_gallery
-    from .run import _read_summary
 
     target = check_answer(model, answer)
     tree = load_tree(model.tree)
@@ -100,7 +99,7 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
         "best_epoch": read_run_json(run_dir).get("best_epoch"),
     }
     summary_path = out / "explain.json"
-    summary = _read_summary(summary_path)
+    summary = read_summary(summary_path)
     summary["latest"] = f"{method} {answer}"
     summary["methods"][f"{method} {answer}"] = entry
     write_json(summary_path, summary)

@@ -19,6 +19,7 @@ import torch
 from ..errors import GalaxymorphError
 from ..fileio import check_input_file
 from ..run_names import not_a_run_folder, resolve_run
+from .classifier import build_model
 
 CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the models here have 0.2-2 million
@@ -177,8 +178,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def model_from_checkpoint(state: dict):
     """Rebuild a :class:`~galaxymorph.models.Classifier` from a checkpoint dict, checking the weights fit."""
-    from . import build_model
-
     args = dict(name=state["model"], class_ids=state["class_ids"], architecture=state.get("architecture"),
                 tree=state.get("tree"), **state.get("net_kwargs", {}))
     with torch.device("meta"):  # shapes only, no memory: a crafted architecture could ask for terabytes
