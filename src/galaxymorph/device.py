@@ -10,6 +10,7 @@ import contextlib
 
 import torch
 
+from .config import check_threads
 from .errors import GalaxymorphError
 
 
@@ -33,8 +34,6 @@ def set_threads(threads: int) -> None:
     come here directly, so the rule is checked here too."""
     if not isinstance(threads, int) or threads < 0:
         raise GalaxymorphError(f"--threads must be >= 0 (0 = one per core), got {threads}")
-    from ..config import check_threads
-
     check_threads(threads)
     if threads > 0:
         torch.set_num_threads(threads)
