@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import DataError, GalaxymorphError
+from .fileio import check_input_file, write_text
 from .run_names import init_run_dir
 
 try:  # Python >= 3.11
@@ -145,8 +146,6 @@ class Config:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | os.PathLike) -> Path:
-        from .fileio import write_text
-
         return write_text(path, self.to_toml())
 
     def replace(self, **changes: Any) -> "Config":
@@ -387,8 +386,6 @@ def _coerce_scalar(kind: type, value: Any) -> Any:
 
 def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     """Read a flat TOML or YAML config file into a dict (YAML by suffix .yaml/.yml)."""
-    from .fileio import check_input_file
-
     path = check_input_file(path, "config file")
     try:
         text = path.read_text(encoding="utf-8")

@@ -22,10 +22,11 @@ import torch.nn.functional as F
 
 from ..config import AUGMENTATIONS, check_augmentation
 from ..errors import DataError
-from ..inference import d4_transform, to_float_nchw
+from ..inference import d4_transform, to_device_uint8, to_float_nchw
 from ..progress import progress_bar
 from .galaxy10 import label_positions, open_galaxy10
 from .splits import split_indices
+from .tree import load_tree
 
 
 
@@ -47,8 +48,6 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
     classes = [int(c) for c in manifest["classes"]]
     indices = split_indices(manifest, split)
     if manifest.get("targets") == "tree":  # the labels are the images' vote counts (n, answers)
-        from .tree import load_tree
-
         with open_galaxy10(data_path, labelled=False) as data:
             labels = load_tree(manifest["tree"]).read_counts(data, indices)
             with progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress) as bar:
@@ -190,8 +189,6 @@ def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device):
     """
     if device.type == "cpu":
         return images, labels
-    from ..inference import to_device_uint8
-
     return to_device_uint8(images, device), torch.from_numpy(labels).to(device)
 
 

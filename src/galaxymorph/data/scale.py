@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import GalaxymorphError
 from .galaxy10 import open_galaxy10
+from .splits import load_manifest, split_indices
 
 SIZE_SAMPLE = 32  # images measured for the median apparent size (sep takes ~20 ms each)
 MAX_RATIO = 1.5  # a clear difference: larger or smaller by more than this factor
@@ -81,8 +82,6 @@ def training_scale(run_dir: str | os.PathLike, run: dict) -> dict:
     """The scale of a run's training data: ``run["data_scale"]`` (``run``: the run's run.json)
     where training recorded it, else measured from the training split of the run's data file; {}
     when neither can be had. The caller reads run.json (:mod:`galaxymorph.runs`, a higher layer)."""
-    from .splits import load_manifest, split_indices
-
     run_dir = Path(run_dir)
     if isinstance(run.get("data_scale"), dict):
         return run["data_scale"]

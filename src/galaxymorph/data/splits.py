@@ -15,11 +15,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import check_fractions
+from ..config import check_fractions, check_seed
 from ..errors import DataError
 from ..fileio import check_input_file, write_json
 from .filehash import file_sha256
 from .galaxy10 import CLASS_NAMES, DEFAULT_CLASSES, Galaxy10File, open_galaxy10
+from .tree import load_tree
 
 MANIFEST_FORMAT = "galaxymorph-split/1"
 SPLITS = ("train", "val", "test")
@@ -82,8 +83,6 @@ def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
     index lists (positions in the source file) and any exact duplicates across splits.
     ``targets="tree"``: split every image with decision-tree votes instead (:func:`prepare_tree`).
     """
-    from ..config import check_seed
-
     fractions = check_fractions(fractions)
     check_seed(seed)
     if targets == "tree":
@@ -120,8 +119,6 @@ def prepare_tree(path: str | os.PathLike, fractions: Sequence[float], seed: int,
     whatever its class (or none): stratified by the volunteers' majority answer to the first
     question, a majority held by fewer images than there are splits joining the largest one.
     The manifest has no classes and records ``targets: tree`` and the tree's name."""
-    from .tree import load_tree
-
     tree = load_tree(tree_name)
     with open_galaxy10(path, labelled=False) as data:
         counts = tree.read_counts(data)
@@ -143,8 +140,6 @@ def tree_manifest_from(path: str | os.PathLike, splits: dict[str, Sequence[int]]
                        check_duplicates: bool = True) -> dict:
     """A decision-tree split manifest of ``path`` with the given train/val/test index lists (for
     benchmarks that choose which galaxies a model may see); checked like any manifest."""
-    from .tree import load_tree
-
     with open_galaxy10(path, labelled=False) as data:
         parts = {name: np.asarray(splits[name], dtype=np.int64) for name in SPLITS}
         fractions = [len(parts[n]) / max(1, sum(map(len, parts.values()))) for n in SPLITS]

@@ -45,6 +45,7 @@ from scipy import special
 
 from ..config import Config, check_class_id, check_difficulty, validate_classes
 from ..errors import DataError
+from ..progress import progress_bar
 from ..workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context
 from .galaxy10 import (
     CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer,
@@ -803,8 +804,6 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     attrs = {"generator": GENERATOR_VERSION, "seed": seed, "difficulty": difficulty,
              "classes": np.array(classes, dtype=np.int64), "n_per_class": int(n_per_class),
              "description": "synthetic Galaxy10-like DECaLS cutouts (galaxymorph data synth)"}
-    from ..progress import progress_bar
-
     try:
         with Galaxy10Writer(out, attrs=attrs) as writer, \
                 progress_bar(total=len(jobs), desc="synth", unit="img", disable=not progress) as bar:

@@ -23,8 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.galaxy10 import open_galaxy10
+from ..data.scale import check_file_scale
+from ..data.splits import split_indices
 from ..data.tree import DecisionTree, load_tree
 from ..fileio import atomic_path, write_json
+from ..inference import predict_selection
+from ..models.tree import expected_fractions
+from ..runs import held_out_indices
 from ..trained_on import check_test_images
 from .metrics import WILSON, wilson_interval
 
@@ -83,13 +89,6 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
                   batch_size: int | None, plots: bool) -> dict:
     """Score a tree model on a held-out split of its run; write eval/metrics.json, the
     per-question figure and eval/tree_predictions.csv; return the metrics."""
-    from ..data.galaxy10 import open_galaxy10
-    from ..data.scale import check_file_scale
-    from ..data.splits import split_indices
-    from ..inference import predict_selection
-    from ..models.tree import expected_fractions
-    from ..runs import held_out_indices
-
     started = time.perf_counter()
     manifest = folder.manifest
     indices = held_out_indices(folder, split)

@@ -16,9 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.galaxy10 import open_galaxy10
+from ..data.tree import load_tree
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path, write_json
+from ..inference import predict_selection
+from ..models.tree import expected_fractions
 from ..plotting import PHOTO_SUFFIX
+from ..runs import held_out_indices, open_run, read_run_json
+from .figures import METHOD_TITLES, save_gallery
 from .methods import make_explainer
 from .summary import read_summary
 
@@ -31,8 +37,6 @@ def check_answer(model, answer: str | None) -> int | None:
             raise GalaxymorphError(f"--answer names a decision-tree answer, but this run's model classifies "
                                    f"(classes {model.class_ids}); leave out --answer")
         return None
-    from ..data.tree import load_tree
-
     tree = load_tree(model.tree)
     if answer is None:
         raise GalaxymorphError(f"this run's model predicts the {tree.name} tree's votes, not classes: name the "
@@ -44,13 +48,6 @@ def check_answer(model, answer: str | None) -> int | None:
 def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: str, progress: bool,
                  batch_size: int, seed: int) -> dict:
     """Maps of the evidence for ``answer`` on a tree run's held-out split; see the module docstring."""
-    from ..data.galaxy10 import open_galaxy10
-    from ..data.tree import load_tree
-    from ..inference import predict_selection
-    from ..models.tree import expected_fractions
-    from ..runs import held_out_indices, open_run, read_run_json
-    from .figures import METHOD_TITLES, save_gallery
-
     target = check_answer(model, answer)
     tree = load_tree(model.tree)
     question = tree.slices[[q.name for q in tree.questions].index(tree.question_of(answer).name)]

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GalaxymorphError
-from ..fileio import check_input_file
+from ..fileio import atomic_path, check_input_file
 from ..run_names import not_a_run_folder, resolve_run
 from .classifier import build_model
 
@@ -27,8 +27,6 @@ MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the models here have 
 
 def save_checkpoint(path: str | os.PathLike, model, **extra) -> Path:
     """Save model weights and what is needed to rebuild it (plus any training state)."""
-    from ..fileio import atomic_path
-
     state = {
         "format": CHECKPOINT_FORMAT,
         "model": model.name,

@@ -17,10 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.galaxy10 import CLASS_NAMES
+from ..data.tree import load_tree
 from ..errors import GalaxymorphError
 from ..inference import predict_proba, to_float_nchw
 from .galaxy import DEFAULT_VARIANT, VARIANTS, GalaxyResNet, variant
 from .seed import SeedCNN
+from .tree import concentrations
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "seed": SeedCNN,
@@ -61,8 +63,6 @@ class Classifier(nn.Module):
         self.net_kwargs = dict(net_kwargs)
         self.tree = tree  # a decision tree's name (``gz2``): one output per answer, no classes (models/tree.py)
         if tree is not None:
-            from ..data.tree import load_tree
-
             self.class_ids, self.n_outputs = [], len(load_tree(tree).answers)
         else:
             self.n_outputs = 1 if len(self.class_ids) == 2 else len(self.class_ids)
@@ -97,8 +97,6 @@ class Classifier(nn.Module):
         """Class probabilities (N, k) from logits, for both the binary and softmax heads; for a
         tree model, the Dirichlet concentrations (N, answers) (:mod:`.tree`)."""
         if self.tree is not None:
-            from .tree import concentrations
-
             return concentrations(logits)
         if self.n_outputs == 1:
             p = torch.sigmoid(logits.float()[:, 0])
