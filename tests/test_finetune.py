@@ -212,3 +212,17 @@ def test_the_shipped_run_folders_files_are_package_data():
     for name in ("config.toml", "run.json", "train_galaxies.npz", "checkpoints/best.pt", "README.md"):
         assert any(PurePosixPath(f"pretrained/gz2/{name}").match(p) for p in patterns), name
     assert run_names.PRETRAINED_DIR == Path(run_names.__file__).resolve().parent / "pretrained"
+
+
+def test_the_init_runs_model_is_read_from_its_config_toml(pretrained, tmp_path):
+    """--model's default with --init comes from the init run's config.toml (the config never loads
+    a checkpoint); a folder holding only a checkpoint asks for --model in one line."""
+    bare = tmp_path / "bare"
+    (bare / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(pretrained / "checkpoints" / "best.pt", bare / "checkpoints" / "best.pt")
+    with pytest.raises(GalaxymorphError, match="does not name the run's model; give --model"):
+        Config.resolve(None, {"init": str(bare)})
+    assert Config.resolve(None, {"init": str(bare), "model": "seed"}).model == "seed"
+    saved = Config.resolve(pretrained / "config.toml").model
+    assert Config.resolve(None, {"init": str(pretrained)}).model == saved == read_checkpoint(
+        pretrained / "checkpoints" / "best.pt")["model"]
