@@ -25,7 +25,7 @@ import torch
 
 from galaxymorph.models import build_model, save_checkpoint
 from galaxymorph.runs import cpu_name
-from galaxymorph.training.device import cpu_has_bf16
+from galaxymorph.device import cpu_has_bf16
 
 
 def images_per_second(model, images, batch_size: int, tta: bool, amp: bool, seconds: float) -> float:

@@ -25,7 +25,7 @@ import torch
 from galaxymorph.data.batches import Augmenter, make_batch, to_device
 from galaxymorph.models import build_model
 from galaxymorph.runs import cpu_name
-from galaxymorph.training.device import cpu_has_bf16, tuned_backends
+from galaxymorph.device import cpu_has_bf16, tuned_backends
 from galaxymorph.training.loop import compiled, loss_and_correct
 
 RECIPES = {  # model -> (augmentation, optimizer) as the seed preset and the defaults use them

@@ -325,3 +325,18 @@ def test_sky_reference_map_is_empty_on_an_empty_sky():
     assert make_explainer("gradcam++-sky", model).layer_name == "net.stages.1"
     seed = build_model("seed", CLASSES)
     assert (finer_layer(seed), finer_layer(seed, 2)) == ("net.features.11", "net.features.10")  # 14, 28 px
+
+
+def test_sky_gradcampp_is_gradcampp_on_a_finer_layer_against_the_sky(trained, held_out):
+    """The default method is a GradCAM++ subclass that changes only the layer and the reference:
+    its maps are exactly GradCAM++'s with those two settings, and differ from plain GradCAM++."""
+    from galaxymorph.explain import GradCAMPlusPlus, SkyGradCAMPlusPlus
+    from galaxymorph.explain.gradcam import finer_layer
+
+    images, _ = held_out
+    sky = make_explainer("gradcam++-sky", trained)
+    assert isinstance(sky, GradCAMPlusPlus) and SkyGradCAMPlusPlus.cam_weights is GradCAMPlusPlus.cam_weights
+    same = GradCAMPlusPlus(trained, layer=finer_layer(trained, 2), reference="sky")
+    maps = sky(images, normalize=False)
+    assert np.array_equal(maps, same(images, normalize=False))
+    assert not np.allclose(maps, GradCAMPlusPlus(trained)(images, normalize=False))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_blobs
 
-from galaxymorph import Config, GalaxymorphError, load_model, runs
+from galaxymorph import Config, GalaxymorphError, load_model, run_names, runs
 from galaxymorph.cli import main
 from galaxymorph.data.galaxy10 import write_galaxy10
 from galaxymorph.models import build_model, read_checkpoint
@@ -165,9 +166,9 @@ def test_cli_refuses_init_with_weights_in_one_line(sky, pretrained, tmp_path, ca
 
 # -- gz2: the shipped model ---------------------------------------------------------------------
 def test_gz2_names_the_shipped_run_folder(sky, pretrained, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runs, "PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr(run_names, "PRETRAINED_DIR", tmp_path / "pretrained")
     with pytest.raises(GalaxymorphError, match="shipped model 'gz2' is not installed"):
-        runs.resolve_run("gz2")
+        run_names.resolve_run("gz2")
     for command in (["predict", "gz2", str(sky), "--out", str(tmp_path / "votes.csv")], ["explain", "gz2"],
                     ["train", "--data", str(sky), "--init", "gz2", "--out", str(tmp_path / "no")]):
         assert main(command) == 2
@@ -175,8 +176,8 @@ def test_gz2_names_the_shipped_run_folder(sky, pretrained, tmp_path, monkeypatch
         assert len(err.splitlines()) == 1 and "shipped model 'gz2' is not installed" in err
     shipped = tmp_path / "pretrained" / "gz2"
     shutil.copytree(pretrained, shipped)
-    assert runs.resolve_run("gz2") == shipped
-    assert runs.resolve_run("./gz2") == runs.Path("gz2")  # a local folder of that name
+    assert run_names.resolve_run("gz2") == shipped
+    assert run_names.resolve_run("./gz2") == Path("gz2")  # a local folder of that name
     assert load_model("gz2").class_ids == [2, 5]
     assert main(["predict", "gz2", str(sky), "--out", str(tmp_path / "votes.csv")]) == 0
     assert (tmp_path / "votes.csv").is_file()
@@ -202,7 +203,7 @@ def test_a_run_records_its_train_and_val_galaxies(sky, pretrained):
 
 
 def test_the_shipped_run_folders_files_are_package_data():
-    from pathlib import Path, PurePosixPath
+    from pathlib import PurePosixPath
 
     from galaxymorph.config import tomllib
 
@@ -210,4 +211,18 @@ def test_the_shipped_run_folders_files_are_package_data():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["galaxymorph"]
     for name in ("config.toml", "run.json", "train_galaxies.npz", "checkpoints/best.pt", "README.md"):
         assert any(PurePosixPath(f"pretrained/gz2/{name}").match(p) for p in patterns), name
-    assert runs.PRETRAINED_DIR == Path(runs.__file__).resolve().parent / "pretrained"
+    assert run_names.PRETRAINED_DIR == Path(run_names.__file__).resolve().parent / "pretrained"
+
+
+def test_the_init_runs_model_is_read_from_its_config_toml(pretrained, tmp_path):
+    """--model's default with --init comes from the init run's config.toml (the config never loads
+    a checkpoint); a folder holding only a checkpoint asks for --model in one line."""
+    bare = tmp_path / "bare"
+    (bare / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(pretrained / "checkpoints" / "best.pt", bare / "checkpoints" / "best.pt")
+    with pytest.raises(GalaxymorphError, match="does not name the run's model; give --model"):
+        Config.resolve(None, {"init": str(bare)})
+    assert Config.resolve(None, {"init": str(bare), "model": "seed"}).model == "seed"
+    saved = Config.resolve(pretrained / "config.toml").model
+    assert Config.resolve(None, {"init": str(pretrained)}).model == saved == read_checkpoint(
+        pretrained / "checkpoints" / "best.pt")["model"]

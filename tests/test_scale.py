@@ -13,7 +13,7 @@ from galaxymorph.data.info import describe, format_summary
 from galaxymorph.data.scale import compare_scales, file_scale, scale_summary, training_scale
 from galaxymorph.data.splits import prepare, split_indices
 from galaxymorph.prediction import predict
-from galaxymorph.runs import update_run_json
+from galaxymorph.runs import read_run_json, update_run_json
 from helpers_runs import make_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,13 +60,13 @@ def test_training_scale_from_run_json_or_measured(tmp_path):
     run.mkdir()
     manifest = prepare(data, run / "manifest.json", classes=[2, 5], fractions=(0.5, 0.25, 0.25),
                        check_duplicates=False)
-    assert training_scale(run) == {}  # no run.json: unknown
+    assert training_scale(run, read_run_json(run)) == {}  # no run.json: unknown
     update_run_json(run, data=str(data))
-    measured = training_scale(run)
+    measured = training_scale(run, read_run_json(run))
     assert measured == file_scale(data, split_indices(manifest, "train"))
     assert measured["pxscale"] == 0.262 and measured["n_size"] == 10
     update_run_json(run, data_scale={"pxscale": 0.5, "galaxy_size_px": 3.0})  # what training recorded
-    assert training_scale(run) == {"pxscale": 0.5, "galaxy_size_px": 3.0}
+    assert training_scale(run, read_run_json(run)) == {"pxscale": 0.5, "galaxy_size_px": 3.0}
 
 
 @pytest.fixture(scope="module")

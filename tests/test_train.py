@@ -361,7 +361,7 @@ def test_disk_full_marks_the_run_failed_in_one_line_and_resume_continues(tiny_h5
 
 
 def test_gpu_backend_settings_are_put_back_after_training():
-    from galaxymorph.training.device import tuned_backends
+    from galaxymorph.device import tuned_backends
 
     before = torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()
     with tuned_backends(torch.device("cuda")):  # only sets flags: runs without a GPU

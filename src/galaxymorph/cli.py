@@ -68,7 +68,7 @@ def _add_device_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _use_threads(args: argparse.Namespace) -> None:
-    from .training.device import set_threads
+    from .device import set_threads
 
     set_threads(args.threads)
 

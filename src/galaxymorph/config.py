@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .errors import GalaxymorphError
+from .errors import DataError, GalaxymorphError
+from .fileio import check_input_file, write_text
+from .run_names import init_run_dir
 
 try:  # Python >= 3.11
     import tomllib
@@ -69,9 +72,6 @@ class Config:
 
     def validate(self) -> "Config":
         """Raise a one-line error for a value that cannot work; return self."""
-        from .data.galaxy10 import validate_classes
-        from .data.splits import check_fractions
-
         self.classes = validate_classes(self.classes)
         check_finite(self)
         self.fractions = check_fractions(self.fractions)
@@ -82,9 +82,6 @@ class Config:
             if getattr(self, name) not in allowed:
                 raise GalaxymorphError(
                     f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        from .data.batches import check_augmentation  # the one check of the augmentation amounts
-        from .data.synthetic import check_difficulty  # the one check of the difficulty
-
         self.difficulty = check_difficulty(self.difficulty)
         check_augmentation(self.rotation, self.zoom, self.shift)
         for name, meaning in (("patience", " (0 = no early stopping)"), ("seed", ""),
@@ -125,8 +122,6 @@ class Config:
         values.update(from_file)
         values.update(given)
         if values.get("init") and "model" not in values:  # the init run's model, unless one was asked for
-            from .training.finetune import init_model_name
-
             values["model"] = init_model_name(values["init"])
         return cls.from_dict(values).validate()
 
@@ -151,12 +146,21 @@ class Config:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | os.PathLike) -> Path:
-        from .fileio import write_text
-
         return write_text(path, self.to_toml())
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+def init_model_name(init: str | os.PathLike) -> str:
+    """The registry name of the ``--init`` run's model (``--model``'s default with ``--init``), as
+    the run's config.toml records it (read as a file: the config layer never loads a checkpoint)."""
+    run_dir = init_run_dir(init)
+    model = load_mapping(run_dir / "config.toml").get("model") if (run_dir / "config.toml").is_file() else None
+    if not isinstance(model, str) or not model:
+        raise GalaxymorphError(f"--init {init}: {run_dir / 'config.toml'} does not name the run's model; "
+                               "give --model")
+    return model
 
 
 def check_finite(config: "Config") -> None:
@@ -189,8 +193,94 @@ def check_threads(threads: int) -> int:
     return threads
 
 
+# -- the values of the data stages that a Config holds: the one check of each, used by Config.validate
+# and by the data stages themselves (data.galaxy10, data.splits, data.batches, data.synthetic)
+CLASS_NAMES: dict[int, str] = {
+    0: "Disturbed",
+    1: "Merging",
+    2: "Round Smooth",
+    3: "In-between Round Smooth",
+    4: "Cigar Shaped Smooth",
+    5: "Barred Spiral",
+    6: "Unbarred Tight Spiral",
+    7: "Unbarred Loose Spiral",
+    8: "Edge-on without Bulge",
+    9: "Edge-on with Bulge",
+}
+
+
+def check_class_id(class_id) -> int:
+    """One Galaxy10 class id as an int, with an error that names a bad one."""
+    try:
+        ci = int(class_id)
+    except (TypeError, ValueError):
+        raise DataError(f"class id {class_id!r} is not an integer (Galaxy10 ids are 0..9)") from None
+    if ci not in CLASS_NAMES:
+        raise DataError(f"unknown class id {ci}: Galaxy10 class ids are 0..9")
+    return ci
+
+
+def validate_classes(classes: Iterable[int] | int, minimum: int = 2,
+                     check: Callable[[object], int] = check_class_id) -> list[int]:
+    """Check a class subset: each id passes ``check``, no repeats, at least ``minimum`` (two to
+    classify; one is enough to render). Keeps the order."""
+    if isinstance(classes, numbers.Integral):
+        classes = [classes]
+    out: list[int] = []
+    for c in classes:
+        ci = check(c)
+        if ci in out:
+            raise DataError(f"class id {ci} is given twice")
+        out.append(ci)
+    if not out:
+        raise DataError("no classes given: name Galaxy10 class ids (0..9)")
+    if len(out) < minimum:
+        raise DataError(f"need at least two classes to classify, got {out}")
+    return out
+
+
+def check_fractions(fractions: Sequence[float]) -> list[float]:
+    """The train/val/test fractions as a list, or a one-line error: three positive numbers
+    adding up to 1 (the one copy of this rule, used by ``prepare`` and ``Config``). NaN and
+    infinity are refused (NaN slips through every comparison)."""
+    values = [float(f) for f in fractions]
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+        raise DataError(f"--fractions needs three positive train/val/test fractions adding up to 1, got {values}")
+    return values
+
+
+def check_difficulty(difficulty) -> float:
+    """The difficulty as a float in [0, 1], or a one-line error: the one check of it."""
+    try:
+        d = float(difficulty)
+    except (TypeError, ValueError):
+        raise DataError(f"--difficulty must be a number in [0, 1], got {difficulty!r}") from None
+    if not 0.0 <= d <= 1.0:
+        raise DataError(f"--difficulty must be between 0 and 1, got {d:g}")
+    return d
+
+
+def check_augmentation(rotation: float, zoom: float, shift: float) -> None:
+    """A one-line error for augmentation amounts that cannot work (the one copy of this rule,
+    used by :class:`Augmenter` and ``Config.validate``): each >= 0, a zoom below 1, and a shift
+    below ``MAX_SHIFT``.
+
+    The shift bound: a cutout is centred on the galaxy its label describes, and a shift of half
+    the image puts that centre on the edge; beyond it the galaxy leaves the frame and the
+    reflected border shows only its mirror image, so the label would describe nothing in view.
+    """
+    for name, value in (("rotation", rotation), ("zoom", zoom), ("shift", shift)):
+        if not value >= 0:  # also refuses NaN
+            raise GalaxymorphError(f"--{name} must be >= 0, got {value}")
+    if zoom >= 1:
+        raise GalaxymorphError(f"--zoom must be below 1 (a zoom of -100% has no pixels), got {zoom}")
+    if shift >= MAX_SHIFT:
+        raise GalaxymorphError(f"--shift must be below {MAX_SHIFT} (a fraction of the image: half of it moves "
+                               f"the centred galaxy to the edge), got {shift}")
+
+
 AUGMENTATIONS = ("d4", "seed", "none")  # also what data.batches.Augmenter accepts
-MAX_SHIFT = 0.5  # --shift stays below half the image (data.batches.check_augmentation says why)
+MAX_SHIFT = 0.5  # --shift stays below half the image (check_augmentation says why)
 CHOICES: dict[str, tuple[str, ...]] = {  # the settings that name one of a few options
     "optimizer": ("adamw", "adam"), "schedule": ("onecycle", "cosine", "constant"), "augment": AUGMENTATIONS,
     "targets": ("labels", "votes", "tree"), "compile": ("off", "default", "reduce-overhead"),
@@ -296,8 +386,6 @@ def _coerce_scalar(kind: type, value: Any) -> Any:
 
 def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     """Read a flat TOML or YAML config file into a dict (YAML by suffix .yaml/.yml)."""
-    from .fileio import check_input_file
-
     path = check_input_file(path, "config file")
     try:
         text = path.read_text(encoding="utf-8")

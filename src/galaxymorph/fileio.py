@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import interrupts
-from .errors import WriteError
+from .errors import DataError, GalaxymorphError, WriteError
 
 
 @contextlib.contextmanager
@@ -80,8 +80,6 @@ def check_writable_folder(folder: str | os.PathLike, min_free: int = MIN_FREE_BY
     folder it would be made in) is read-only, not ours, a file, or on a disk with less than
     ``min_free`` bytes free. Tried by making and removing a small file, so it holds for root
     and read-only mounts too; creates no folder. Commands call it before any work."""
-    from .errors import GalaxymorphError
-
     folder = Path(folder)
     existing = folder
     while not existing.is_dir():
@@ -116,8 +114,6 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = True, probe: bo
     """``path`` as a Path, or a one-line error if it names an existing folder (not a file), or,
     unless ``overwrite``, a file that already exists, or (``probe``) a folder that cannot be
     written (:func:`check_writable_folder`). Commands call it before any work."""
-    from .errors import GalaxymorphError
-
     path = Path(path)
     if path.is_dir():
         raise GalaxymorphError(f"{path} is a folder; give the path of a file to write")
@@ -131,8 +127,6 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = True, probe: bo
 def check_input_file(path: str | os.PathLike, what: str) -> Path:
     """``path`` as a Path, or a one-line error naming ``what`` it should be (``"catalogue"``,
     ``"--weights file"``) when nothing is there or it is a folder rather than a file."""
-    from .errors import DataError
-
     path = Path(path).expanduser()
     if path.is_dir():
         raise DataError(f"{what} {path} is a folder, not a file")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import GalaxymorphError
+from .progress import progress_bar
 
 CPU_BATCH = 64     # images per forward pass on the CPU (measured: docs/performance.md)
 GPU_BATCH = 512    # on a GPU larger batches keep the card busy; inference needs no gradients
@@ -91,8 +92,6 @@ def predict_proba(model, images, batch_size: int | None = None, tta: bool = Fals
     (probabilities stay float32). On a GPU the whole uint8 array is moved there once and the
     batches (``batch_size``, default :func:`default_batch_size`) are cut on the GPU.
     """
-    from .progress import progress_bar
-
     device = model.device
     batch_size = batch_size or default_batch_size(device)
     if batch_size < 1:
@@ -163,8 +162,6 @@ def predict_selection(model, data, indices: np.ndarray, batch_size: int | None =
     hundreds of MB); on a GPU the selection is read once, moved to the card as uint8 in one
     copy, and classified there in large batches.
     """
-    from .progress import progress_bar
-
     indices = np.asarray(indices, dtype=np.int64)
     k = len(model.class_ids) or model.n_outputs  # a tree model has answers, not classes
     batch_size = batch_size or default_batch_size(model.device)

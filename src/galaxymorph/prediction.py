@@ -158,7 +158,8 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     512 on a GPU).
     """
     from .models import load_model
-    from .runs import resolve_run, run_device
+    from .run_names import resolve_run
+    from .runs import read_run_json, run_device
 
     run_dir = resolve_run(run_dir)  # "gz2": the shipped model
     if batch_size is not None and batch_size < 1:
@@ -172,7 +173,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     class_ids = list(model.class_ids)
     report = PredictReport(out=Path(out), tta=bool(tta), counts={CLASS_NAMES[c]: 0 for c in class_ids},
                            tree=model.tree)
-    report.scale_warnings = check_scale(run_dir, lambda: inputs_scale(files, h5_files))  # one line on stderr
+    report.scale_warnings = check_scale(run_dir, read_run_json(run_dir), lambda: inputs_scale(files, h5_files))  # one line on stderr
 
     def batches() -> Iterable[tuple[list[str], list[str], np.ndarray]]:
         yield from _file_batches(files, batch_size, report)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .config import Config
 from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path, check_writable_folder, sha256_file, write_error, write_json
+from .run_names import SHIPPED_RUNS, not_a_run_folder
 from .rundir import RunFolder
 
 if TYPE_CHECKING:
@@ -492,32 +493,6 @@ class TrainedRun:
         return RunFolder(self.path)
 
 
-# -- shipped models ---------------------------------------------------------------------------
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"  # run folders shipped in the package
-SHIPPED_RUNS = ("gz2",)  # names that mean a shipped run folder (a local folder of that name: ./gz2)
-
-
-def resolve_run(name_or_path: str | os.PathLike) -> Path:
-    """The run folder a name stands for: a shipped model's (``gz2`` -> the package's
-    ``pretrained/gz2/``), or any other string as a path. The one place that knows the names;
-    ``predict``, ``explain``, ``load_model`` and ``train --init`` go through it. A shipped model
-    that is not installed is a one-line error."""
-    if isinstance(name_or_path, str) and name_or_path in SHIPPED_RUNS:
-        folder = PRETRAINED_DIR / name_or_path
-        if not RunFolder(folder).best_checkpoint.is_file():
-            raise GalaxymorphError(f"the shipped model {name_or_path!r} is not installed (no checkpoints/best.pt in "
-                                   f"{folder}); name a run folder instead (./{name_or_path} for a local one)")
-        return folder
-    return Path(name_or_path)
-
-
-def not_a_run_folder(run_dir: str | os.PathLike, missing: str = "run.json") -> GalaxymorphError:
-    """The one error for a folder named as a run that is not one (``missing``: the file that
-    shows it), so that evaluate, explain, predict, resume and report say it alike."""
-    return GalaxymorphError(f"{run_dir} is not a galaxymorph run folder (no {missing}): name a folder that "
-                            "'galaxymorph train' wrote")
-
-
 def open_run(run_dir: str | os.PathLike) -> TrainedRun:
     """Read a trained run folder: run.json, config, data file and verified split manifest.
 
@@ -559,7 +534,7 @@ def environment_info(device, threads: int, amp_dtype: str | None, world_size: in
     import numpy as np
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     info = {
         "galaxymorph": __version__,
@@ -671,10 +646,32 @@ def open_held_out(run: str | os.PathLike | TrainedRun, split: str = "test",
     return HeldOutSplit(folder, split, indices, labels, classes)
 
 
+def held_out_indices(folder: RunFolder, split: str) -> np.ndarray:
+    """Data-file indices of a held-out split of a tree run (refusing ``train``, an empty split, or
+    one that shares images with the training split)."""
+    import numpy as np
+
+    from .data.splits import split_indices
+
+    manifest = folder.manifest
+    if manifest.get("targets") != "tree":
+        raise GalaxymorphError(f"{folder.path} holds a decision-tree model but its split is not a tree split")
+    if split == "train":
+        raise GalaxymorphError("refusing to use the training split: use --split test or val")
+    indices = split_indices(manifest, split)
+    if indices.size == 0:
+        raise DataError(f"the {split} split of the manifest is empty")
+    shared = np.intersect1d(indices, split_indices(manifest, "train"))
+    if shared.size:
+        raise GalaxymorphError(f"refusing: {shared.size} image(s) of the {split} split are also "
+                               f"in the training split (e.g. index {int(shared[0])}); make a new split")
+    return indices
+
+
 def run_device(run_dir: str | os.PathLike, device: str | None = None):
     """The torch device for scoring a run: ``device`` if given (a missing GPU is an error),
     else the device the run's config asked for when this machine has it, else ``auto``."""
-    from .training.device import select_device
+    from .device import select_device
 
     if device is not None:
         return select_device(str(device))

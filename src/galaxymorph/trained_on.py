@@ -21,6 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.galaxy10 import open_galaxy10
+from .data.splits import split_indices
+from .errors import GalaxymorphError
+from .fileio import atomic_path
+from .run_names import resolve_run
 from .rundir import RunFolder
 
 TRAIN_GALAXIES = RunFolder.TRAIN_GALAXIES
@@ -40,8 +45,6 @@ def image_sha256(images: np.ndarray) -> np.ndarray:
 
 def _positions(data_path: str | os.PathLike, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ra, dec (degrees, float64) of ``indices`` in a Galaxy10-layout file; NaN where it has none."""
-    from .data.galaxy10 import open_galaxy10
-
     with open_galaxy10(data_path, labelled=False) as data:
         out = []
         for key in ("ra", "dec"):
@@ -54,9 +57,6 @@ def write_training_galaxies(run_dir: str | os.PathLike, data_path: str | os.Path
                             images: dict[str, np.ndarray]) -> Path:
     """Write ``RUN_DIR/train_galaxies.npz`` for the splits in ``images`` (split name -> its uint8
     images, in the manifest's order: what training holds in memory already)."""
-    from .data.splits import split_indices
-    from .fileio import atomic_path
-
     indices = np.concatenate([split_indices(manifest, name) for name in images]).astype(np.int64)
     split = np.concatenate([np.full(len(split_indices(manifest, name)), name, dtype="<U8") for name in images])
     sha = np.concatenate([image_sha256(x) for x in images.values()]) if images else np.empty(0, "<U64")
@@ -101,9 +101,6 @@ def weight_sources(run_dir: str | os.PathLike) -> list[dict]:
     """The run and every run its weights started from (``init`` in each config.toml, followed
     back), as dicts: ``run`` (the name given), ``role`` ("this run" or "init model"), ``folder``
     (None where an init run cannot be found, and ``why`` says so)."""
-    from .errors import GalaxymorphError
-    from .runs import resolve_run
-
     sources = [{"run": str(run_dir), "role": "this run", "folder": Path(run_dir), "why": ""}]
     seen = {Path(run_dir).resolve()}
     folder = Path(run_dir)
@@ -154,8 +151,6 @@ def check_test_images(run_dir: str | os.PathLike, data_path: str | os.PathLike, 
     the run or its init model trained on (position within :data:`MATCH_ARCSEC`, or the same
     pixels). Prints one warning line on stderr when any is flagged, or when an init model's
     galaxies cannot be checked."""
-    from .data.galaxy10 import open_galaxy10
-
     indices = np.asarray(indices, dtype=np.int64)
     sources = weight_sources(run_dir)
     for source in sources:

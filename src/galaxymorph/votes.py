@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from .data.galaxy10 import CATALOG_GROUP, open_galaxy10
+from .data.splits import split_indices
 from .errors import DataError
 
 DECIDING_VOTES: dict[int, tuple[str, ...]] = {
@@ -86,8 +87,6 @@ def soft_targets(data_path: str | os.PathLike, indices: np.ndarray, class_ids: S
 def split_soft_targets(data_path: str | os.PathLike, manifest: dict, split: str) -> np.ndarray:
     """:func:`soft_targets` for one split of a manifest, in the order ``load_split`` gives images;
     the training targets, so every image must have its votes."""
-    from .data.splits import split_indices
-
     return soft_targets(data_path, split_indices(manifest, split), [int(c) for c in manifest["classes"]],
                         require_votes=True)
 

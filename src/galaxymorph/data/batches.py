@@ -20,12 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import AUGMENTATIONS, MAX_SHIFT
-from ..errors import DataError, GalaxymorphError
-from ..inference import d4_transform, to_float_nchw
+from ..config import AUGMENTATIONS, check_augmentation
+from ..errors import DataError
+from ..inference import d4_transform, to_device_uint8, to_float_nchw
 from ..progress import progress_bar
 from .galaxy10 import label_positions, open_galaxy10
 from .splits import split_indices
+from .tree import load_tree
 
 
 
@@ -47,8 +48,6 @@ def load_split(data_path: str | os.PathLike, manifest: dict, split: str,
     classes = [int(c) for c in manifest["classes"]]
     indices = split_indices(manifest, split)
     if manifest.get("targets") == "tree":  # the labels are the images' vote counts (n, answers)
-        from .tree import load_tree
-
         with open_galaxy10(data_path, labelled=False) as data:
             labels = load_tree(manifest["tree"]).read_counts(data, indices)
             with progress_bar(total=len(indices), desc=f"load {split}", unit="img", disable=not progress) as bar:
@@ -103,25 +102,6 @@ class BatchSampler:
 
 
 # -- augmentation: batched tensor operations on the batch's device -------------------------
-def check_augmentation(rotation: float, zoom: float, shift: float) -> None:
-    """A one-line error for augmentation amounts that cannot work (the one copy of this rule,
-    used by :class:`Augmenter` and ``Config.validate``): each >= 0, a zoom below 1, and a shift
-    below ``MAX_SHIFT``.
-
-    The shift bound: a cutout is centred on the galaxy its label describes, and a shift of half
-    the image puts that centre on the edge; beyond it the galaxy leaves the frame and the
-    reflected border shows only its mirror image, so the label would describe nothing in view.
-    """
-    for name, value in (("rotation", rotation), ("zoom", zoom), ("shift", shift)):
-        if not value >= 0:  # also refuses NaN
-            raise GalaxymorphError(f"--{name} must be >= 0, got {value}")
-    if zoom >= 1:
-        raise GalaxymorphError(f"--zoom must be below 1 (a zoom of -100% has no pixels), got {zoom}")
-    if shift >= MAX_SHIFT:
-        raise GalaxymorphError(f"--shift must be below {MAX_SHIFT} (a fraction of the image: half of it moves "
-                               f"the centred galaxy to the edge), got {shift}")
-
-
 class Augmenter:
     """Random symmetries and small distortions of a float NCHW batch, all images at once.
 
@@ -209,8 +189,6 @@ def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device):
     """
     if device.type == "cpu":
         return images, labels
-    from ..inference import to_device_uint8
-
     return to_device_uint8(images, device), torch.from_numpy(labels).to(device)
 
 

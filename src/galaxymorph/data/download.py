@@ -27,7 +27,7 @@ import urllib.request
 from http.client import HTTPException
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..errors import DownloadError, GalaxymorphError
 from ..fileio import sha256_file
 from ..progress import progress_bar

@@ -22,24 +22,13 @@ import h5py
 import numpy as np
 
 from .. import interrupts
+from ..config import CLASS_NAMES, validate_classes
 from ..errors import DataError
 from ..fileio import atomic_path
 from .filehash import file_sha256
 from .rechunk import is_large_selection, open_copy, worth_copying
 from .rows import chunk_aligned_batches, read_rows
 
-CLASS_NAMES: dict[int, str] = {
-    0: "Disturbed",
-    1: "Merging",
-    2: "Round Smooth",
-    3: "In-between Round Smooth",
-    4: "Cigar Shaped Smooth",
-    5: "Barred Spiral",
-    6: "Unbarred Tight Spiral",
-    7: "Unbarred Loose Spiral",
-    8: "Edge-on without Bulge",
-    9: "Edge-on with Bulge",
-}
 DEFAULT_CLASSES: tuple[int, ...] = (2, 5)
 # ``ans`` of an image without a Galaxy10 class (imported for its volunteer votes alone): never
 # selected for a class subset, not counted in ``class_counts``.
@@ -67,36 +56,6 @@ def mask_of(masks: np.ndarray, component: str) -> np.ndarray:
     if component not in MASK_BITS:
         raise DataError(f"unknown mask component {component!r}; known: {', '.join(MASK_BITS)}")
     return (np.asarray(masks) & MASK_BITS[component]) != 0
-
-
-def check_class_id(class_id) -> int:
-    """One Galaxy10 class id as an int, with an error that names a bad one."""
-    try:
-        ci = int(class_id)
-    except (TypeError, ValueError):
-        raise DataError(f"class id {class_id!r} is not an integer (Galaxy10 ids are 0..9)") from None
-    if ci not in CLASS_NAMES:
-        raise DataError(f"unknown class id {ci}: Galaxy10 class ids are 0..9")
-    return ci
-
-
-def validate_classes(classes: Iterable[int] | int, minimum: int = 2,
-                     check: Callable[[object], int] = check_class_id) -> list[int]:
-    """Check a class subset: each id passes ``check``, no repeats, at least ``minimum`` (two to
-    classify; one is enough to render). Keeps the order."""
-    if isinstance(classes, (int, np.integer)):
-        classes = [classes]
-    out: list[int] = []
-    for c in classes:
-        ci = check(c)
-        if ci in out:
-            raise DataError(f"class id {ci} is given twice")
-        out.append(ci)
-    if not out:
-        raise DataError("no classes given: name Galaxy10 class ids (0..9)")
-    if len(out) < minimum:
-        raise DataError(f"need at least two classes to classify, got {out}")
-    return out
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ..errors import DataError
 from .galaxy10 import CLASS_NAMES, NO_CLASS, open_galaxy10
 from .gz2_classes import WINDING_NOTE
 from .scale import file_scale
+from .tree import load_tree
 
 
 def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per_class: int = 8,
@@ -63,8 +64,6 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
 
 def _votes(data) -> dict | None:
     """The gz2 tree's vote counts in the file: images with any vote, or None without the columns."""
-    from .tree import load_tree
-
     tree = load_tree("gz2")
     if tree.missing_columns(data.catalog_columns()):
         return None

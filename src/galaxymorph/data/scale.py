@@ -28,7 +28,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import GalaxymorphError
+from ..rundir import RunFolder
 from .galaxy10 import open_galaxy10
+from .splits import load_manifest, split_indices
 
 SIZE_SAMPLE = 32  # images measured for the median apparent size (sep takes ~20 ms each)
 MAX_RATIO = 1.5  # a clear difference: larger or smaller by more than this factor
@@ -77,15 +79,11 @@ def file_scale(path: str | os.PathLike, indices: np.ndarray | None = None, sampl
         return scale_summary(data.images(picked), None if px is None else px[indices])
 
 
-def training_scale(run_dir: str | os.PathLike) -> dict:
-    """The scale of a run's training data: ``run.json["data_scale"]`` where training recorded
-    it, else measured from the training split of the run's data file; {} when neither can be had."""
-    from ..rundir import RunFolder
-    from ..runs import read_run_json
-    from .splits import load_manifest, split_indices
-
+def training_scale(run_dir: str | os.PathLike, run: dict) -> dict:
+    """The scale of a run's training data: ``run["data_scale"]`` (``run``: the run's run.json)
+    where training recorded it, else measured from the training split of the run's data file; {}
+    when neither can be had. The caller reads run.json (:mod:`galaxymorph.runs`, a higher layer)."""
     run_dir = Path(run_dir)
-    run = read_run_json(run_dir)
     if isinstance(run.get("data_scale"), dict):
         return run["data_scale"]
     data = run.get("data")
@@ -111,12 +109,13 @@ def compare_scales(train: dict, inputs: dict, max_ratio: float = MAX_RATIO) -> l
     return messages
 
 
-def check_scale(run_dir: str | os.PathLike, measure_inputs: Callable[[], dict], stream=None) -> list[str]:
+def check_scale(run_dir: str | os.PathLike, run: dict, measure_inputs: Callable[[], dict],
+                stream=None) -> list[str]:
     """Compare the inputs' scale (``measure_inputs()``, called only when the training data's
     scale is known) with the run's training data; when they differ clearly, print one warning
     line on stderr and return the messages (for metrics.json or a CSV's run info); [] when
-    they agree or either side is unknown."""
-    train = training_scale(run_dir)
+    they agree or either side is unknown. ``run``: the run's run.json."""
+    train = training_scale(run_dir, run)
     messages = compare_scales(train, measure_inputs()) if train else []
     if messages:
         print("warning: the inputs are at another scale than the training data: " + "; ".join(messages)
@@ -150,12 +149,11 @@ def inputs_scale(files: list[Path], h5_files: list[Path], sample: int = SIZE_SAM
     return scale_summary(np.stack(images) if images else None, np.asarray(scales, dtype=np.float64))
 
 
-def check_file_scale(run_dir: str | os.PathLike, data_path: str | os.PathLike, indices: np.ndarray) -> list[str]:
+def check_file_scale(run_dir: str | os.PathLike, run: dict, data_path: str | os.PathLike,
+                     indices: np.ndarray) -> list[str]:
     """:func:`check_scale` for images of a Galaxy10-layout file (``evaluate``). The run's own
     data file is at the training scale by construction, so it is not measured again."""
-    from ..runs import read_run_json
-
-    trained_on = read_run_json(Path(run_dir)).get("data")
+    trained_on = run.get("data")
     if isinstance(trained_on, str) and Path(trained_on).resolve() == Path(data_path).resolve():
         return []
-    return check_scale(run_dir, lambda: file_scale(data_path, indices))
+    return check_scale(run_dir, run, lambda: file_scale(data_path, indices))

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ..config import check_fractions, check_seed
 from ..errors import DataError
 from ..fileio import check_input_file, write_json
 from .filehash import file_sha256
 from .galaxy10 import CLASS_NAMES, DEFAULT_CLASSES, Galaxy10File, open_galaxy10
+from .tree import load_tree
 
 MANIFEST_FORMAT = "galaxymorph-split/1"
 SPLITS = ("train", "val", "test")
@@ -73,16 +74,6 @@ def find_cross_split_duplicates(data: Galaxy10File, splits: dict[str, np.ndarray
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val / test
 
 
-def check_fractions(fractions: Sequence[float]) -> list[float]:
-    """The train/val/test fractions as a list, or a one-line error: three positive numbers
-    adding up to 1 (the one copy of this rule, used by ``prepare`` and ``Config``). NaN and
-    infinity are refused (NaN slips through every comparison)."""
-    values = [float(f) for f in fractions]
-    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values) or abs(sum(values) - 1) > 1e-6:
-        raise DataError(f"--fractions needs three positive train/val/test fractions adding up to 1, got {values}")
-    return values
-
-
 def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
             classes: Sequence[int] = DEFAULT_CLASSES, fractions: Sequence[float] = DEFAULT_FRACTIONS,
             seed: int = 0, check_duplicates: bool = True, targets: str = "labels") -> dict:
@@ -92,8 +83,6 @@ def prepare(path: str | os.PathLike, out: str | os.PathLike | None = None,
     index lists (positions in the source file) and any exact duplicates across splits.
     ``targets="tree"``: split every image with decision-tree votes instead (:func:`prepare_tree`).
     """
-    from ..config import check_seed
-
     fractions = check_fractions(fractions)
     check_seed(seed)
     if targets == "tree":
@@ -130,8 +119,6 @@ def prepare_tree(path: str | os.PathLike, fractions: Sequence[float], seed: int,
     whatever its class (or none): stratified by the volunteers' majority answer to the first
     question, a majority held by fewer images than there are splits joining the largest one.
     The manifest has no classes and records ``targets: tree`` and the tree's name."""
-    from .tree import load_tree
-
     tree = load_tree(tree_name)
     with open_galaxy10(path, labelled=False) as data:
         counts = tree.read_counts(data)
@@ -153,8 +140,6 @@ def tree_manifest_from(path: str | os.PathLike, splits: dict[str, Sequence[int]]
                        check_duplicates: bool = True) -> dict:
     """A decision-tree split manifest of ``path`` with the given train/val/test index lists (for
     benchmarks that choose which galaxies a model may see); checked like any manifest."""
-    from .tree import load_tree
-
     with open_galaxy10(path, labelled=False) as data:
         parts = {name: np.asarray(splits[name], dtype=np.int64) for name in SPLITS}
         fractions = [len(parts[n]) / max(1, sum(map(len, parts.values()))) for n in SPLITS]

@@ -43,11 +43,12 @@ import numpy as np
 import scipy.fft as sfft
 from scipy import special
 
-from ..config import Config
+from ..config import Config, check_class_id, check_difficulty, validate_classes
 from ..errors import DataError
+from ..progress import progress_bar
 from ..workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context
 from .galaxy10 import (
-    CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer, check_class_id, validate_classes,
+    CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer,
 )
 from .stretch import lupton_rgb
 
@@ -184,17 +185,6 @@ def _check_class(class_id) -> int:
     if c not in RENDERED_CLASSES:
         raise DataError(f"the synthetic sky does not render class {c} ({CLASS_NAMES[c]}) yet")
     return c
-
-
-def check_difficulty(difficulty) -> float:
-    """The difficulty as a float in [0, 1], or a one-line error: the one check of it."""
-    try:
-        d = float(difficulty)
-    except (TypeError, ValueError):
-        raise DataError(f"--difficulty must be a number in [0, 1], got {difficulty!r}") from None
-    if not 0.0 <= d <= 1.0:
-        raise DataError(f"--difficulty must be between 0 and 1, got {d:g}")
-    return d
 
 
 def _jitter(colour: np.ndarray, rng: np.random.Generator, amount: float = 0.06) -> np.ndarray:
@@ -814,8 +804,6 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     attrs = {"generator": GENERATOR_VERSION, "seed": seed, "difficulty": difficulty,
              "classes": np.array(classes, dtype=np.int64), "n_per_class": int(n_per_class),
              "description": "synthetic Galaxy10-like DECaLS cutouts (galaxymorph data synth)"}
-    from ..progress import progress_bar
-
     try:
         with Galaxy10Writer(out, attrs=attrs) as writer, \
                 progress_bar(total=len(jobs), desc="synth", unit="img", disable=not progress) as bar:

@@ -132,7 +132,7 @@ def _scores(run_dir: Path, folder, model, held_out, split: str, tta: bool, probs
                                      "computed 'AUC'; equals balanced accuracy for two classes. Use roc_auc."} if binary else {},
         "per_class": per_class_metrics(y, probs, pred, names),
         "confusion_matrix": confusion(y, pred, names),
-        "scale_warnings": check_file_scale(run_dir, folder.data_path, held_out.indices),  # one line on stderr
+        "scale_warnings": check_file_scale(run_dir, folder.run, folder.data_path, held_out.indices),  # one line on stderr
         # test images the model or its init model trained on (one line on stderr when any)
         "leak": check_test_images(run_dir, folder.data_path, held_out.indices, split),
         "warnings": model_warnings(pred, names),

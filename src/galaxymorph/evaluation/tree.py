@@ -23,10 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.galaxy10 import open_galaxy10
+from ..data.scale import check_file_scale
+from ..data.splits import split_indices
 from ..data.tree import DecisionTree, load_tree
-from ..errors import DataError, GalaxymorphError
 from ..fileio import atomic_path
+from ..inference import predict_selection
+from ..models.tree import expected_fractions
 from ..rundir import RunFolder
+from ..runs import held_out_indices
 from ..trained_on import check_test_images
 from .metrics import WILSON, wilson_interval
 
@@ -81,37 +86,11 @@ def question_scores(counts: np.ndarray, fractions: np.ndarray, tree: DecisionTre
     }
 
 
-def held_out_indices(folder, split: str) -> np.ndarray:
-    """Data-file indices of a held-out split of a tree run (refusing ``train``, an empty split, or
-    one that shares images with the training split)."""
-    from ..data.splits import split_indices
-
-    manifest = folder.manifest
-    if manifest.get("targets") != "tree":
-        raise GalaxymorphError(f"{folder.path} holds a decision-tree model but its split is not a tree split")
-    if split == "train":
-        raise GalaxymorphError("refusing to use the training split: use --split test or val")
-    indices = split_indices(manifest, split)
-    if indices.size == 0:
-        raise DataError(f"the {split} split of the manifest is empty")
-    shared = np.intersect1d(indices, split_indices(manifest, "train"))
-    if shared.size:
-        raise GalaxymorphError(f"refusing: {shared.size} image(s) of the {split} split are also "
-                               f"in the training split (e.g. index {int(shared[0])}); make a new split")
-    return indices
-
-
 def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress: bool,
                   batch_size: int | None, plots: bool, files: RunFolder | None = None) -> dict:
     """Score a tree model on a held-out split of its run; write eval/metrics.json, the
     per-question figure and eval/tree_predictions.csv (into ``files.eval``: RUN_DIR/eval unless
     evaluate was given another folder); return the metrics."""
-    from ..data.galaxy10 import open_galaxy10
-    from ..data.scale import check_file_scale
-    from ..data.splits import split_indices
-    from ..inference import predict_selection
-    from ..models.tree import expected_fractions
-
     started = time.perf_counter()
     manifest = folder.manifest
     indices = held_out_indices(folder, split)
@@ -133,7 +112,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
         "device": str(model.device),
         "data": {"path": str(folder.data_path), "sha256": manifest["source"]["sha256"]},
         "tree": question_scores(counts, fractions, tree, train_counts),
-        "scale_warnings": check_file_scale(run_dir, folder.data_path, indices),  # one line on stderr
+        "scale_warnings": check_file_scale(run_dir, folder.run, folder.data_path, indices),  # one line on stderr
         "leak": check_test_images(run_dir, folder.data_path, indices, split),  # trained on by it or its init run
     }
     files = files or RunFolder(run_dir)

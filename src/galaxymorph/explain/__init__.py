@@ -3,20 +3,17 @@
 Every method takes uint8 images as stored (N, H, W, 3) and gives maps (N, H, W) at the images'
 own resolution. ``explain(method, model, images, target=None, ...)`` picks one by name from
 :data:`METHODS`; ``explain_run(run_dir)`` explains a trained run folder.
+
+The package sits above its modules: it gathers their names, and none of them imports it
+(methods by name come from :mod:`.methods`).
 """
 
 from __future__ import annotations
 
 import sys
 import types
-from typing import TYPE_CHECKING
 
-from ..errors import GalaxymorphError
-
-if TYPE_CHECKING:
-    from .base import Explainer
-
-DEFAULT_METHOD = "gradcam++-sky"  # the one whose maps land on the galaxy for both classes (docs/explanations.md)
+from .methods import DEFAULT_METHOD, explain, load_methods, make_explainer
 
 
 def _load() -> dict:
@@ -29,16 +26,12 @@ def _load() -> dict:
     if "METHODS" in globals():
         return globals()["METHODS"]
     from .base import Explainer
-    from .gradcam import BaseCAM, GradCAM, SkyGradCAMPlusPlus, gradcam
+    from .gradcam import BaseCAM, GradCAM, gradcam
     from .gradcampp import GradCAMPlusPlus, gradcampp
+    from .gradcampp_sky import SkyGradCAMPlusPlus
     from .integrated_gradients import IntegratedGradientsExplainer, integrated_gradients
 
-    methods: dict[str, type[Explainer]] = {
-        "gradcam": GradCAM,
-        "gradcam++": GradCAMPlusPlus,
-        "integrated-gradients": IntegratedGradientsExplainer,
-        "gradcam++-sky": SkyGradCAMPlusPlus,
-    }
+    methods = load_methods()
     # the functions gradcam, gradcampp and integrated_gradients are bound here after their
     # modules, as the eager imports did: ``galaxymorph.explain.gradcam`` is the function
     globals().update(Explainer=Explainer, BaseCAM=BaseCAM, GradCAM=GradCAM, SkyGradCAMPlusPlus=SkyGradCAMPlusPlus,
@@ -74,25 +67,9 @@ _SHADOWED = ("gradcam", "gradcampp", "integrated_gradients")
 sys.modules[__name__].__class__ = _Package
 
 
-def make_explainer(method: str, model, **options) -> Explainer:
-    """An explainer object by name; ``options`` go to its constructor (``layer``, ``baseline``...)."""
-    methods = _load()
-    if method not in methods:
-        raise GalaxymorphError(f"unknown explanation method {method!r}; known methods: {', '.join(methods)}")
-    return methods[method](model, **options)
-
-
-def explain(method: str, model, images, target=None, normalize: bool = True, batch_size: int = 32,
-            progress: bool = False, return_targets: bool = False, **options):
-    """Maps (N, H, W) from the named method; ``options`` are the method's own (e.g. ``layer``)."""
-    explainer = make_explainer(method, model, **options)
-    return explainer(images, target=target, normalize=normalize, batch_size=batch_size, progress=progress,
-                     return_targets=return_targets)
-
-
 def explain_run(run_dir, **kwargs):
     """Explain a trained run folder; see :func:`galaxymorph.explain.run.explain_run`."""
-    from .run import explain_run as _explain_run
+    from .run import explain_run as _explain_run  # here: `import galaxymorph.explain` stays free of torch
 
     return _explain_run(run_dir, **kwargs)
 

@@ -30,6 +30,7 @@ from torch import nn
 from ..errors import GalaxymorphError
 from ..progress import progress_bar
 from .base import gaussian_blur, validate_images
+from .methods import explain
 
 FILLS = ("median", "blur")
 MODES = ("deletion", "insertion")
@@ -207,8 +208,6 @@ def randomisation_check(model: nn.Module, images, method: str, targets, maps: np
 
     Passes when the fully randomised model's maps correlate below ``threshold`` (mean rho). ``options`` go to the method (e.g. ``layer`` as a dotted name).
     """
-    from . import explain
-
     if maps is None:
         maps = explain(method, model, images, target=targets, batch_size=batch_size, **options)
     stages = randomisation_stages(model, max_stages)

@@ -8,10 +8,11 @@ spatial mean of the gradients, then upsampled bilinearly to the size of the give
 
 :class:`BaseCAM` records the layer's activations with a forward hook, as pytorch-grad-cam does,
 and a subclass overrides one function, :meth:`BaseCAM.cam_weights` (GradCAM++ lives in
-``gradcampp.py``). The hook stores the layer's own output and hands a *copy* downstream, so an
-in-place ReLU after the convolution (the seed model has one) cannot alter what is explained:
-A is the convolution's output, as in captum's ``LayerGradCam``. The hook is removed after
-every batch, even on error, and the model's train/eval flag is restored.
+``gradcampp.py``, its sky-relative variant in ``gradcampp_sky.py``). The hook stores the layer's
+own output and hands a *copy* downstream, so an in-place ReLU after the convolution (the seed
+model has one) cannot alter what is explained: A is the convolution's output, as in captum's
+``LayerGradCam``. The hook is removed after every batch, even on error, and the model's
+train/eval flag is restored.
 """
 
 from __future__ import annotations
@@ -172,34 +173,6 @@ def layer_grid(model: nn.Module, layer_name: str) -> tuple[float, float]:
 def sky_images(x: torch.Tensor) -> torch.Tensor:
     """Each image of a float NCHW batch replaced by its own sky: the per-channel median everywhere."""
     return x.flatten(2).median(dim=2).values[:, :, None, None].expand_as(x).contiguous()
-
-
-class SkyGradCAMPlusPlus(BaseCAM):
-    """GradCAM++ weights on a layer two steps finer than GradCAM's, relative to the image's sky.
-
-    The default method (see docs/explanations.md for the measurements that chose it). Three
-    changes from plain GradCAM, each against one cause of border frames on real galaxies:
-    the map is ``ReLU(sum_c w_c (A_c(x) - A_c(sky)))`` -- only where the image's features differ
-    from those of its own empty sky (the per-channel median everywhere) can it carry evidence;
-    the layer is two feature-map sizes finer (32x32 cells for the default model, 28x28 for the
-    seed CNN), so evidence for a smooth galaxy is not smeared into an annulus around it (one
-    size finer, 16x16, left barred spirals at 0.60-0.64 of the map on the galaxy; two reach
-    0.63-0.70 and lift Round Smooth too: benchmarks/bench_localisation.py,
-    docs/explanations.md); and the GradCAM++ weights keep only positive gradients per position,
-    so the negative class of a one-logit model is not explained by the mean of gradients
-    dominated by the other class.
-    """
-
-    name = "gradcam++-sky"
-    steps_finer = 2  # feature-map sizes finer than GradCAM's layer
-
-    def __init__(self, model: nn.Module, layer=None, reference: str | None = "sky", aligned: bool = True):
-        super().__init__(model, finer_layer(model, self.steps_finer) if layer is None else layer, reference, aligned)
-
-    def cam_weights(self, activations, gradients):
-        from .gradcampp import GradCAMPlusPlus
-
-        return GradCAMPlusPlus.cam_weights(self, activations, gradients)
 
 
 class GradCAM(BaseCAM):

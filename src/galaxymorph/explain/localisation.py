@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GalaxymorphError
+from .methods import explain
 
 BARRED_SPIRAL = 5  # the Galaxy10 class whose bar and arms the synthetic masks mark
 GALAXY_BIT = 1
@@ -109,8 +110,6 @@ def localisation_scores(model, images: np.ndarray, labels: np.ndarray, method: s
     several methods without segmenting again); with masks, the barred spirals are also scored on
     their bar and arms. Returns ``{class position: summary}`` (see :func:`localisation_summary`).
     """
-    from . import explain
-
     labels = np.asarray(labels)
     galaxy = galaxy_masks(images, mask_bits) if galaxy is None else galaxy
     parts = bar_and_arm_masks(mask_bits) if mask_bits is not None else None

@@ -37,13 +37,15 @@ from ..models import load_model
 from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
 from ..rundir import RunFolder
-from ..runs import open_held_out, read_run_json, resolve_run, run_device
-from . import DEFAULT_METHOD, METHODS, make_explainer
+from ..run_names import resolve_run
+from ..runs import open_held_out, read_run_json, run_device
 from .faithfulness import deletion_check, insertion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, save_pair
 from .localisation import localisation_scores, meets_aim
+from .methods import DEFAULT_METHOD, METHODS, make_explainer
+from .summary import read_summary as _read_summary
+from .tree import check_answer, explain_tree
 
-EXPLAIN_FORMAT = "galaxymorph-explain/1"
 N_OVERLAYS = 4          # single original | overlay figures
 N_FAITHFULNESS = 24     # images in the deletion and insertion checks (enough for a useful interval)
 N_RANDOMISATION = 8     # images in the randomisation check
@@ -133,7 +135,6 @@ def explain_run(run_dir: str | os.PathLike, split: str = "test", n: int = 16, me
         raise GalaxymorphError(f"n (images per gallery) must be a positive integer, got {n!r}")
     model = load_model(run_dir, device=run_device(run_dir, device))
     check_writable_folder(RunFolder(run_dir).explain_dir)  # before the work, not after it
-    from .tree import check_answer, explain_tree
 
     if check_answer(model, answer) is not None:
         return explain_tree(run_dir, model, answer, split, n, method, progress, batch_size, seed)
@@ -309,15 +310,6 @@ def summarise(run_dir: Path, out: Path, model, method: str, split: str, s: Selec
     summary["methods"][method] = entry
     RunFolder(run_dir).write_explain(summary)
     return {**entry, "out": str(out), "text": _text(entry, out)}
-
-
-def _read_summary(files: RunFolder) -> dict:
-    """explain.json so far (other methods' entries are kept), or a fresh one."""
-    summary = files.read_explain()
-    if isinstance(summary, dict) and summary.get("format") == EXPLAIN_FORMAT \
-            and isinstance(summary.get("methods"), dict):
-        return summary
-    return {"format": EXPLAIN_FORMAT, "latest": None, "methods": {}}
 
 
 def _share(value) -> str:

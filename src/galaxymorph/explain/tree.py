@@ -16,10 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.galaxy10 import open_galaxy10
+from ..data.tree import load_tree
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path
+from ..inference import predict_selection
+from ..models.tree import expected_fractions
 from ..rundir import RunFolder
 from ..plotting import PHOTO_SUFFIX
+from ..runs import held_out_indices, open_run, read_run_json
+from .figures import METHOD_TITLES, save_gallery
+from .methods import make_explainer
+from .summary import read_summary
 
 
 def check_answer(model, answer: str | None) -> int | None:
@@ -30,8 +38,6 @@ def check_answer(model, answer: str | None) -> int | None:
             raise GalaxymorphError(f"--answer names a decision-tree answer, but this run's model classifies "
                                    f"(classes {model.class_ids}); leave out --answer")
         return None
-    from ..data.tree import load_tree
-
     tree = load_tree(model.tree)
     if answer is None:
         raise GalaxymorphError(f"this run's model predicts the {tree.name} tree's votes, not classes: name the "
@@ -43,16 +49,6 @@ def check_answer(model, answer: str | None) -> int | None:
 def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: str, progress: bool,
                  batch_size: int, seed: int) -> dict:
     """Maps of the evidence for ``answer`` on a tree run's held-out split; see the module docstring."""
-    from ..data.galaxy10 import open_galaxy10
-    from ..data.tree import load_tree
-    from ..evaluation.tree import held_out_indices
-    from ..inference import predict_selection
-    from ..models.tree import expected_fractions
-    from ..runs import open_run, read_run_json
-    from . import make_explainer
-    from .figures import METHOD_TITLES, save_gallery
-    from .run import _read_summary
-
     target = check_answer(model, answer)
     tree = load_tree(model.tree)
     question = tree.slices[[q.name for q in tree.questions].index(tree.question_of(answer).name)]
@@ -100,7 +96,7 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
         "seconds": round(time.perf_counter() - started, 2),
         "best_epoch": read_run_json(run_dir).get("best_epoch"),
     }
-    summary = _read_summary(RunFolder(run_dir))
+    summary = read_summary(RunFolder(run_dir))
     summary["latest"] = f"{method} {answer}"
     summary["methods"][f"{method} {answer}"] = entry
     RunFolder(run_dir).write_explain(summary)

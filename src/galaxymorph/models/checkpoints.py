@@ -17,7 +17,10 @@ from pathlib import Path
 import torch
 
 from ..errors import GalaxymorphError
-from ..fileio import check_input_file
+from ..fileio import atomic_path, check_input_file
+from ..rundir import RunFolder
+from ..run_names import not_a_run_folder, resolve_run
+from .classifier import build_model
 
 CHECKPOINT_FORMAT = "galaxymorph-checkpoint/1"
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the models here have 0.2-2 million
@@ -25,8 +28,6 @@ MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the models here have 
 
 def save_checkpoint(path: str | os.PathLike, model, **extra) -> Path:
     """Save model weights and what is needed to rebuild it (plus any training state)."""
-    from ..fileio import atomic_path
-
     state = {
         "format": CHECKPOINT_FORMAT,
         "model": model.name,
@@ -176,8 +177,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def model_from_checkpoint(state: dict):
     """Rebuild a :class:`~galaxymorph.models.Classifier` from a checkpoint dict, checking the weights fit."""
-    from . import build_model
-
     args = dict(name=state["model"], class_ids=state["class_ids"], architecture=state.get("architecture"),
                 tree=state.get("tree"), **state.get("net_kwargs", {}))
     with torch.device("meta"):  # shapes only, no memory: a crafted architecture could ask for terabytes
@@ -197,11 +196,8 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
     """The trained model of a run folder (or a checkpoint file), in eval mode.
 
     A folder without the checkpoint and without run.json is not a run at all: the error says so,
-    as evaluate's does (:func:`galaxymorph.runs.not_a_run_folder`), not that a file inside it is
-    missing. ``gz2`` names the shipped model (:func:`galaxymorph.runs.resolve_run`)."""
-    from ..rundir import RunFolder
-    from ..runs import resolve_run
-
+    as evaluate's does (:func:`galaxymorph.run_names.not_a_run_folder`), not that a file inside it is
+    missing. ``gz2`` names the shipped model (:func:`galaxymorph.run_names.resolve_run`)."""
     run_dir = resolve_run(run_dir)
     path = Path(run_dir)
     if not path.exists():
@@ -209,8 +205,6 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best.pt", device: 
     if path.is_dir():
         path = RunFolder(run_dir).checkpoints_dir / checkpoint
         if not path.is_file() and not RunFolder(run_dir).run_json_path.is_file():
-            from ..runs import not_a_run_folder
-
             raise not_a_run_folder(run_dir)
     model = model_from_checkpoint(read_checkpoint(path)).to(device, memory_format=torch.channels_last)
     return model.eval()

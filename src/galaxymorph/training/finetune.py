@@ -6,7 +6,7 @@ weight of RUN's ``checkpoints/best.pt`` except the network's last layer (its hea
 ``lr x encoder_lr_factor`` and the new head at ``lr`` (the schedule scales both), or, with
 ``freeze_encoder``, the head alone. RUN may be any run folder whose network has the same
 architecture (a Galaxy Zoo tree model, a classifier of other classes), or ``gz2``, the shipped
-model (:func:`galaxymorph.runs.resolve_run`).
+model (:func:`galaxymorph.run_names.resolve_run`).
 """
 
 from __future__ import annotations
@@ -16,27 +16,15 @@ import os
 from pathlib import Path
 
 from ..errors import GalaxymorphError
+from ..models import read_checkpoint
+from ..rundir import RunFolder
+from ..run_names import init_run_dir
 
 
 def init_checkpoint(init: str | os.PathLike) -> tuple[Path, dict]:
     """The init run's folder and its ``checkpoints/best.pt`` (read with weights_only)."""
-    from ..models import read_checkpoint
-    from ..rundir import RunFolder
-    from ..runs import resolve_run
-
-    run_dir = resolve_run(init)
-    path = RunFolder(run_dir).best_checkpoint
-    if not run_dir.is_dir():
-        raise GalaxymorphError(f"--init {init}: run folder not found")
-    if not path.is_file():
-        raise GalaxymorphError(f"--init {init}: no checkpoints/best.pt in {run_dir} (name a folder that "
-                               "'galaxymorph train' finished at least one epoch in)")
-    return run_dir, read_checkpoint(path)
-
-
-def init_model_name(init: str | os.PathLike) -> str:
-    """The registry name of the init run's model: ``--model``'s default with ``--init``."""
-    return str(init_checkpoint(init)[1]["model"])
+    run_dir = init_run_dir(init)
+    return run_dir, read_checkpoint(RunFolder(run_dir).best_checkpoint)
 
 
 def _same(a: dict, b: dict) -> bool:

@@ -40,7 +40,7 @@ from ..models.checkpoints import load_weights
 from ..progress import progress_bar, progress_enabled, status
 from ..trained_on import record_training_galaxies
 from .curves import plot_curves
-from .device import dtype_name, is_out_of_memory, mixed_precision, select_device, set_threads, tuned_backends
+from ..device import dtype_name, is_out_of_memory, mixed_precision, select_device, set_threads, tuned_backends
 from .distributed import barrier, local_device, reduce_mean, share, start_distributed, sync_buffers
 from .finetune import load_encoder, parameter_groups
 from .schedule import lr_factor

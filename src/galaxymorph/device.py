@@ -1,4 +1,8 @@
-"""Where and in what precision to train: device choice, bf16/fp16 autocast, CPU threads."""
+"""Where and in what precision torch runs: device choice, bf16/fp16 autocast, CPU threads.
+
+A foundation: training sets up its device here, and evaluate, explain and predict choose theirs
+(:func:`galaxymorph.runs.run_device`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import contextlib
 
 import torch
 
-from ..errors import GalaxymorphError
+from .config import check_threads
+from .errors import GalaxymorphError
 
 
 def select_device(name: str) -> torch.device:
@@ -29,8 +34,6 @@ def set_threads(threads: int) -> None:
     come here directly, so the rule is checked here too."""
     if not isinstance(threads, int) or threads < 0:
         raise GalaxymorphError(f"--threads must be >= 0 (0 = one per core), got {threads}")
-    from ..config import check_threads
-
     check_threads(threads)
     if threads > 0:
         torch.set_num_threads(threads)
