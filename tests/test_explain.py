@@ -230,10 +230,10 @@ def test_random_maps_fail_the_margin(trained, held_out):
 @pytest.mark.slow
 def test_randomisation_flags_a_map_that_ignores_the_model(trained, held_out, monkeypatch):
     """A 'method' that returns the image brightness must FAIL the randomisation check."""
-    import galaxymorph.explain as ex
+    import galaxymorph.explain.faithfulness as faithfulness
 
     images, _ = held_out
-    monkeypatch.setattr(ex, "explain", lambda method, model, imgs, **kw: imgs.mean(-1).astype(np.float32))
+    monkeypatch.setattr(faithfulness, "explain", lambda method, model, imgs, **kw: imgs.mean(-1).astype(np.float32))
     rand = randomisation_check(trained, images[:2], "brightness", np.array([1, 1]), max_stages=2)
     assert not rand["passed"] and rand["spearman_fully_random"] > 0.99
 
