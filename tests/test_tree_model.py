@@ -266,11 +266,34 @@ def test_explain_maps_one_answer_of_a_tree_model(tree_run, capsys):
         assert maps["maps"].shape[0] == entry["counts"]["explained"]
         most = maps["expected_fraction"][maps["in_most"]]
         assert most.min() >= maps["expected_fraction"][~maps["in_most"]].max(initial=0)
-    capsys.readouterr()
+    loc = entry["localisation"]
+    assert loc["footprint"] == "sep central source" and loc["n_images"] == entry["counts"]["explained"]
+    assert list(loc["classes"]) == ["t03_bar_a06_bar", "t03_bar_a06_bar, highest fraction",
+                                    "t03_bar_a06_bar, random sample"]
+    for row in loc["classes"].values():
+        assert 0 <= row["share_on_galaxy"] <= 1 and 0 < row["galaxy_area_share"] <= 1
+        assert row["lift"] > 0 and 0 < row["n_images"] <= loc["n_images"]  # lift: median of share / area
+    assert isinstance(loc["meets_aim"], bool)
+    assert (run / "explain" / entry["files"]["localisation"]).stat().st_size > 1000
+    assert "of the map on the galaxy" in capsys.readouterr().out
     assert main(["explain", str(run)]) == 2  # a tree model needs --answer
     assert main(["explain", str(run), "--answer", "t03_bar_a99_nope"]) == 2
     err = capsys.readouterr().err
     assert "--answer" in err and "t03_bar_a99_nope" in err and len(err.strip().splitlines()) == 2
+
+
+def test_report_shows_the_answers_localisation(tree_run):
+    from galaxymorph.report import write_report
+
+    run, _ = tree_run
+    if not (run / "explain" / "explain.json").is_file():
+        assert main(["explain", str(run), "--answer", "t03_bar_a06_bar", "--n", "3", "--method", "gradcam"]) == 0
+    entry = json.loads((run / "explain" / "explain.json").read_text())["methods"]["gradcam t03_bar_a06_bar"]
+    share = entry["localisation"]["classes"]["t03_bar_a06_bar"]["share_on_galaxy"]
+    html = write_report(run).read_text()
+    assert "Localisation (sep central source" in html and "<th>answer</th>" in html
+    assert "<td>t03_bar_a06_bar, highest fraction</td>" in html and f"<td>{share:.3f}</td>" in html
+    assert 'alt="gradcam t03_bar_a06_bar localisation"' in html
 
 
 def test_explain_refuses_an_answer_for_a_class_model(tiny_h5, tmp_path, capsys):

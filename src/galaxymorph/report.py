@@ -249,7 +249,7 @@ def _explain_section(run: RunFolder, explain: dict | None) -> list[dict] | None:
             "name": name,
             "layer": None if entry.get("layer") in (None, "input") else str(entry["layer"]),
             "galleries": galleries,
-            "localisation": _localisation(entry.get("localisation")),
+            "localisation": _localisation(entry.get("localisation"), "answer" if entry.get("answer") else "class"),
             "localisation_figure": _figure(
                 folder / files["localisation"], f"{name} localisation",
                 "Each image's share of the map on the galaxy against the galaxy's share of the image.")
@@ -260,8 +260,9 @@ def _explain_section(run: RunFolder, explain: dict | None) -> list[dict] | None:
     return out
 
 
-def _localisation(localisation: dict | None) -> dict | None:
-    """Per class: median share of the map on the galaxy, the galaxy's area share, their ratio."""
+def _localisation(localisation: dict | None, kind: str = "class") -> dict | None:
+    """Per class (``kind``; a tree model's rows: the answer, then each gallery): median share of the
+    map on the galaxy, the galaxy's area share, their ratio."""
     if not isinstance(localisation, dict) or not localisation.get("classes"):
         return None
     rows = []
@@ -270,7 +271,7 @@ def _localisation(localisation: dict | None) -> dict | None:
         rows.append([name, _fmt(s.get("share_on_galaxy")), _fmt(s.get("galaxy_area_share")),
                      _fmt(s.get("lift"), 2), "" if bar is None else _fmt(bar), str(s.get("n_images"))])
     return {"footprint": str(localisation.get("footprint", "")), "aim": str(localisation.get("aim", "")),
-            "meets_aim": bool(localisation.get("meets_aim")), "rows": rows}
+            "meets_aim": bool(localisation.get("meets_aim")), "rows": rows, "kind": kind}
 
 
 def _timings(run: dict) -> list[tuple[str, str]]:

@@ -123,3 +123,8 @@ def localisation_scores(model, images: np.ndarray, labels: np.ndarray, method: s
         sub_parts = parts[rows] if parts is not None and c == part_class else None
         out[c] = localisation_summary(maps, galaxy[rows], sub_parts)
     return out
+
+
+def percent(value) -> str:
+    """A share as the CLI prints it ("64%"), or "n/a"."""
+    return "n/a" if value is None else f"{value:.0%}"

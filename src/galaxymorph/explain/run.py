@@ -42,6 +42,7 @@ from ..runs import open_held_out, read_run_json, run_device
 from .faithfulness import deletion_check, insertion_check, randomisation_check
 from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, save_pair
 from .localisation import localisation_scores, meets_aim
+from .localisation import percent as _share
 from .methods import DEFAULT_METHOD, METHODS, make_explainer
 from .summary import read_summary as _read_summary
 from .tree import check_answer, explain_tree
@@ -310,10 +311,6 @@ def summarise(run_dir: Path, out: Path, model, method: str, split: str, s: Selec
     summary["methods"][method] = entry
     RunFolder(run_dir).write_explain(summary)
     return {**entry, "out": str(out), "text": _text(entry, out)}
-
-
-def _share(value) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
 
 
 def _text(entry: dict, out: Path) -> str:

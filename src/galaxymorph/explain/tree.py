@@ -4,9 +4,13 @@ The map shows the evidence for one answer of the tree: the explained score is th
 logit (its Dirichlet concentration rises with it, and with it the expected vote fraction).
 Two galleries of the held-out split: the images with the highest expected fraction for the
 answer, and a seeded random sample; each caption gives the model's expected fraction and the
-volunteers' observed one (where the question had votes). Files, in ``RUN_DIR/explain/``:
-``<method>_<answer>_most.jpg``, ``<method>_<answer>_random.jpg``, ``<method>_<answer>_maps.npz``,
-and an entry ``<method> <answer>`` in ``explain.json``.
+volunteers' observed one (where the question had votes). As for a class model, the maps are
+scored for localisation (:mod:`.localisation`): the share of each map's energy on the galaxy's
+footprint (the renderer's masks on synthetic data, else sep's central source), the footprint's
+share of the image and their ratio (lift), medians over all the images mapped and over each
+gallery. Files, in ``RUN_DIR/explain/``: ``<method>_<answer>_most.jpg``,
+``<method>_<answer>_random.jpg``, ``<method>_<answer>_localisation.png``,
+``<method>_<answer>_maps.npz``, and an entry ``<method> <answer>`` in ``explain.json``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from ..models.tree import expected_fractions
 from ..rundir import RunFolder
 from ..plotting import PHOTO_SUFFIX
 from ..runs import held_out_indices, open_run, read_run_json
-from .figures import METHOD_TITLES, save_gallery
+from .figures import METHOD_TITLES, save_gallery, save_localisation
+from .localisation import galaxy_masks, localisation_summary, meets_aim
+from .localisation import percent as _share
 from .methods import make_explainer
 from .summary import read_summary
 
@@ -63,6 +69,7 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
         random = np.sort(np.random.default_rng(seed).choice(len(indices), size=min(n, len(indices)), replace=False))
         chosen = np.unique(np.concatenate([most, random]))
         images = data.images(indices[chosen])
+        mask_bits = data.masks(indices[chosen])  # None for real data
     explainer = make_explainer(method, model)
     maps = explainer(images, target=np.full(len(chosen), target), batch_size=batch_size, progress=progress)
     votes = counts[chosen][:, question].sum(1)
@@ -80,6 +87,12 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
         path = out / f"{method}_{answer}_{gallery}{PHOTO_SUFFIX}"
         save_gallery(path, images[rows], maps[rows], [captions[r] for r in rows], title)
         files[gallery] = path.name
+    per_row, localisation = answer_localisation(answer, images, maps, mask_bits,
+                                                {"most": [row[int(p)] for p in most],
+                                                 "random": [row[int(p)] for p in random]})
+    path = out / f"{method}_{answer}_localisation.png"
+    save_localisation(path, per_row, f"{label}: localisation of the evidence for {answer} ({split})")
+    files["localisation"] = path.name
     with atomic_path(out / f"{method}_{answer}_maps.npz") as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, indices=indices[chosen], expected_fraction=expected[chosen].astype(np.float32),
                             observed_fraction=observed.astype(np.float32), maps=maps.astype(np.float16),
@@ -91,6 +104,7 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
         "counts": {"split": int(len(indices)), "explained": int(len(chosen)), "most": int(len(most)),
                    "random": int(len(random))},
         "files": files,
+        "localisation": localisation,
         "captions": {"most": f"Images the model gives the highest expected fraction for {answer}.",
                      "random": "A random sample."},
         "seconds": round(time.perf_counter() - started, 2),
@@ -100,6 +114,42 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
     summary["latest"] = f"{method} {answer}"
     summary["methods"][f"{method} {answer}"] = entry
     RunFolder(run_dir).write_explain(summary)
-    text = (f"{label} for answer {answer} on the {split} split: {len(chosen)} images explained "
-            f"(highest expected fraction {len(most)}, random {len(random)}) of {len(indices)}\nwritten to {out}")
-    return {**entry, "out": str(out), "text": text}
+    return {**entry, "out": str(out), "text": _text(entry, label, out)}
+
+
+def _text(entry: dict, label: str, out: Path) -> str:
+    """The lines the CLI prints for one answer."""
+    c, loc = entry["counts"], entry["localisation"]
+    overall = loc["classes"][entry["answer"]]
+    return (f"{label} for answer {entry['answer']} on the {entry['split']} split: {c['explained']} images explained "
+            f"(highest expected fraction {c['most']}, random {c['random']}) of {c['split']}\n"
+            f"localisation: {_share(overall['share_on_galaxy'])} of the map on the galaxy, which covers "
+            f"{_share(overall['galaxy_area_share'])} of the image (median of {overall['n_images']}; "
+            f"{loc['footprint']})\nwritten to {out}")
+
+
+GALLERY_ROWS = {"most": "highest fraction", "random": "random sample"}
+
+
+def answer_localisation(answer: str, images: np.ndarray, maps: np.ndarray, mask_bits: np.ndarray | None,
+                        galleries: dict[str, list[int]]) -> tuple[dict, dict]:
+    """Localisation of one answer's maps: ``(per_row, entry)``.
+
+    ``per_row``: :func:`~.localisation.localisation_summary` of all the mapped images (key: the
+    answer) and of each gallery's (``galleries``: rows into ``images``/``maps``), per-image lists
+    kept for the figure; ``entry``: explain.json's ``localisation``, laid out as a class model's
+    (``classes`` holds the rows, without per-image lists; the aim is judged on all the images).
+    """
+    galaxy = galaxy_masks(images, mask_bits)
+    per_row = {answer: localisation_summary(maps, galaxy)}
+    for gallery, rows in galleries.items():
+        if rows:
+            per_row[f"{answer}, {GALLERY_ROWS.get(gallery, gallery)}"] = localisation_summary(maps[rows], galaxy[rows])
+    entry = {
+        "footprint": "synthetic masks (bit 1)" if mask_bits is not None else "sep central source",
+        "n_images": int(len(images)),
+        "aim": "median share on the galaxy >= 0.6 and >= 2x its median area share, over all the images mapped",
+        "classes": {name: {k: v for k, v in s.items() if not k.endswith("_per_image")} for name, s in per_row.items()},
+        "meets_aim": meets_aim(per_row[answer]),
+    }
+    return per_row, entry
