@@ -28,6 +28,15 @@ class _Finalized:
     pass
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_as_from_a_terminal():
+    """In-process tests need Python's own SIGINT handler, as a terminal gives it; a test runner
+    started in the background (as CI may be) inherits SIGINT ignored, which galaxymorph keeps."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
+
+
 def _sigint_inside_a_finalizer() -> None:
     """A SIGINT that arrives while a weakref finalizer runs: Python prints "Exception ignored"
     and goes on, as happens at random when Ctrl-C lands in numpy/torch/h5py clean-up code."""
