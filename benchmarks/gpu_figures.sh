@@ -19,7 +19,7 @@
 #                     in NCHW, without cuDNN's algorithm search, and the profiler's costliest kernels
 #   predict.txt       `galaxymorph predict --device cuda` (and --tta) on the 1,200-image synthetic
 #                     sky with the run step's model, against the same on the CPU: time and agreement
-#   tree*.txt, gz2.txt  the vote benchmark (benchmarks/bench_tree.py: three seeds and the 8-class
+#   tree*.txt, gz2.txt  the vote benchmark (benchmarks/studies/tree.py: three seeds and the 8-class
 #                     benchmark side by side on the card) and the shipped gz2 model's rebuild
 #                     (scripts/build_gz2_model.py --install); gz2.tar and tree_runs.tar hold the
 #                     model and the scored runs. Needs .realdata/{sdss_gz2,gz2_tree} carried.
@@ -52,9 +52,9 @@ cat "$OUT/machine.txt"
 
 
 train_speed() {
-    step train_speed 150 python3 benchmarks/bench_train.py --device cuda --models seed default \
+    step train_speed 150 python3 benchmarks/speed/bench_train.py --device cuda --models seed default \
         --batch-sizes 256 512 1024 --precisions bf16 --seconds 2 --markdown
-    step train_speed 60 python3 benchmarks/bench_train.py --device cuda --models seed default \
+    step train_speed 60 python3 benchmarks/speed/bench_train.py --device cuda --models seed default \
         --batch-sizes 256 --precisions fp32 --seconds 2 --markdown
 }
 
@@ -71,19 +71,19 @@ print("explain timings (s):", e["methods"][e["latest"]]["timings"])' >> "$OUT/ru
 }
 
 scale() {
-    step scale 180 python3 benchmarks/bench_scale.py --n 17736 --layouts contiguous --repeat 1 --fancy-sample 50 \
+    step scale 180 python3 benchmarks/speed/bench_scale.py --n 17736 --layouts contiguous --repeat 1 --fancy-sample 50 \
         --synth-n 2000 --epochs 3 --device cuda --dir /tmp/gm-gpu-scale
 }
 
 compile() {
-    step compile 200 python3 benchmarks/bench_train.py --device cuda --models default seed --batch-sizes 512 \
+    step compile 200 python3 benchmarks/speed/bench_train.py --device cuda --models default seed --batch-sizes 512 \
         --precisions bf16 --compile reduce-overhead --seconds 2 --markdown
 }
 
 seed_cnn() {  # the seed CNN as shipped against the same with each ReLU after its pool, side by side
-    step seed_cnn 60 python3 benchmarks/bench_train.py --device cuda --models seed seed-pool-first seed \
+    step seed_cnn 60 python3 benchmarks/speed/bench_train.py --device cuda --models seed seed-pool-first seed \
         seed-pool-first --batch-sizes 512 --precisions bf16 --seconds 2
-    step seed_cnn 40 python3 benchmarks/bench_train.py --device cuda --models seed --batch-sizes 512 \
+    step seed_cnn 40 python3 benchmarks/speed/bench_train.py --device cuda --models seed --batch-sizes 512 \
         --precisions bf16 --seconds 2 --profile 25
 }
 
@@ -104,22 +104,22 @@ print(f"{len(rows[0])} images; predicted class equal on {same}; max |p(device) -
 
 TREE_OUT=${TREE_OUT:-/tmp/gm-tree}
 tree_prepare() {  # import and merge the real galaxies of the vote benchmark (needs .realdata carried)
-    step tree 300 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata --stage prepare
+    step tree 300 python3 -m benchmarks.studies.tree --out "$TREE_OUT" --shared .realdata --stage prepare
 }
 
 tree() {  # the vote benchmark: three seeds, the 8-class benchmark and the shipped gz2 model, side by side
     tree_prepare
     local pids=() s
     for s in 0 1 2; do
-        step tree_seed$s 400 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata \
+        step tree_seed$s 400 python3 -m benchmarks.studies.tree --out "$TREE_OUT" --shared .realdata \
             --stage finetune --seeds $s --device cuda --threads 2 --pretrain-epochs 25 > /dev/null & pids+=($!)
     done
-    step tree_multiclass 400 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata \
+    step tree_multiclass 400 python3 -m benchmarks.studies.tree --out "$TREE_OUT" --shared .realdata \
         --stage multiclass --multiclass --seeds 0 --device cuda --threads 2 --pretrain-epochs 25 > /dev/null & pids+=($!)
-    step gz2 400 python3 scripts/build_gz2_model.py --work "$TREE_OUT" --shared .realdata --device cuda \
+    step gz2 400 python3 -m scripts.build_gz2_model --work "$TREE_OUT" --shared .realdata --device cuda \
         --threads 2 --epochs 30 --install > /dev/null & pids+=($!)
     wait "${pids[@]}"
-    step tree 120 python3 benchmarks/bench_tree.py --out "$TREE_OUT" --shared .realdata --stage table \
+    step tree 120 python3 -m benchmarks.studies.tree --out "$TREE_OUT" --shared .realdata --stage table \
         --multiclass --seeds 0 1 2 --pretrain-epochs 25
     tar -cf "$OUT/gz2.tar" -C src/galaxymorph/pretrained gz2 2>/dev/null
     (cd "$TREE_OUT" && tar -cf "$OUT/tree_runs.tar" bench_tree.md splits \
@@ -128,9 +128,9 @@ tree() {  # the vote benchmark: three seeds, the 8-class benchmark and the shipp
 }
 
 real() {  # candidates of the real-galaxy benchmark screened on the GPU (needs .realdata/sdss_gz2 carried)
-    step real ${REAL_LIMIT:-200} python3 benchmarks/bench_real.py --out /tmp/gm-real --source .realdata/sdss_gz2 \
+    step real ${REAL_LIMIT:-200} python3 -m benchmarks.studies.real --out /tmp/gm-real --source .realdata/sdss_gz2 \
         --device cuda --candidates ${REAL_CANDIDATES:-narrow-30 narrow-balanced-30 narrow-ema99-30 narrow-ema998-30}
-    step real 60 python3 benchmarks/bench_real.py --out /tmp/gm-real --source .realdata/sdss_gz2 --table-only --baseline narrow-30 \
+    step real 60 python3 -m benchmarks.studies.real --out /tmp/gm-real --source .realdata/sdss_gz2 --table-only --baseline narrow-30 \
         --candidates ${REAL_CANDIDATES:-narrow-30 narrow-balanced-30 narrow-ema99-30 narrow-ema998-30}
 }
 

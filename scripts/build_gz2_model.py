@@ -1,7 +1,9 @@
 """Rebuild the shipped ``gz2`` decision-tree model from the real galaxies it is trained on.
 
-    python scripts/build_gz2_model.py --work /tmp/gm-gz2 --device cuda     # ~1 minute on an H200
-    python scripts/build_gz2_model.py --work /tmp/gm-gz2 --install         # also copy it into the package
+From the repository root:
+
+    python -m scripts.build_gz2_model --work /tmp/gm-gz2 --device cuda     # ~1 minute on an H200
+    python -m scripts.build_gz2_model --work /tmp/gm-gz2 --install         # also copy it into the package
 
 Imports ``../shared/data/gz2_tree`` (5,213 galaxies) and ``../shared/data/sdss_gz2`` (1,785) with
 their Galaxy Zoo 2 vote counts, merges them, and trains ``--targets tree`` on every galaxy with
@@ -33,7 +35,7 @@ SHIPPED = ("config.toml", "run.json", "history.csv", "train_galaxies.npz", "chec
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", required=True, help="folder for the imported data and the run (outside the repo; "
-                   "bench_tree.py's --out reuses its imports)")
+                   "benchmarks.studies.tree's --out reuses its imports)")
     p.add_argument("--shared", default=str(SHARED), help="folder holding sdss_gz2/ and gz2_tree/")
     p.add_argument("--model", default="default")
     p.add_argument("--epochs", type=int, default=40)
@@ -45,8 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build(args) -> Path:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_tree import IMPORTS, imported, merged, tree_manifest, voted
+    from benchmarks.studies.tree import IMPORTS, imported, merged, tree_manifest, voted
 
     import galaxymorph as gm
 
@@ -54,7 +55,7 @@ def build(args) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     shared = Path(args.shared)
     parts = [imported(work, shared / IMPORTS[name][0], name, *IMPORTS[name][1:]) for name in ("gz2_tree", "sdss_gz2-votes")]
-    pool = merged(work, "pool", parts)  # the same files as benchmarks/bench_tree.py's, when --work is its --out
+    pool = merged(work, "pool", parts)  # the same files as benchmarks.studies.tree's, when --work is its --out
     every = voted(pool)
     rng = np.random.default_rng(args.seed)
     shuffled = rng.permutation(every)
@@ -111,7 +112,7 @@ classifier from its encoder: `galaxymorph train --data FILE --init gz2`.
   are in `train_galaxies.npz`: `evaluate` flags any test galaxy among them, so no figure is taken from
   galaxies whose votes this model saw.
 - **checkpoints/best.pt SHA-256:** `{sha256}`
-- **Rebuilt by** `python scripts/build_gz2_model.py --work DIR --device cuda --install` on
+- **Rebuilt by** `python -m scripts.build_gz2_model --work DIR --device cuda --install` on
   {machine}, {date}: {train_wall_seconds} s of training.
 - Scale: trained on 25.6" SDSS fields. On Galaxy10 DECaLS cutouts (67") galaxies look 2.6x smaller;
   `predict` warns when the inputs' scale differs.

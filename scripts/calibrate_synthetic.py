@@ -21,7 +21,7 @@ and the number of field sources (other connected regions above bg + 5 sigma, >= 
 
 Usage (from the repository root; takes about a minute on 2 cores):
 
-    python scripts/calibrate_synthetic.py [--reference ../shared/data/galaxy10_reference.h5]
+    python -m scripts.calibrate_synthetic [--reference ../shared/data/galaxy10_reference.h5]
         [--n-per-class 40] [--difficulty 0.5] [--seed 0] [--out-dir docs/images]
         [--examples-out /tmp/galaxymorph/synthetic_vs_real.png]
 """

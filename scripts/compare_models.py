@@ -5,7 +5,7 @@ under ``--out`` and scored on the test split with ``galaxymorph.evaluation.evalu
 class-stratified bootstrap intervals). Then, as a sanity check only, each model scores the 22
 real class-2/5 cutouts of ``galaxy10_reference.h5`` (skipped when the file is absent).
 
-    python scripts/compare_models.py --out /tmp/gm-compare --markdown
+    python -m scripts.compare_models --out /tmp/gm-compare --markdown
 
 ``--bn-probe`` instead runs the BatchNorm experiment of docs/models.md: a small sky (150 images
 per class), 6 epochs, and per epoch the validation accuracy in eval mode (running statistics)
@@ -112,7 +112,7 @@ def real_sanity(run_dir: Path, reference: Path) -> dict | None:
     """Accuracy and ROC AUC (bootstrap 95% CI) on the real class-2/5 reference cutouts, or None."""
     if not reference.is_file():
         return None
-    from synthetic_to_real import score_reference  # scripts/ is on sys.path when run as a script
+    from scripts.synthetic_to_real import score_reference
 
     result = score_reference(run_dir, reference)
     return {**result, **result["metrics"]}

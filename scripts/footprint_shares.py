@@ -7,7 +7,7 @@ and on a synthetic sky; for the synthetic sky also the renderer's own masks (gal
 disk, bar, arms). It shows that the disk is a real cue that separates the two classes, not a
 flaw of the synthetic sky (docs/explanations.md).
 
-    python scripts/footprint_shares.py --synthetic SKY.h5 [--reference ../shared/data/galaxy10_reference.h5] [--n 60]
+    python -m scripts.footprint_shares --synthetic SKY.h5 [--reference ../shared/data/galaxy10_reference.h5] [--n 60]
 
 SKY.h5: e.g. the default sky, ``galaxymorph data synth --out SKY.h5`` (600 per class, seed 0,
 difficulty 0.8). ``--n``: images per class of each file (the first ones).

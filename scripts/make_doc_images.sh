@@ -14,13 +14,13 @@
 #   report      report.png: `galaxymorph run` on the default synthetic sky, then
 #               `galaxymorph report RUN --screenshot`; needs Chromium; a few minutes
 #   explain     explain_gallery_real.jpg, explain_localisation_real.png: the default recipe on
-#               the real SDSS benchmark, seed 0 (benchmarks/bench_real.py), then `galaxymorph
+#               the real SDSS benchmark, seed 0 (benchmarks/studies/real.py), then `galaxymorph
 #               explain` on that run; about 5 minutes
-#   curve       real_learning_curve.png: bench_real.py --learning-curve (the default recipe on
+#   curve       real_learning_curve.png: benchmarks.studies.curve (the default recipe on
 #               25/50/75/100% of the training images, 3 seeds); about 30 minutes
-#   pretrain    pretrain_real.png: bench_real.py --pretrain, seeds 0 and 1; about an hour
+#   pretrain    pretrain_real.png: benchmarks.studies.pretrain, seeds 0 and 1; about an hour
 #   committee   real_shared_errors.jpg: every recipe of the benchmark on 3 seeds, then
-#               bench_real.py --committee; about 2 CPU-hours per seed
+#               benchmarks.studies.committee; about 2 CPU-hours per seed
 #
 # The real SDSS cutouts come from ../shared/data/sdss_gz2 (or SDSS=PATH). DEVICE=cuda trains the
 # real benchmark's runs on a GPU (its CPU-second columns then do not apply).
@@ -37,14 +37,17 @@ REFERENCE=${REFERENCE:-../shared/data/galaxy10_reference.h5}
 SDSS=${SDSS:-../shared/data/sdss_gz2}
 DEVICE=${DEVICE:-cpu}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-REAL=(python benchmarks/bench_real.py --out "$OUT/real" --source "$SDSS" --device "$DEVICE")
+study() {  # study NAME [OPTION...]: python -m benchmarks.studies.NAME on the real SDSS benchmark folder
+    local name=$1; shift
+    python -m "benchmarks.studies.$name" --out "$OUT/real" --source "$SDSS" --device "$DEVICE" "$@"
+}
 
 as_jpeg() {  # a PNG figure as the JPEG the docs show (quality 85, as galaxymorph saves photos)
     python -c 'import sys; from PIL import Image; Image.open(sys.argv[1]).convert("RGB").save(sys.argv[2], quality=85)' "$1" "$2"
 }
 
 step_synthetic() {
-    python scripts/calibrate_synthetic.py --reference "$REFERENCE" --n-per-class 40 \
+    python -m scripts.calibrate_synthetic --reference "$REFERENCE" --n-per-class 40 \
         --out-dir "$IMAGES" --examples-out "$OUT/synthetic_vs_real.png"
 }
 
@@ -54,26 +57,26 @@ step_report() {
 }
 
 step_explain() {
-    "${REAL[@]}" --candidates narrow-30 --seeds 0
+    study real --candidates narrow-30 --seeds 0
     python -m galaxymorph explain "$OUT/real/runs/narrow-30/seed0" --device "$DEVICE"
     cp "$OUT/real/runs/narrow-30/seed0/explain/gradcam++-sky_confident.jpg" "$IMAGES/explain_gallery_real.jpg"
     cp "$OUT/real/runs/narrow-30/seed0/explain/gradcam++-sky_localisation.png" "$IMAGES/explain_localisation_real.png"
 }
 
 step_curve() {
-    "${REAL[@]}" --candidates narrow-30
-    "${REAL[@]}" --learning-curve
+    study real --candidates narrow-30
+    study curve
     cp "$OUT/real/curve/curve.png" "$IMAGES/real_learning_curve.png"
 }
 
 step_pretrain() {
-    "${REAL[@]}" --pretrain --seeds 0 1
+    study pretrain --seeds 0 1
     cp "$OUT/real/pretrain/pretrain.png" "$IMAGES/pretrain_real.png"
 }
 
 step_committee() {
-    "${REAL[@]}" --seed-epochs 10
-    "${REAL[@]}" --committee
+    study real --seed-epochs 10
+    study committee
     as_jpeg "$OUT/real/committee/errors.png" "$IMAGES/real_shared_errors.jpg"
 }
 

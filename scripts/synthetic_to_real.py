@@ -6,8 +6,8 @@ Spiral) -- or trains one -- and scores it on the 22 real class-2/5 cutouts of
 with 95% class-stratified bootstrap intervals, log loss, and every image's probability. Prints
 a markdown snippet. Twenty-two images give wide intervals: this is a report, not a benchmark.
 
-    python scripts/synthetic_to_real.py --run /tmp/gm-compare/runs/galaxy-base
-    python scripts/synthetic_to_real.py --train --model default --out /tmp/gm-s2r/default
+    python -m scripts.synthetic_to_real --run /tmp/gm-compare/runs/galaxy-base
+    python -m scripts.synthetic_to_real --train --model default --out /tmp/gm-s2r/default
 """
 
 from __future__ import annotations

@@ -1,18 +1,13 @@
-"""The real-benchmark committee (benchmarks/bench_real_committee.py): averaging and shared errors."""
-
-import sys
-from pathlib import Path
+"""The real-benchmark committee (benchmarks/studies/committee.py): averaging and shared errors."""
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-committee = pytest.importorskip("bench_real_committee")
+from benchmarks.studies import committee
+from benchmarks.studies.common import metrics
 
 
 def _member(p, y, index):
-    from bench_real import metrics
-
     conf = np.ones(len(y))
     return {0: {"index": np.asarray(index), "y": np.asarray(y), "p": np.asarray(p, float), "confidence": conf,
                 "metrics": metrics(np.asarray(y), np.asarray(p, float), conf >= 0.8)}}
@@ -26,7 +21,7 @@ def test_committee_averages_and_counts_shared_errors():
     s = committee.committee_scores(members, 0)
     np.testing.assert_allclose(s["p"], [0.2, 0.5, 0.7, 0.2])
     np.testing.assert_allclose(s["share_wrong"], [0, 2 / 3, 1 / 3, 1])
-    # p = 0.5 counts as the positive class, as in bench_real.metrics: image 5 is an error
+    # p = 0.5 counts as the positive class, as in benchmarks.studies.common.metrics: image 5 is an error
     assert s["metrics"]["accuracy"] == pytest.approx(0.5)
     assert s["member_accuracy"] == pytest.approx(np.mean([0.5, 0.75, 0.25]))
 

@@ -1,14 +1,11 @@
-"""The real benchmark's training subsets (benchmarks/bench_real_pretrain.subset_manifest)."""
+"""The real benchmark's training subsets (benchmarks.studies.common.subset_manifest)."""
 
 import json
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_real_pretrain import subset_manifest  # noqa: E402
+from benchmarks.studies.common import subset_manifest
 
 
 def _split(tmp_path):

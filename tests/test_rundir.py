@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,11 +94,11 @@ def test_json_artefacts_round_trip(tmp_path):
 
 
 def test_bench_real_reads_predictions_through_run_folder(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    bench_real = pytest.importorskip("bench_real")
+    from benchmarks.studies.common import read_predictions
+
     written = _predictions(np.random.default_rng(2), n=9, class_ids=(2, 5))
     RunFolder(tmp_path).write_predictions(written)
-    index, y, p = bench_real.read_predictions(RunFolder(tmp_path))
+    index, y, p = read_predictions(RunFolder(tmp_path))
     order = np.argsort(written.index)
     assert np.array_equal(index, written.index[order])
     assert np.array_equal(y, (written.true[order] == 5).astype(int))

@@ -64,7 +64,7 @@ class Config:
     channels_last: bool = True
     compile: str = "off"  # "off", "default" or "reduce-overhead" (torch.compile; pays on GPUs, docs/performance.md)
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    threads: int = 1  # CPU threads for torch; 0 = torch's default (one per core). 1: see benchmarks/bench_threads.py
+    threads: int = 1  # CPU threads for torch; 0 = torch's default (one per core). 1: see benchmarks/speed/bench_threads.py
     tta: bool = False  # D4 test-time averaging at evaluation and prediction
     targets: str = "labels"  # "labels" (hard), "votes" (soft, from vote fractions) or "tree" (every vote: docs/votes.md)
     class_weight: str = "none"  # "none" or "balanced" (each class weighs the same in the loss)

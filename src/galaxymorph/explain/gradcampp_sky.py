@@ -23,7 +23,7 @@ class SkyGradCAMPlusPlus(GradCAMPlusPlus):
     the layer is two feature-map sizes finer (32x32 cells for the default model, 28x28 for the
     seed CNN), so evidence for a smooth galaxy is not smeared into an annulus around it (one
     size finer, 16x16, left barred spirals at 0.60-0.64 of the map on the galaxy; two reach
-    0.63-0.70 and lift Round Smooth too: benchmarks/bench_localisation.py,
+    0.63-0.70 and lift Round Smooth too: benchmarks/speed/bench_localisation.py,
     docs/explanations.md); and the GradCAM++ weights keep only positive gradients per position,
     so the negative class of a one-logit model is not explained by the mean of gradients
     dominated by the other class.

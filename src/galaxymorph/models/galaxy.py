@@ -134,7 +134,7 @@ VARIANTS: dict[str, dict] = {
     "galaxy-avgmax": dict(pool="avgmax"),
     "galaxy-96": dict(input_size=96),
     "galaxy-192": dict(input_size=192),
-    # chosen on real galaxies (benchmarks/bench_real.py): see docs/models.md
+    # chosen on real galaxies (benchmarks/studies/real.py): see docs/models.md
     "galaxy-narrow-reflect": dict(widths=(16, 32, 64, 128), padding_mode="reflect"),
     "galaxy-narrow-fine": dict(widths=(16, 32, 64, 128), last_stride=1),
     "galaxy-reflect": dict(padding_mode="reflect"),

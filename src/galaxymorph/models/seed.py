@@ -42,7 +42,7 @@ class SeedCNN(nn.Module):
         ReLU is monotone, so ``relu(maxpool(x)) == maxpool(relu(x))`` exactly, gradients included:
         the same network as the reference, with a quarter of the ReLU work. Off by default
         (``pool_first=False``, the reference's order): with it on, the ReLU modules are not called,
-        so explain's hooks on them would see nothing. benchmarks/bench_train.py compares the two.
+        so explain's hooks on them would see nothing. benchmarks/speed/bench_train.py compares the two.
         """
         layers = list(self.features)
         i = 0

@@ -1,4 +1,4 @@
-"""Are the errors left the models' or the labels'? (``bench_real.py --committee``)
+"""Are the errors left the models' or the labels'? The committee study.
 
 Every recipe in the benchmark lands between 0.96 and 0.975 accuracy on the same test images.
 If the errors were each model's own, averaging the models would remove many of them. This
@@ -10,7 +10,12 @@ data (the image, the 25.6" field, the volunteers' labels) rather than of any one
 Outputs in OUT/committee/: committee.md (per seed: the members' mean accuracy, the committee's
 accuracy, balanced accuracy and ROC AUC, its errors and the errors every member makes; then
 every galaxy a majority misclassifies, with its deciding vote fractions) and errors.png (those
-galaxies, labelled with their votes).
+galaxies, labelled with their votes). It trains nothing: it reads the main benchmark's runs in
+the same ``--out``.
+
+    python -m benchmarks.studies.committee --out /tmp/gm-bench-real
+
+(the same as ``python -m benchmarks.studies.real --out ... --committee``)
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_real import collect, metrics
+from benchmarks.studies.common import CANDIDATES, collect, metrics, set_up, study_parser
 
 # The members: every recipe of the main table that converged on all three seeds when the
 # committee was first measured (docs/models.md). Left out: the two references (the seed CNN and
@@ -154,3 +159,16 @@ def committee_study(out: Path, data: Path, candidates, seeds) -> int:
     print(text)
     print(f"written: {folder / 'committee.md'}" + (f", {folder / 'errors.png'}" if rows else ""))
     return 0
+
+
+def main(argv=None) -> int:
+    p = study_parser(__doc__)
+    p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES),
+                   help="the finished runs the committee may draw its members from")
+    args = p.parse_args(argv)
+    out, data, _ = set_up(args, "committee")
+    return committee_study(out, data, args.candidates, args.seeds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

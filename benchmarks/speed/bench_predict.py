@@ -7,8 +7,8 @@ autocast. Each setting runs one warm-up batch, then whole passes over the images
 ``--seconds`` have gone by; the figure is images / wall-clock second. One end-to-end line times
 ``galaxymorph.prediction.predict`` on a Galaxy10-layout HDF5 file (read, classify, write CSV).
 
-    python benchmarks/bench_predict.py                 # the table in docs/performance.md
-    python benchmarks/bench_predict.py --quick         # a fast smoke run
+    python benchmarks/speed/bench_predict.py                 # the table in docs/performance.md
+    python benchmarks/speed/bench_predict.py --quick         # a fast smoke run
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Galaxy10 at full scale, stage by stage: loading (three HDF5 layouts), synthesis, training,
 evaluation and explanation, with images per second and peak memory.
 
-    python benchmarks/bench_scale.py --n 2000            # a few minutes on 2 cores
-    python benchmarks/bench_scale.py                     # Galaxy10's 17,736 images (~8 GB of files)
-    python benchmarks/bench_scale.py --n 2000 --skip-train --markdown
+    python benchmarks/speed/bench_scale.py --n 2000            # a few minutes on 2 cores
+    python benchmarks/speed/bench_scale.py                     # Galaxy10's 17,736 images (~8 GB of files)
+    python benchmarks/speed/bench_scale.py --n 2000 --skip-train --markdown
 
 What it does:
 
@@ -303,7 +303,7 @@ def report(args, synth_rate: float, built: dict, loading: list[dict], model: dic
     lines = [f"machine: {cpu_name()}, {os.cpu_count()} cores; python {platform.python_version()}, "
              f"h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}; load average "
              f"{os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             f"command: python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}", ""]
+             f"command: python benchmarks/speed/bench_scale.py {' '.join(sys.argv[1:])}", ""]
     lines += [f"synthesis: {synth_rate:.1f} img/s ({args.synth_n // 10 * 10} images, workers={args.workers})", ""]
     lines += ["| layout | chunk shape | file MB | build s |", "|---|---|---:|---:|"]
     for name, info in built.items():

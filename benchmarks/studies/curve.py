@@ -1,4 +1,4 @@
-"""Would more galaxies like these help? (``bench_real.py --learning-curve``)
+"""Would more galaxies like these help? The learning-curve study.
 
 The default recipe (``narrow-30``) is trained on each seed's split with its training part cut
 to a share of each class (25%, 50%, 75%; the classes keep their 3:1 proportions, the same
@@ -9,7 +9,12 @@ not for want of examples.
 
 Outputs in OUT/curve/: curve.md (accuracy, balanced accuracy and ROC AUC per share, mean over
 seeds, with a 95% interval; the paired difference of each share against the full set) and
-curve.png.
+curve.png. Train the main benchmark's ``narrow-30`` on every seed first, with the same ``--out``:
+
+    python -m benchmarks.studies.real --out /tmp/gm-bench-real --candidates narrow-30
+    python -m benchmarks.studies.curve --out /tmp/gm-bench-real
+
+(the same as ``python -m benchmarks.studies.real --out ... --learning-curve``)
 """
 
 from __future__ import annotations
@@ -21,11 +26,16 @@ from pathlib import Path
 import numpy as np
 from galaxymorph.rundir import RunFolder
 
-from bench_real import LONG, collect, paired_bootstrap, scored_predictions
-from bench_real_pretrain import seed_pooled_interval, subset_manifest
+from benchmarks.studies.common import (LONG, collect, paired_bootstrap, scored_predictions, seed_pooled_interval,
+                                       set_up, study_parser, subset_manifest)
 
 FULL = "narrow-30"  # the default recipe on all training images: the main benchmark's run
 SHARES = (0.25, 0.5, 0.75)
+
+
+def add_options(p) -> None:
+    """This study's options (also accepted by ``real --learning-curve``)."""
+    p.add_argument("--curve-shares", nargs="+", type=float, default=list(SHARES))
 
 
 def train_share(out: Path, data: Path, split: Path, seed: int, share: float, args) -> Path:
@@ -57,7 +67,7 @@ def curve_study(out: Path, data: Path, splits: dict[int, Path], args) -> int:
     full = collect(FULL, out, data, seeds)
     if full is None:
         print(f"learning curve: train the main benchmark's {FULL} on every seed first "
-              f"(bench_real.py --candidates {FULL})", file=sys.stderr)
+              f"(python -m benchmarks.studies.real --candidates {FULL})", file=sys.stderr)
         return 1
     for s in seeds:
         full[s]["n_train"] = len(json.loads(splits[s].read_text())["splits"]["train"])
@@ -105,3 +115,15 @@ def plot(rows: list[dict], path: Path, n_seeds: int) -> Path:
         ax.legend(fontsize=8, loc="lower right")
         fig.tight_layout()
         return save_figure(fig, path)
+
+
+def main(argv=None) -> int:
+    p = study_parser(__doc__)
+    add_options(p)
+    args = p.parse_args(argv)
+    out, data, splits = set_up(args, "curve")
+    return curve_study(out, data, splits, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,8 +8,8 @@ synthetic sky also the share on the barred spirals' bar and arms. It then prints
 the grid sets on that last score: the share on bar and arms of a *perfect* map (the bar-and-arms
 mask itself) averaged onto a G x G grid and upsampled as the maps are.
 
-    python benchmarks/bench_localisation.py RUN [RUN ...] --layers net.stages.2 net.stages.1
-    python benchmarks/bench_localisation.py RUN --methods gradcam++-sky gradcam --n 256
+    python benchmarks/speed/bench_localisation.py RUN [RUN ...] --layers net.stages.2 net.stages.1
+    python benchmarks/speed/bench_localisation.py RUN --methods gradcam++-sky gradcam --n 256
 
 Layers are dotted module names (``net.stages.2`` is the default model's 16x16 block on a
 128 px input, ``net.stages.1`` its 32x32 block); ``default`` is the method's own choice.

@@ -1,27 +1,8 @@
-"""Real-galaxy benchmark: candidate models and recipes compared on the same splits of real images.
+"""What the real-galaxy studies share: the candidates, the data import and splits, the run
+folders, scoring (metrics and paired bootstraps) and the tables.
 
-Imports ``../shared/data/sdss_gz2`` (1,785 SDSS cutouts with Galaxy Zoo 2 vote fractions) with
-the project's own importer, makes one stratified split per seed (0.7/0.15/0.15), and trains and
-scores every candidate on every seed's split through the public API (``galaxymorph.Config``,
-``galaxymorph.train``, ``galaxymorph.evaluate``), so the numbers are what users get.
-
-Per candidate: accuracy, balanced accuracy, ROC AUC and log loss on the test split, accuracy on
-confidently voted galaxies (every deciding vote fraction >= 0.8), each as mean and spread over
-seeds; paired differences against the seed recipe and against the current default with 95%
-intervals from a paired bootstrap over the test images pooled across seeds (resampled within
-each seed and class); and the training seconds (one thread). Finished runs are reused, so an
-interrupted benchmark continues where it stopped; two processes with disjoint ``--candidates``
-may share one ``--out``.
-
-    python benchmarks/bench_real.py --out /tmp/gm-bench-real                      # everything
-    python benchmarks/bench_real.py --out /tmp/gm-bench-real --candidates default narrow-30
-    python benchmarks/bench_real.py --out /tmp/gm-bench-real --table-only --markdown
-
-``--pretrain`` runs the synthetic-pretraining study instead (fine-tune on 50, 100, 200 and all
-real training images per class against training from scratch; docs/models.md). ``--committee``
-trains nothing: it averages the finished candidates of each seed and lists the test galaxies
-most of them misclassify (bench_real_committee.py). ``--learning-curve`` trains the default
-recipe on 25/50/75% of each split's training images (bench_real_curve.py).
+Every study (``real``, ``pretrain``, ``curve``, ``committee``, ``tree``) is a module of this
+package run from the repository root, e.g. ``python -m benchmarks.studies.real --out OUT``.
 """
 
 from __future__ import annotations
@@ -36,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO.parent / "shared" / "data" / "sdss_gz2"
 LONG = dict(epochs=30, patience=10)
 
@@ -82,35 +63,41 @@ CANDIDATES: dict[str, tuple[str, dict, bool]] = {
                         dict(model="galaxy-narrow", ema=0.99, epochs=45, patience=15), False),
 }
 REFERENCES = ("seed", "default")
-PRETRAIN_SIZES = (50, 100, 200, 0)  # real training images per class; 0 = all
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+# ---------------------------------------------------------------------------------------- command line
+def study_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every study on the sdss_gz2 splits shares; a study adds its own."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--out", required=True, help="folder for the data, splits and run folders (outside the repo)")
     p.add_argument("--source", default=str(SOURCE), help="the sdss_gz2 folder (JPEGs per class + catalog.csv)")
     p.add_argument("--data", default="", help="an already imported HDF5 file with catalog/ votes (skips the import)")
-    p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--fractions", type=float, nargs=3, default=[0.7, 0.15, 0.15])
-    p.add_argument("--seed-epochs", type=int, default=0, help="epochs of the seed recipe (0: its preset's 30)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per training (1 on a shared machine)")
-    p.add_argument("--baseline", default="default", choices=list(CANDIDATES),
-                   help="the candidate the second pair of paired differences is taken against")
     p.add_argument("--device", default="cpu", help="where to train (the table's CPU seconds assume cpu)")
     p.add_argument("--n-boot", type=int, default=2000)
-    p.add_argument("--table-only", action="store_true", help="no training: tabulate the finished runs")
-    p.add_argument("--markdown", action="store_true", help="print only the markdown table")
-    p.add_argument("--pretrain", action="store_true", help="run the synthetic-pretraining study instead")
-    p.add_argument("--learning-curve", action="store_true",
-                   help="train the default recipe on shares of each split's training images (--curve-shares)")
-    p.add_argument("--curve-shares", nargs="+", type=float, default=[0.25, 0.5, 0.75])
-    p.add_argument("--committee", action="store_true",
-                   help="no training: average the finished candidates per seed and list the galaxies most get wrong")
-    p.add_argument("--pretrain-model", default="galaxy-narrow")
-    p.add_argument("--pretrain-sizes", nargs="+", type=int, default=list(PRETRAIN_SIZES),
-                   help="real training images per class for the pretraining study (0 = all)")
-    return p.parse_args(argv)
+    return p
+
+
+def outside_repo(out: str, study: str) -> Path:
+    """``--out`` resolved and created; run folders are big, so never inside the repository."""
+    path = Path(out).resolve()
+    if path == REPO or REPO in path.parents:
+        raise SystemExit(f"{study}: --out must be outside the repository (run folders are big)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def set_up(args, study: str) -> tuple[Path, Path, dict[int, Path]]:
+    """The study's folder, the imported data (``--data`` or an import of ``--source``) and one
+    split manifest per seed; torch set to ``--threads``."""
+    out = outside_repo(args.out, study)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data = Path(args.data).resolve() if args.data else import_data(out, Path(args.source))
+    return out, data, make_splits(out, data, args.seeds, args.fractions)
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -137,6 +124,36 @@ def make_splits(out: Path, data: Path, seeds, fractions) -> dict[int, Path]:
             gm.prepare(data, path, classes=(2, 5), fractions=fractions, seed=seed)
         paths[seed] = path
     return paths
+
+
+def subset_manifest(split: Path, n_per_class: int, out: Path, seed: int, fraction: float | None = None) -> Path:
+    """The split with its train part cut (seeded): to ``n_per_class`` images per class (0 = all),
+    or, with ``fraction``, to that share of each class (the classes keep their proportions)."""
+    from galaxymorph.fileio import write_json
+
+    tag = f"f{fraction:g}" if fraction is not None else f"n{n_per_class or 'all'}"
+    path = out / f"{split.stem}-{tag}.json"
+    if path.is_file():
+        return path
+    manifest = json.loads(split.read_text())
+    if n_per_class or fraction is not None:
+        import h5py
+
+        train = np.asarray(manifest["splits"]["train"])
+        with h5py.File(manifest["source"]["path"], "r") as f:
+            labels = f["ans"][:][train]
+        rng = np.random.default_rng(1000 + seed)
+        counts = {c: int((labels == c).sum()) for c in manifest["classes"]}
+        wanted = {c: (max(1, round(fraction * k)) if fraction is not None else min(n_per_class, k))
+                  for c, k in counts.items()}
+        keep = np.concatenate([rng.choice(train[labels == c], wanted[c], replace=False) for c in manifest["classes"]])
+        manifest["splits"]["train"] = sorted(int(i) for i in keep)
+        manifest["counts"]["train"] = {str(c): wanted[c] for c in manifest["classes"]}
+        manifest["note"] = f"train cut to {tag[1:]} {'of each class' if fraction is not None else 'images per class'} " \
+                           f"(seed {1000 + seed})"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, manifest)
+    return path
 
 
 # ---------------------------------------------------------------------------------------- runs
@@ -279,6 +296,21 @@ def paired_bootstrap(a: dict, b: dict, seeds, n_boot: int, rng_seed: int = 0) ->
     return {k: [float(point[k]), *map(float, np.percentile(draws[k], [2.5, 97.5]))] for k in keys}
 
 
+def seed_pooled_interval(per_seed: dict, seeds, n_boot: int, rng_seed: int = 0) -> list[float]:
+    """Mean test accuracy over seeds and its 95% bootstrap interval (images resampled per seed and class)."""
+    rng = np.random.default_rng(rng_seed)
+    draws = np.empty(n_boot)
+    for i in range(n_boot):
+        total = 0.0
+        for s in seeds:
+            y, p = per_seed[s]["y"], per_seed[s]["p"]
+            idx = np.concatenate([rng.choice(np.flatnonzero(y == c), (y == c).sum()) for c in (0, 1)])
+            total += (((p[idx] >= 0.5).astype(int)) == y[idx]).mean() / len(seeds)
+        draws[i] = total
+    mean = float(np.mean([per_seed[s]["metrics"]["accuracy"] for s in seeds]))
+    return [mean, *map(float, np.percentile(draws, [2.5, 97.5]))]
+
+
 def summarise(results: dict, seeds, n_boot: int, references=REFERENCES) -> list[dict]:
     rows = []
     for name, per_seed in results.items():
@@ -352,54 +384,3 @@ def environment() -> dict:
 
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_name(), "cores": os.cpu_count(),
             "torch": torch.__version__, "threads": torch.get_num_threads()}
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    out = Path(args.out).resolve()
-    if out == REPO or REPO in out.parents:
-        raise SystemExit("bench_real: --out must be outside the repository (run folders are big)")
-    out.mkdir(parents=True, exist_ok=True)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    data = Path(args.data).resolve() if args.data else import_data(out, Path(args.source))
-    splits = make_splits(out, data, args.seeds, args.fractions)
-    if args.pretrain:
-        from bench_real_pretrain import pretrain_study  # benchmarks/ is on sys.path when run as a script
-
-        return pretrain_study(out, data, splits, args)
-    if args.learning_curve:
-        from bench_real_curve import curve_study
-
-        return curve_study(out, data, splits, args)
-    if args.committee:
-        from bench_real_committee import committee_study
-
-        return committee_study(out, data, args.candidates, args.seeds)
-    if not args.table_only:
-        for seed in args.seeds:  # seed-major: every candidate gets seed 0 first
-            for name in args.candidates:
-                train_and_score(name, data, splits[seed], seed, args, out)
-    results = {}
-    for name in args.candidates:
-        per_seed = collect(name, out, data, args.seeds)
-        if per_seed is None:
-            print(f"({name}: not finished for every seed; left out)", file=sys.stderr)
-        else:
-            results[name] = per_seed
-    rows = summarise(results, args.seeds, args.n_boot, ("seed", args.baseline))
-    text = table(rows, args.baseline) + "\n" + vote_table(results, args.seeds)
-    from galaxymorph.fileio import write_json, write_text
-
-    write_json(out / "bench_real.json", {"args": vars(args), "environment": environment(), "data": str(data),
-                                         "rows": rows})
-    write_text(out / "bench_real.md", text)
-    if not args.markdown:
-        print(f"data: {data}; seeds {args.seeds}; {environment()}")
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

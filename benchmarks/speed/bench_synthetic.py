@@ -12,7 +12,7 @@ the figures of one run with each other, not with another run's):
 3. **`synthesize` end to end** (render, masks, LZF compression, write) with ``--workers 1`` and
    with every core, in images per second.
 
-    python benchmarks/bench_synthetic.py [--n 200] [--rounds 3] [--baseline 04d272c] [--workers N]
+    python benchmarks/speed/bench_synthetic.py [--n 200] [--rounds 3] [--baseline 04d272c] [--workers N]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BASELINE = "04d272c"  # last commit with the single-process, float64 renderer (galaxymorph-synthetic/2)
 
 

@@ -1,4 +1,4 @@
-"""Does the synthetic sky help real galaxies? (``bench_real.py --pretrain``)
+"""Does the synthetic sky help real galaxies? The synthetic-pretraining study.
 
 One model is trained on the default synthetic sky (``Config(data="synthetic")``, classes 2 and
 5). Then, on each seed's real split, the same architecture and recipe is trained on 50, 100,
@@ -6,51 +6,34 @@ One model is trained on the default synthetic sky (``Config(data="synthetic")``,
 (``--weights``) and from scratch. Validation and test images are the seed's full ones, so the
 two arms are paired on every test image. Output: OUT/pretrain/pretrain.md (accuracy per arm and
 size, mean over seeds with a 95% paired bootstrap interval of the difference) and
-a plot, OUT/pretrain/pretrain.png.
+a plot, OUT/pretrain/pretrain.png. Its "all, from scratch" arm is the main benchmark's run of
+the same recipe when that benchmark shares ``--out``.
+
+    python -m benchmarks.studies.pretrain --out /tmp/gm-bench-real --seeds 0 1
+
+(the same as ``python -m benchmarks.studies.real --out ... --pretrain``)
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from galaxymorph.rundir import RunFolder
 
-from bench_real import CANDIDATES, LONG, run_folder, scored_predictions
+from benchmarks.studies.common import (CANDIDATES, LONG, paired_bootstrap, run_folder, scored_predictions,
+                                       seed_pooled_interval, set_up, study_parser, subset_manifest)
 
 ARMS = ("scratch", "pretrained")
+SIZES = (50, 100, 200, 0)  # real training images per class; 0 = all
 
 
-def subset_manifest(split: Path, n_per_class: int, out: Path, seed: int, fraction: float | None = None) -> Path:
-    """The split with its train part cut (seeded): to ``n_per_class`` images per class (0 = all),
-    or, with ``fraction``, to that share of each class (the classes keep their proportions)."""
-    from galaxymorph.fileio import write_json
-
-    tag = f"f{fraction:g}" if fraction is not None else f"n{n_per_class or 'all'}"
-    path = out / f"{split.stem}-{tag}.json"
-    if path.is_file():
-        return path
-    manifest = json.loads(split.read_text())
-    if n_per_class or fraction is not None:
-        import h5py
-
-        train = np.asarray(manifest["splits"]["train"])
-        with h5py.File(manifest["source"]["path"], "r") as f:
-            labels = f["ans"][:][train]
-        rng = np.random.default_rng(1000 + seed)
-        counts = {c: int((labels == c).sum()) for c in manifest["classes"]}
-        wanted = {c: (max(1, round(fraction * k)) if fraction is not None else min(n_per_class, k))
-                  for c, k in counts.items()}
-        keep = np.concatenate([rng.choice(train[labels == c], wanted[c], replace=False) for c in manifest["classes"]])
-        manifest["splits"]["train"] = sorted(int(i) for i in keep)
-        manifest["counts"]["train"] = {str(c): wanted[c] for c in manifest["classes"]}
-        manifest["note"] = f"train cut to {tag[1:]} {'of each class' if fraction is not None else 'images per class'} " \
-                           f"(seed {1000 + seed})"
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(path, manifest)
-    return path
+def add_options(p) -> None:
+    """This study's options (also accepted by ``real --pretrain``)."""
+    p.add_argument("--pretrain-model", default="galaxy-narrow")
+    p.add_argument("--pretrain-sizes", nargs="+", type=int, default=list(SIZES),
+                   help="real training images per class for the pretraining study (0 = all)")
 
 
 def pretrain_synthetic(out: Path, model: str, threads: int) -> Path:
@@ -69,8 +52,6 @@ def pretrain_synthetic(out: Path, model: str, threads: int) -> Path:
 def pretrain_study(out: Path, data: Path, splits: dict[int, Path], args) -> int:
     import galaxymorph as gm
     from galaxymorph.fileio import write_json, write_text
-
-    from bench_real import paired_bootstrap
 
     weights = pretrain_synthetic(out, args.pretrain_model, args.threads)
     base = out / "pretrain"
@@ -125,21 +106,6 @@ def pretrain_study(out: Path, data: Path, splits: dict[int, Path], args) -> int:
     return 0
 
 
-def seed_pooled_interval(per_seed: dict, seeds, n_boot: int, rng_seed: int = 0) -> list[float]:
-    """Mean test accuracy over seeds and its 95% bootstrap interval (images resampled per seed and class)."""
-    rng = np.random.default_rng(rng_seed)
-    draws = np.empty(n_boot)
-    for i in range(n_boot):
-        total = 0.0
-        for s in seeds:
-            y, p = per_seed[s]["y"], per_seed[s]["p"]
-            idx = np.concatenate([rng.choice(np.flatnonzero(y == c), (y == c).sum()) for c in (0, 1)])
-            total += (((p[idx] >= 0.5).astype(int)) == y[idx]).mean() / len(seeds)
-        draws[i] = total
-    mean = float(np.mean([per_seed[s]["metrics"]["accuracy"] for s in seeds]))
-    return [mean, *map(float, np.percentile(draws, [2.5, 97.5]))]
-
-
 def plot(summary: list[dict], path: Path, n_seeds: int) -> Path:
     from galaxymorph.plotting import plt, save_figure
 
@@ -162,3 +128,15 @@ def plot(summary: list[dict], path: Path, n_seeds: int) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def main(argv=None) -> int:
+    p = study_parser(__doc__)
+    add_options(p)
+    args = p.parse_args(argv)
+    out, data, splits = set_up(args, "pretrain")
+    return pretrain_study(out, data, splits, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

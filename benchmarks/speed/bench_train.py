@@ -1,7 +1,7 @@
 """Training and inference speed of the seed and default models, fp32 vs mixed precision.
 
-    python benchmarks/bench_train.py                 # about 2-3 minutes on 2 cores
-    python benchmarks/bench_train.py --seconds 2 --batch-sizes 8 32 --threads 2 --markdown
+    python benchmarks/speed/bench_train.py                 # about 2-3 minutes on 2 cores
+    python benchmarks/speed/bench_train.py --seconds 2 --batch-sizes 8 32 --threads 2 --markdown
 
 Training time covers the whole per-batch pipeline of ``galaxymorph train``: uint8 images cut
 from an in-memory array, moved to the device, turned into floats, resized to the model's input,

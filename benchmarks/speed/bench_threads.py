@@ -1,7 +1,7 @@
 """Training speed with 1 and 2 torch threads, with and without another busy process.
 
-    python benchmarks/bench_threads.py               # about 1-2 minutes on 2 cores
-    python benchmarks/bench_threads.py --steps 20 --batch-size 32
+    python benchmarks/speed/bench_threads.py               # about 1-2 minutes on 2 cores
+    python benchmarks/speed/bench_threads.py --steps 20 --batch-size 32
 
 Why: OpenMP threads wait for each other at the end of every parallel region. When another
 process holds one of the cores, a thread that is descheduled holds up all the others, and on a

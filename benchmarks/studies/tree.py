@@ -8,7 +8,7 @@ public API, so the numbers are what users get:
   its validation or test galaxies. Scored per question against confident volunteers on the
   held-out ``gz2_tree`` galaxies.
 * **fine-tuning** (per seed, Round Smooth vs Barred Spiral on the seed's ``sdss_gz2`` split, the
-  same split as ``bench_real.py``): from scratch, fine-tuned from the pretrained encoder
+  same split as ``benchmarks.studies.real``): from scratch, fine-tuned from the pretrained encoder
   (``--init``), and a linear probe (``--init --freeze-encoder``), with 50, 100, 200 and all
   training images per class; every arm tested on the seed's full test split; paired bootstrap
   intervals of the differences.
@@ -17,8 +17,8 @@ public API, so the numbers are what users get:
   seed; a tree model pretrained on every galaxy outside that split's validation and test
   galaxies; a classifier from scratch and from that encoder.
 
-    python benchmarks/bench_tree.py --out /tmp/gm-tree --device cuda          # everything
-    python benchmarks/bench_tree.py --out /tmp/gm-tree --quick                # a smoke test (minutes, CPU)
+    python -m benchmarks.studies.tree --out /tmp/gm-tree --device cuda          # everything
+    python -m benchmarks.studies.tree --out /tmp/gm-tree --quick                # a smoke test (minutes, CPU)
 
 Output: OUT/bench_tree.md (the tables) and OUT/bench_tree.json.
 """
@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 from galaxymorph.rundir import RunFolder
 
-from bench_real import environment, make_splits, paired_bootstrap, scored_predictions
-from bench_real_pretrain import subset_manifest
+from benchmarks.studies.common import (REPO, environment, make_splits, outside_repo, paired_bootstrap,
+                                       scored_predictions, subset_manifest)
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 SIZES = (50, 100, 200, 0)  # training images per class; 0 = all
 ARMS = ("scratch", "finetune", "probe")
@@ -79,7 +78,7 @@ def imported(out: Path, source: Path, name: str, *extra: str) -> Path:
         code = cli(["--quiet", "data", "import", str(source), "--catalog", str(source / "catalog.csv"),
                     "--pixel-scale", "0.2", "--out", str(path), *extra])
         if code:
-            raise SystemExit(f"bench_tree: importing {source} failed ({code})")
+            raise SystemExit(f"tree: importing {source} failed ({code})")
     return path
 
 
@@ -90,7 +89,7 @@ def merged(out: Path, name: str, parts: list[Path]) -> Path:
     if not path.is_file():
         code = cli(["--quiet", "data", "merge", *map(str, parts), "--out", str(path)])
         if code:
-            raise SystemExit(f"bench_tree: merging {parts} failed ({code})")
+            raise SystemExit(f"tree: merging {parts} failed ({code})")
     return path
 
 
@@ -173,15 +172,15 @@ def prepare(out: Path, args) -> dict:
     gz2_tree. Returns the paths and index sets every stage uses."""
     import subprocess
 
-    running = [subprocess.Popen([sys.executable, __file__, "--out", str(out), "--shared", args.shared,
-                                 "--import-one", name])
+    running = [subprocess.Popen([sys.executable, "-m", "benchmarks.studies.tree", "--out", str(out),
+                                 "--shared", args.shared, "--import-one", name])
                for name in IMPORTS if not (out / f"{name}.h5").is_file()]
     if any(p.wait() for p in running):
-        raise SystemExit("bench_tree: an import failed")
+        raise SystemExit("tree: an import failed")
     pool = merged(out, "pool", [out / "gz2_tree.h5", out / "sdss_gz2-votes.h5"])
     n_tree = len(positions(out / "gz2_tree.h5"))
     if not np.allclose(positions(pool)[n_tree:], positions(out / "sdss_gz2.h5"), equal_nan=True):
-        raise SystemExit("bench_tree: the pool's sdss part is not in sdss_gz2.h5's order")
+        raise SystemExit("tree: the pool's sdss part is not in sdss_gz2.h5's order")
     tree_voted = voted(out / "gz2_tree.h5")
     rng = np.random.default_rng(12345)
     held = np.sort(rng.choice(tree_voted, int(round(TREE_HELD_OUT * len(tree_voted))), replace=False))
@@ -311,10 +310,7 @@ def confusion(out: Path, seed: int) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    out = Path(args.out).resolve()
-    if out == REPO or REPO in out.parents:
-        raise SystemExit("bench_tree: --out must be outside the repository (run folders are big)")
-    out.mkdir(parents=True, exist_ok=True)
+    out = outside_repo(args.out, "tree")
     if args.import_one:
         folder, *extra = IMPORTS[args.import_one]
         imported(out, Path(args.shared) / folder, args.import_one, *extra)

@@ -4,7 +4,7 @@ Untrained models (speed does not depend on the weights), synthetic uint8 256x256
 Each setting is timed ``--repeats`` times after one warm-up call; the best time is reported
 (the least disturbed by other work on a shared machine). Prints a Markdown table.
 
-    python benchmarks/bench_explain.py [--n 64] [--batch-size 32] [--repeats 3] [--threads 2]
+    python benchmarks/speed/bench_explain.py [--n 64] [--batch-size 32] [--repeats 3] [--threads 2]
 """
 
 from __future__ import annotations

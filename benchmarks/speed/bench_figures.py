@@ -9,7 +9,7 @@ checkout's source (e.g. a clone of main) in a subprocess, on the same run, and p
 by side with their ratios; each source is measured ``--repeats`` times, alternating, in fresh
 processes, and the least time of each is kept. Prints a Markdown table.
 
-    python benchmarks/bench_figures.py RUN_DIR [--baseline-src OTHER/src] [--threads 1] [--repeats 2]
+    python benchmarks/speed/bench_figures.py RUN_DIR [--baseline-src OTHER/src] [--threads 1] [--repeats 2]
 """
 
 from __future__ import annotations
