@@ -130,3 +130,17 @@ def test_the_largest_seed_still_saves_as_readable_toml(tmp_path):
     cfg = Config.resolve(overrides={"seed": 2**63 - 1})
     cfg.save(tmp_path / "config.toml")
     assert Config.resolve(tmp_path / "config.toml") == cfg
+
+
+def test_a_preset_is_applied_or_refused_never_silently_ignored():
+    import pytest
+
+    from galaxymorph.config import Config
+    from galaxymorph.errors import GalaxymorphError
+
+    with pytest.raises(GalaxymorphError, match="Config.resolve"):
+        Config(preset="seed").validate()  # used to validate and train the default model
+    with pytest.raises(GalaxymorphError, match="unknown preset"):
+        Config(preset="keras").validate()
+    applied = Config.resolve(overrides={"preset": "seed"})
+    assert applied.model == "seed" and applied.batch_size == 8 and applied.optimizer == "adam"

@@ -102,6 +102,12 @@ class Config:
         if not 0 < self.encoder_lr_factor <= 1:
             raise GalaxymorphError(f"--encoder-lr-factor must be in (0, 1] (0.1: the encoder learns at a tenth of "
                                    f"--lr; --freeze-encoder for none), got {self.encoder_lr_factor}")
+        if self.preset and self.preset not in PRESETS:
+            raise GalaxymorphError(f"unknown preset {self.preset!r}; known presets: {', '.join(PRESETS)}")
+        if self.preset == "seed" and self.model != "seed":  # Config(preset="seed") alone applies nothing
+            raise GalaxymorphError("preset 'seed' names the reference CNN but model is "
+                                   f"{self.model!r}: build the config with Config.resolve(overrides="
+                                   "{'preset': 'seed'}) (or --preset seed), which applies the preset")
         if self.freeze_encoder and not self.init:
             raise GalaxymorphError("--freeze-encoder trains only the head on a pretrained encoder: give --init RUN")
         return self
