@@ -7,7 +7,7 @@
 - :func:`predict_proba`: class probabilities of uint8 images in batches on the model's device;
   :func:`predict_selection` does it for images of a Galaxy10-layout file. On a GPU the uint8
   pixels are moved once (a quarter of the bytes of floats) and every batch is cut there.
-- :func:`predicted_positions`: the decision rule from probabilities to classes.
+- :func:`predicted_positions`: the decision rule from probabilities to classes, for every stage.
 """
 
 from __future__ import annotations
@@ -177,8 +177,17 @@ def predict_selection(model, data, indices: np.ndarray, batch_size: int | None =
     return np.concatenate(out)
 
 
-def predicted_positions(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class positions 0..k-1: positive class iff p >= threshold for two classes, else argmax."""
+def predicted_positions(probs, threshold: float = 0.5):
+    """The decision rule of every stage (evaluate, predict, train's accuracy, explain's target,
+    the benchmarks): class positions 0..k-1 from class probabilities (N, k), numpy or torch.
+
+    Two classes: the positive class iff p(positive) >= ``threshold``, so a tie at 0.5 (logit 0) is
+    positive; more classes: argmax (the first of equal maxima). Returns int64 of the input's kind.
+    """
+    if isinstance(probs, torch.Tensor):
+        if probs.shape[1] == 2:
+            return (probs[:, 1] >= threshold).long()
+        return probs.argmax(dim=1)
     probs = np.asarray(probs)
     if probs.shape[1] == 2:
         return (probs[:, 1] >= threshold).astype(np.int64)

@@ -33,6 +33,8 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
+from ..inference import predicted_positions
+
 ECE_BINS = 15
 THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc_from_labels")
 EPS = np.finfo(np.float64).eps
@@ -48,7 +50,7 @@ def calibration_bins(y: np.ndarray, probs: np.ndarray, n_bins: int = ECE_BINS
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bin (0..n_bins-1, equal width), correctness and confidence of each image's top class."""
     conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y
+    correct = predicted_positions(probs) == y
     return np.minimum((conf * n_bins).astype(int), n_bins - 1), correct, conf
 
 
@@ -275,4 +277,4 @@ def choose_threshold(y_val: np.ndarray, p_val: np.ndarray) -> dict:
     return {"default": 0.5, "tuned": float(candidates[pick]), "chosen_on": "val",
             "criterion": "max balanced accuracy on the validation split (= Youden's J)",
             "val_n": int(len(y_val)), "val_balanced_accuracy": float(balanced[pick]),
-            "val_balanced_accuracy_at_0.5": float(skm.balanced_accuracy_score(y_val, p_val >= 0.5))}
+            "val_balanced_accuracy_at_0.5": float(skm.balanced_accuracy_score(y_val, predicted_positions(np.stack([1 - p_val, p_val], axis=1))))}

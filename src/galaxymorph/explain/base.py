@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GalaxymorphError
+from ..inference import predicted_positions
 from ..progress import progress_bar
 
 
@@ -63,8 +64,9 @@ def validate_target(target, n_images: int, n_classes: int) -> np.ndarray | None:
 
 
 def pick_targets(scores: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
-    """The given targets, or the predicted class (argmax of the signed scores)."""
-    return scores.argmax(dim=1) if targets is None else targets
+    """The given targets, or the predicted class: the decision rule of every stage
+    (:func:`inference.predicted_positions`) on the probabilities of the signed scores."""
+    return predicted_positions(torch.softmax(scores.float(), dim=1)) if targets is None else targets
 
 
 def minmax_scale(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
