@@ -110,3 +110,19 @@ def test_the_decision_rule_is_argmax_for_more_classes():
     assert predicted_positions(torch.from_numpy(probs)).tolist() == [1, 0]
     logits = torch.log(torch.from_numpy(probs)).float()
     assert loss_and_correct(logits, torch.tensor([1, 0]), binary=False)[1].item() == 2
+
+
+@pytest.mark.parametrize("bad, message", [(np.zeros((1, 8, 8, 3), np.float32), "uint8"),
+                                          (np.zeros((8, 8, 3), np.uint8), "shape")])
+def test_one_image_check_for_preprocessing_and_explainers(bad, message):
+    from galaxymorph.explain import gradcam
+    from galaxymorph.explain.faithfulness import deletion_check
+
+    model = build_model("default", [2, 5], **SMALL).to("cpu").eval()
+    errors = []
+    for call in (lambda: to_float_nchw(bad), lambda: model.preprocess(bad), lambda: gradcam(model, bad),
+                 lambda: deletion_check(model, bad, None, [0])):
+        with pytest.raises(GalaxymorphError, match=message) as caught:
+            call()
+        errors.append(str(caught.value))
+    assert len(set(errors)) == 1  # the same one-line error, from inference.check_images

@@ -37,15 +37,22 @@ def to_float_nchw(images, device: torch.device | str = "cpu") -> torch.Tensor:
 
     The uint8 pixels travel to the device first (a quarter of the bytes of floats).
     """
+    images = check_images(images)
     if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8:
-            raise GalaxymorphError(f"images must be uint8 as stored, got {images.dtype}")
         images = torch.from_numpy(np.ascontiguousarray(images))
-    elif images.dtype != torch.uint8:
-        raise GalaxymorphError(f"images must be uint8 as stored, got {images.dtype}")
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def check_images(images) -> np.ndarray | torch.Tensor:
+    """uint8 images (N, H, W, 3) as stored, numpy (or a nested list) or torch; a one-line error
+    otherwise. The one image check of the model's input (preprocessing and the explainers)."""
+    if not isinstance(images, torch.Tensor):
+        images = np.asarray(images)
+    if images.dtype != (torch.uint8 if isinstance(images, torch.Tensor) else np.uint8):
+        raise GalaxymorphError(f"images must be uint8 as stored, got dtype {images.dtype}")
     if images.ndim != 4 or images.shape[-1] != 3:
         raise GalaxymorphError(f"images must have shape (N, H, W, 3), got {tuple(images.shape)}")
-    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    return images
 
 
 # -- the symmetries of the square -----------------------------------------------------------
