@@ -101,3 +101,19 @@ def test_a_read_only_folder_is_refused_for_real(tmp_path):
             check_output_file(tmp_path / "out.csv")
     finally:
         tmp_path.chmod(0o755)
+
+
+def test_one_file_stamp_for_remembered_hashes_and_copies(tmp_path):
+    import os
+
+    from galaxymorph.data.rechunk import source_stamp
+    from galaxymorph.fileio import file_stamp
+
+    target = tmp_path / "data.h5"
+    target.write_bytes(b"x" * 10)
+    link = tmp_path / "link.h5"
+    link.symlink_to(target)
+    stamp = file_stamp(link)
+    assert stamp == (os.path.realpath(target), 10, target.stat().st_mtime_ns) == source_stamp(link)
+    target.write_bytes(b"y" * 11)
+    assert file_stamp(link) != stamp

@@ -202,14 +202,21 @@ def _json_default(obj):
 _SHA256_MEMO: dict[tuple[str, int, int], str] = {}
 
 
+def file_stamp(path: str | os.PathLike) -> tuple[str, int, int]:
+    """(real path, size in bytes, modification time in ns): while these hold, the file is taken to
+    be unchanged (the one rule of the remembered hashes and the re-chunked copies)."""
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    return real, stat.st_size, stat.st_mtime_ns
+
+
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks (the real Galaxy10 file is 2.5 GB).
 
     Remembered for the life of the process, keyed on path, size and modification time, so the
     stages of one ``galaxymorph run`` hash a large data file once, not once each.
     """
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    key = file_stamp(path)
     if key not in _SHA256_MEMO:
         _SHA256_MEMO[key] = _sha256_bytes(path, chunk_size)
     return _SHA256_MEMO[key]

@@ -47,7 +47,7 @@ import h5py
 import numpy as np
 
 from ..errors import GalaxymorphError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, file_stamp
 from ..progress import progress_bar, status
 from .filehash import user_cache_folder
 
@@ -167,9 +167,7 @@ def remove_leftovers(dest: Path) -> None:
 
 def source_stamp(path: str | os.PathLike) -> tuple[str, int, int]:
     """(real path, size, modification time in ns): what a copy must match to stand for ``path``."""
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    return real, stat.st_size, stat.st_mtime_ns
+    return file_stamp(path)
 
 
 def copy_path(real_path: str) -> Path:
