@@ -117,3 +117,12 @@ def test_one_file_stamp_for_remembered_hashes_and_copies(tmp_path):
     assert stamp == (os.path.realpath(target), 10, target.stat().st_mtime_ns) == source_stamp(link)
     target.write_bytes(b"y" * 11)
     assert file_stamp(link) != stamp
+
+
+def test_one_line_error_text():
+    from galaxymorph.errors import one_line
+
+    exc = OSError("Unable to open file\n  (truncated file:   eof = 96)")
+    assert one_line(exc) == "Unable to open file (truncated file: eof = 96)"
+    assert one_line(ValueError("x" * 500)) == "x" * 200 and len(one_line(ValueError("x" * 500), None)) == 500
+    assert one_line(KeyError()) == "KeyError"  # no message: the type's name

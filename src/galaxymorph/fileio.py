@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import interrupts
-from .errors import DataError, GalaxymorphError, WriteError
+from .errors import DataError, GalaxymorphError, WriteError, one_line
 
 
 @contextlib.contextmanager
@@ -68,7 +68,7 @@ def write_error(path: str | os.PathLike, exc: OSError) -> "WriteError":
         message = (f"disk full: no space left in {path.parent.resolve()} (writing {path}); "
                    "free some space or choose another output")
     else:
-        reason = exc.strerror or " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = exc.strerror or one_line(exc)
         message = f"cannot write {path}: {reason}"
     err = WriteError(message)
     err.errno, err.filename = exc.errno, str(path)
@@ -104,7 +104,7 @@ def _folder_error(folder: Path, existing: Path, exc: OSError) -> "WriteError":
     if is_disk_full(exc):
         message = f"disk full: no space left in {existing.resolve()}; free some space or choose another output"
     else:
-        message = f"cannot write into {folder}: {exc.strerror or ' '.join(str(exc).split())[:200]}"
+        message = f"cannot write into {folder}: {exc.strerror or one_line(exc)}"
     err = WriteError(message)
     err.errno, err.filename = exc.errno, str(folder)
     return err

@@ -46,7 +46,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from ..errors import GalaxymorphError
+from ..errors import GalaxymorphError, one_line
 from ..fileio import atomic_path, file_stamp
 from ..progress import progress_bar, status
 from .filehash import user_cache_folder
@@ -112,7 +112,7 @@ def open_copy(path: str | os.PathLike, h5: h5py.File, build: bool) -> h5py.File 
             build_copy(h5, dest, stamp)
     except (OSError, GalaxymorphError) as exc:  # unwritable folder, disk full, ...
         _FAILED.add(stamp)
-        reason = " ".join(str(exc).split())
+        reason = one_line(exc, None)
         print(f"warning: cannot re-chunk {path} for fast selections into {dest.parent} ({reason}); "
               "reading the original file", file=sys.stderr, flush=True)
         return None

@@ -44,7 +44,7 @@ import scipy.fft as sfft
 from scipy import special
 
 from ..config import Config, check_class_id, check_difficulty, validate_classes
-from ..errors import DataError
+from ..errors import DataError, one_line
 from ..progress import progress_bar
 from ..workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context
 from .galaxy10 import (
@@ -816,7 +816,7 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
             raise DataError(_disk_full(out)) from None
-        raise DataError(f"cannot write {out}: {' '.join(str(exc).split())[:200]}") from None
+        raise DataError(f"cannot write {out}: {one_line(exc)}") from None
     return out
 
 
