@@ -126,3 +126,15 @@ def test_one_line_error_text():
     assert one_line(exc) == "Unable to open file (truncated file: eof = 96)"
     assert one_line(ValueError("x" * 500)) == "x" * 200 and len(one_line(ValueError("x" * 500), None)) == 500
     assert one_line(KeyError()) == "KeyError"  # no message: the type's name
+
+
+def test_free_space_of_a_path_not_made_yet_is_its_nearest_folders(tmp_path, monkeypatch):
+    import shutil
+
+    from galaxymorph.fileio import free_space
+
+    seen = []
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: seen.append(p) or real(p))
+    assert free_space(tmp_path / "not" / "yet" / "out.h5") > 0
+    assert seen == [tmp_path]  # read on the folder that exists

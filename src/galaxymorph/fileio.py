@@ -92,12 +92,21 @@ def check_writable_folder(folder: str | os.PathLike, min_free: int = MIN_FREE_BY
         fd, probe = tempfile.mkstemp(prefix=".galaxymorph-probe-", dir=existing)
         os.close(fd)
         os.unlink(probe)
-        free = shutil.disk_usage(existing).free
+        free = free_space(existing)
     except OSError as exc:
         raise _folder_error(folder, existing, exc) from exc
     if free < min_free:
         raise _folder_error(folder, existing, OSError(errno.ENOSPC, f"{free} bytes free"))
     return folder
+
+
+def free_space(path: str | os.PathLike) -> int:
+    """Bytes free on the disk that holds ``path`` (while it does not exist yet, its nearest
+    existing folder): the one free-space reading of every check before a large write."""
+    existing = Path(os.path.abspath(path))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free
 
 
 def _folder_error(folder: Path, existing: Path, exc: OSError) -> "WriteError":

@@ -37,7 +37,6 @@ never the file. The copy may be deleted at any time; it is rebuilt when next nee
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +46,7 @@ import h5py
 import numpy as np
 
 from ..errors import GalaxymorphError, one_line
-from ..fileio import atomic_path, file_stamp
+from ..fileio import atomic_path, file_stamp, free_space
 from ..progress import progress_bar, status
 from .filehash import user_cache_folder
 
@@ -186,7 +185,7 @@ def build_copy(h5: h5py.File, dest: Path, stamp: tuple[str, int, int]) -> Path:
     names = [name for name in COPIED if name in h5]
     raw_bytes = sum(h5[name].size * h5[name].dtype.itemsize for name in names)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(dest.parent).free
+    free = free_space(dest.parent)
     if free < raw_bytes + FREE_SPACE_MARGIN_BYTES:
         raise OSError(f"{free / 2**30:.1f} GiB free, the copy needs up to "
                       f"{(raw_bytes + FREE_SPACE_MARGIN_BYTES) / 2**30:.1f} GiB")

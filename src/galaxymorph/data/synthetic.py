@@ -45,6 +45,7 @@ from scipy import special
 
 from ..config import Config, check_class_id, check_difficulty, validate_classes
 from ..errors import DataError, one_line
+from ..fileio import free_space
 from ..progress import progress_bar
 from ..workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context
 from .galaxy10 import (
@@ -827,8 +828,6 @@ def _disk_full(out: Path) -> str:
 def _check_free_space(out: Path, nbytes: int) -> None:
     """Refuse to write a batch that might not fit: HDF5 cannot recover from a full disk (it
     reports the failed writes late, and may crash the process at exit)."""
-    import shutil
-
     margin = 1 << 20  # metadata, and a batch that compresses worse than it should
-    if shutil.disk_usage(out.parent if str(out.parent) else ".").free < nbytes + margin:
+    if free_space(out) < nbytes + margin:
         raise DataError(_disk_full(out))
