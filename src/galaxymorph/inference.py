@@ -2,6 +2,7 @@
 
 - :func:`to_float_nchw`: uint8 images as stored (N, H, W, 3) -> float32 NCHW in [0, 1] on a
   device. Training batches, ``Classifier.preprocess`` and the explainers all go through it.
+- :func:`check_images`: the one check of uint8 (N, H, W, 3) images (preprocessing, the explainers).
 - :func:`d4` / :func:`d4_views` / :func:`d4_transform`: the 8 symmetries of the square (one for a
   batch, all 8 of a batch for test-time averaging, a different one per image for augmentation).
 - :func:`predict_proba`: class probabilities of uint8 images in batches on the model's device;
