@@ -32,9 +32,8 @@ def first_of_class(data, class_id: int, n: int) -> np.ndarray:
 def shares(path: Path, n: int) -> dict[int, dict[str, float]]:
     """Per class: median share of the image under sep's central source, and under each
     renderer mask when the file has them."""
-    from galaxymorph.data.galaxy10 import open_galaxy10
+    from galaxymorph.data.galaxy10 import mask_of, open_galaxy10
     from galaxymorph.data.sources import central_source_masks
-    from galaxymorph.explain.localisation import MASK_BITS
 
     out = {}
     with open_galaxy10(path) as data:
@@ -44,7 +43,7 @@ def shares(path: Path, n: int) -> dict[int, dict[str, float]]:
             bits = data.masks(idx)
             if bits is not None:
                 for part in ("galaxy", "disk", "bar", "arms"):
-                    row[f"mask: {part}"] = float(np.median((bits & MASK_BITS[part] > 0).mean((1, 2))))
+                    row[f"mask: {part}"] = float(np.median(mask_of(bits, part).mean((1, 2))))
             out[c] = row
     return out
 

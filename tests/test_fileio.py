@@ -101,3 +101,40 @@ def test_a_read_only_folder_is_refused_for_real(tmp_path):
             check_output_file(tmp_path / "out.csv")
     finally:
         tmp_path.chmod(0o755)
+
+
+def test_one_file_stamp_for_remembered_hashes_and_copies(tmp_path):
+    import os
+
+    from galaxymorph.data.rechunk import source_stamp
+    from galaxymorph.fileio import file_stamp
+
+    target = tmp_path / "data.h5"
+    target.write_bytes(b"x" * 10)
+    link = tmp_path / "link.h5"
+    link.symlink_to(target)
+    stamp = file_stamp(link)
+    assert stamp == (os.path.realpath(target), 10, target.stat().st_mtime_ns) == source_stamp(link)
+    target.write_bytes(b"y" * 11)
+    assert file_stamp(link) != stamp
+
+
+def test_one_line_error_text():
+    from galaxymorph.errors import one_line
+
+    exc = OSError("Unable to open file\n  (truncated file:   eof = 96)")
+    assert one_line(exc) == "Unable to open file (truncated file: eof = 96)"
+    assert one_line(ValueError("x" * 500)) == "x" * 200 and len(one_line(ValueError("x" * 500), None)) == 500
+    assert one_line(KeyError()) == "KeyError"  # no message: the type's name
+
+
+def test_free_space_of_a_path_not_made_yet_is_its_nearest_folders(tmp_path, monkeypatch):
+    import shutil
+
+    from galaxymorph.fileio import free_space
+
+    seen = []
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: seen.append(p) or real(p))
+    assert free_space(tmp_path / "not" / "yet" / "out.h5") > 0
+    assert seen == [tmp_path]  # read on the folder that exists

@@ -8,7 +8,7 @@ import torch
 
 from galaxymorph.errors import GalaxymorphError
 from galaxymorph.inference import (d4, d4_transform, d4_views, default_batch_size, predict_proba,
-                                   predict_selection, to_float_nchw)
+                                   predict_selection, predicted_positions, to_float_nchw)
 from galaxymorph.models import build_model
 from helpers_runs import SMALL, write_data
 
@@ -78,3 +78,51 @@ def test_full_float32_turns_tf32_off_on_cuda_only_and_puts_it_back():
     assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
     with full_float32(torch.device("cpu")), full_float32(torch.device("cuda"), enabled=False):
         assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
+def test_every_stage_decides_a_tie_the_same_way():
+    """p = 0.5 (logit 0) is the positive class in every stage: predict/evaluate, train's running
+    accuracy, explain's target and galleries, the vote tables, calibration and the benchmarks."""
+    from galaxymorph.evaluation.metrics import calibration_bins, choose_threshold
+    from galaxymorph.explain.base import pick_targets
+    from galaxymorph.explain.run import pick_galleries
+    from galaxymorph.training.loop import loss_and_correct
+    from galaxymorph.votes import accuracy_by_confidence
+
+    tie = np.array([[0.5, 0.5]])
+    assert predicted_positions(tie).tolist() == [1]
+    assert predicted_positions(torch.from_numpy(tie)).tolist() == [1]
+    zero_logit = torch.zeros(2, 1)
+    assert loss_and_correct(zero_logit, torch.tensor([1, 1]), binary=True)[1].item() == 2
+    assert loss_and_correct(zero_logit, torch.tensor([0, 0]), binary=True)[1].item() == 0
+    assert pick_targets(torch.cat([-zero_logit, zero_logit], dim=1), None).tolist() == [1, 1]
+    assert accuracy_by_confidence(np.array([1]), np.array([0.5]), np.array([1.0]), levels=(0.0,))[0]["accuracy"] == 1
+    assert calibration_bins(np.array([1]), tie)[1].tolist() == [True]
+    assert pick_galleries(np.array([1]), tie, n=1)["misclassified"].size == 0
+    assert choose_threshold(np.array([0, 1]), np.array([0.2, 0.5]))["val_balanced_accuracy_at_0.5"] == 1.0
+
+
+def test_the_decision_rule_is_argmax_for_more_classes():
+    from galaxymorph.training.loop import loss_and_correct
+
+    probs = np.array([[0.2, 0.5, 0.3], [0.4, 0.4, 0.2]])
+    assert predicted_positions(probs).tolist() == [1, 0]  # the first of equal maxima
+    assert predicted_positions(torch.from_numpy(probs)).tolist() == [1, 0]
+    logits = torch.log(torch.from_numpy(probs)).float()
+    assert loss_and_correct(logits, torch.tensor([1, 0]), binary=False)[1].item() == 2
+
+
+@pytest.mark.parametrize("bad, message", [(np.zeros((1, 8, 8, 3), np.float32), "uint8"),
+                                          (np.zeros((8, 8, 3), np.uint8), "shape")])
+def test_one_image_check_for_preprocessing_and_explainers(bad, message):
+    from galaxymorph.explain import gradcam
+    from galaxymorph.explain.faithfulness import deletion_check
+
+    model = build_model("default", [2, 5], **SMALL).to("cpu").eval()
+    errors = []
+    for call in (lambda: to_float_nchw(bad), lambda: model.preprocess(bad), lambda: gradcam(model, bad),
+                 lambda: deletion_check(model, bad, None, [0])):
+        with pytest.raises(GalaxymorphError, match=message) as caught:
+            call()
+        errors.append(str(caught.value))
+    assert len(set(errors)) == 1  # the same one-line error, from inference.check_images

@@ -56,7 +56,10 @@ def test_shape_mismatch_is_an_error():
 
 
 def test_bits_select_galaxy_and_bar_and_arms():
-    bits = np.array([[[1 | 8, 1 | 16, 1 | 2, 32, 0]]], dtype=np.uint8)
+    from galaxymorph.data.galaxy10 import MASK_BITS as B  # the one table of mask bits
+
+    bits = np.array([[[B["galaxy"] | B["bar"], B["galaxy"] | B["arms"], B["galaxy"] | B["bulge"], B["stars"], 0]]],
+                    dtype=np.uint8)
     np.testing.assert_array_equal(galaxy_masks(None, bits)[0, 0], [True, True, True, False, False])
     np.testing.assert_array_equal(bar_and_arm_masks(bits)[0, 0], [True, True, False, False, False])
     maps = np.array([[[3.0, 1.0, 0.0, 0.0, 0.0]]])
@@ -76,3 +79,9 @@ def test_masks_read_from_file_when_present(tmp_path):
         fh.create_dataset("masks", data=bits)
     with open_galaxy10(path) as data:
         np.testing.assert_array_equal(data.masks(np.array([3, 1])), bits[[3, 1]])
+
+
+def test_localisation_has_no_mask_table_of_its_own():
+    import galaxymorph.explain.localisation as loc
+
+    assert not any(name.endswith("_BIT") or name == "MASK_BITS" for name in vars(loc))

@@ -214,25 +214,16 @@ def read_predictions(files) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return predictions.index, y, predictions.probs[:, -1]
 
 
-def per_image_scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image terms whose (class-weighted) means are the metrics: correct, log loss."""
-    eps = 1e-7
-    return {"correct": ((p >= 0.5).astype(int) == y).astype(float),
-            "log_loss": -np.log(np.clip(np.where(y == 1, p, 1 - p), eps, 1))}
+BENCH_METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "confident_accuracy", "log_loss")
 
 
 def metrics(y: np.ndarray, p: np.ndarray, confident: np.ndarray) -> dict[str, float]:
-    """Accuracy, balanced accuracy, ROC AUC (Mann-Whitney, ties averaged), accuracy on confident
-    votes and log loss; plain numpy, as the bootstrap calls it thousands of times."""
-    from scipy.stats import rankdata
+    """Accuracy, balanced accuracy, ROC AUC, accuracy on confident votes and log loss of labels
+    ``y`` (0/1) and p(second class), by galaxymorph.evaluation.metrics (the rules of ``evaluate``)."""
+    from galaxymorph.evaluation.metrics import weighted_scores
 
-    s = per_image_scores(y, p)
-    pos = y == 1
-    n_pos, n_neg = pos.sum(), (~pos).sum()
-    auc = (rankdata(p)[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return {"accuracy": s["correct"].mean(), "balanced_accuracy": (s["correct"][pos].mean() + s["correct"][~pos].mean()) / 2,
-            "roc_auc": float(auc), "confident_accuracy": s["correct"][confident].mean(),
-            "log_loss": s["log_loss"].mean()}
+    scores = weighted_scores(np.ones((1, len(y))), y, np.c_[1 - p, p], {"confident_accuracy": confident})
+    return {k: float(scores[k][0]) for k in BENCH_METRICS}
 
 
 def scored_predictions(files, data: Path) -> dict:
@@ -268,32 +259,20 @@ def collect(name: str, out: Path, data: Path, seeds) -> dict | None:
 
 
 def paired_bootstrap(a: dict, b: dict, seeds, n_boot: int, rng_seed: int = 0) -> dict[str, list[float]]:
-    """Model a minus model b on the same test images pooled over seeds: point and 95% interval.
+    """Model a minus model b on the same test images pooled over seeds: point and 95% interval
+    (galaxymorph.evaluation.metrics.paired_bootstrap with one group per seed: resampled within each
+    seed and class, each seed's metric averaged over seeds, as the table's means are)."""
+    from galaxymorph.evaluation.metrics import paired_bootstrap as bootstrap
 
-    Each resample draws, within every (seed, class) stratum, as many images as it holds, with
-    replacement, and applies the same draw to both models; the metric of each seed is computed on
-    its resampled images and averaged over seeds, as the table's means are.
-    """
-    rng = np.random.default_rng(rng_seed)
-    keys = ("accuracy", "balanced_accuracy", "roc_auc", "confident_accuracy")
-    draws = {k: np.empty(n_boot) for k in keys}
-    point = {k: np.mean([a[s]["metrics"][k] - b[s]["metrics"][k] for s in seeds]) for k in keys}
     for s in seeds:
         if not np.array_equal(a[s]["index"], b[s]["index"]):
             raise SystemExit(f"seed {s}: the two candidates were not scored on the same test images")
-    for i in range(n_boot):
-        acc = {k: 0.0 for k in keys}
-        for s in seeds:
-            y = a[s]["y"]
-            idx = np.concatenate([rng.choice(np.flatnonzero(y == c), (y == c).sum()) for c in (0, 1)])
-            conf = a[s]["confidence"][idx] >= 0.8
-            ma = metrics(y[idx], a[s]["p"][idx], conf)
-            mb = metrics(y[idx], b[s]["p"][idx], conf)
-            for k in keys:
-                acc[k] += (ma[k] - mb[k]) / len(seeds)
-        for k in keys:
-            draws[k][i] = acc[k]
-    return {k: [float(point[k]), *map(float, np.percentile(draws[k], [2.5, 97.5]))] for k in keys}
+    pool = lambda d, key: np.concatenate([d[s][key] for s in seeds])  # noqa: E731
+    p_a, p_b = pool(a, "p"), pool(b, "p")
+    groups = np.concatenate([np.full(len(a[s]["y"]), i) for i, s in enumerate(seeds)])
+    return bootstrap(pool(a, "y"), np.c_[1 - p_a, p_a], np.c_[1 - p_b, p_b], groups,
+                     {"confident_accuracy": pool(a, "confidence") >= 0.8},
+                     ("accuracy", "balanced_accuracy", "roc_auc", "confident_accuracy"), n_boot, rng_seed)
 
 
 def seed_pooled_interval(per_seed: dict, seeds, n_boot: int, rng_seed: int = 0) -> list[float]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .errors import DataError, GalaxymorphError
+from .errors import DataError, GalaxymorphError, one_line
 from .fileio import check_input_file, write_text
 from .run_names import init_run_dir
 
@@ -402,7 +402,7 @@ def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # both parsers raise their own error types (and a binary file, UnicodeDecodeError)
-        raise GalaxymorphError(f"cannot parse config file {path}: {' '.join(str(exc).split())}") from None
+        raise GalaxymorphError(f"cannot parse config file {path}: {one_line(exc, None)}") from None
     if not isinstance(data, dict):
         raise GalaxymorphError(f"config file {path} must hold key = value pairs")
     return data

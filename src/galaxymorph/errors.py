@@ -26,3 +26,11 @@ class WriteError(GalaxymorphError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+def one_line(exc: BaseException, limit: int | None = 200) -> str:
+    """An exception's message for a one-line error or warning: every run of whitespace (newlines
+    included) becomes one space, cut at ``limit`` characters (None: whole); its type's name when
+    it has no message."""
+    text = " ".join(str(exc).split())
+    return (text if limit is None else text[:limit]) or type(exc).__name__

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import interrupts
-from .errors import DataError, GalaxymorphError, WriteError
+from .errors import DataError, GalaxymorphError, WriteError, one_line
 
 
 @contextlib.contextmanager
@@ -68,7 +68,7 @@ def write_error(path: str | os.PathLike, exc: OSError) -> "WriteError":
         message = (f"disk full: no space left in {path.parent.resolve()} (writing {path}); "
                    "free some space or choose another output")
     else:
-        reason = exc.strerror or " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = exc.strerror or one_line(exc)
         message = f"cannot write {path}: {reason}"
     err = WriteError(message)
     err.errno, err.filename = exc.errno, str(path)
@@ -92,7 +92,7 @@ def check_writable_folder(folder: str | os.PathLike, min_free: int = MIN_FREE_BY
         fd, probe = tempfile.mkstemp(prefix=".galaxymorph-probe-", dir=existing)
         os.close(fd)
         os.unlink(probe)
-        free = shutil.disk_usage(existing).free
+        free = free_space(existing)
     except OSError as exc:
         raise _folder_error(folder, existing, exc) from exc
     if free < min_free:
@@ -100,11 +100,20 @@ def check_writable_folder(folder: str | os.PathLike, min_free: int = MIN_FREE_BY
     return folder
 
 
+def free_space(path: str | os.PathLike) -> int:
+    """Bytes free on the disk that holds ``path`` (while it does not exist yet, its nearest
+    existing folder): the one free-space reading of every check before a large write."""
+    existing = Path(os.path.abspath(path))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free
+
+
 def _folder_error(folder: Path, existing: Path, exc: OSError) -> "WriteError":
     if is_disk_full(exc):
         message = f"disk full: no space left in {existing.resolve()}; free some space or choose another output"
     else:
-        message = f"cannot write into {folder}: {exc.strerror or ' '.join(str(exc).split())[:200]}"
+        message = f"cannot write into {folder}: {exc.strerror or one_line(exc)}"
     err = WriteError(message)
     err.errno, err.filename = exc.errno, str(folder)
     return err
@@ -202,14 +211,21 @@ def _json_default(obj):
 _SHA256_MEMO: dict[tuple[str, int, int], str] = {}
 
 
+def file_stamp(path: str | os.PathLike) -> tuple[str, int, int]:
+    """(real path, size in bytes, modification time in ns): while these hold, the file is taken to
+    be unchanged (the one rule of the remembered hashes and the re-chunked copies)."""
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    return real, stat.st_size, stat.st_mtime_ns
+
+
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks (the real Galaxy10 file is 2.5 GB).
 
     Remembered for the life of the process, keyed on path, size and modification time, so the
     stages of one ``galaxymorph run`` hash a large data file once, not once each.
     """
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    key = file_stamp(path)
     if key not in _SHA256_MEMO:
         _SHA256_MEMO[key] = _sha256_bytes(path, chunk_size)
     return _SHA256_MEMO[key]

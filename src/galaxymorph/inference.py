@@ -2,12 +2,13 @@
 
 - :func:`to_float_nchw`: uint8 images as stored (N, H, W, 3) -> float32 NCHW in [0, 1] on a
   device. Training batches, ``Classifier.preprocess`` and the explainers all go through it.
+- :func:`check_images`: the one check of uint8 (N, H, W, 3) images (preprocessing, the explainers).
 - :func:`d4` / :func:`d4_views` / :func:`d4_transform`: the 8 symmetries of the square (one for a
   batch, all 8 of a batch for test-time averaging, a different one per image for augmentation).
 - :func:`predict_proba`: class probabilities of uint8 images in batches on the model's device;
   :func:`predict_selection` does it for images of a Galaxy10-layout file. On a GPU the uint8
   pixels are moved once (a quarter of the bytes of floats) and every batch is cut there.
-- :func:`predicted_positions`: the decision rule from probabilities to classes.
+- :func:`predicted_positions`: the decision rule from probabilities to classes, for every stage.
 """
 
 from __future__ import annotations
@@ -37,15 +38,22 @@ def to_float_nchw(images, device: torch.device | str = "cpu") -> torch.Tensor:
 
     The uint8 pixels travel to the device first (a quarter of the bytes of floats).
     """
+    images = check_images(images)
     if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8:
-            raise GalaxymorphError(f"images must be uint8 as stored, got {images.dtype}")
         images = torch.from_numpy(np.ascontiguousarray(images))
-    elif images.dtype != torch.uint8:
-        raise GalaxymorphError(f"images must be uint8 as stored, got {images.dtype}")
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def check_images(images) -> np.ndarray | torch.Tensor:
+    """uint8 images (N, H, W, 3) as stored, numpy (or a nested list) or torch; a one-line error
+    otherwise. The one image check of the model's input (preprocessing and the explainers)."""
+    if not isinstance(images, torch.Tensor):
+        images = np.asarray(images)
+    if images.dtype != (torch.uint8 if isinstance(images, torch.Tensor) else np.uint8):
+        raise GalaxymorphError(f"images must be uint8 as stored, got dtype {images.dtype}")
     if images.ndim != 4 or images.shape[-1] != 3:
         raise GalaxymorphError(f"images must have shape (N, H, W, 3), got {tuple(images.shape)}")
-    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    return images
 
 
 # -- the symmetries of the square -----------------------------------------------------------
@@ -177,8 +185,17 @@ def predict_selection(model, data, indices: np.ndarray, batch_size: int | None =
     return np.concatenate(out)
 
 
-def predicted_positions(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class positions 0..k-1: positive class iff p >= threshold for two classes, else argmax."""
+def predicted_positions(probs, threshold: float = 0.5):
+    """The decision rule of every stage (evaluate, predict, train's accuracy, explain's target,
+    the benchmarks): class positions 0..k-1 from class probabilities (N, k), numpy or torch.
+
+    Two classes: the positive class iff p(positive) >= ``threshold``, so a tie at 0.5 (logit 0) is
+    positive; more classes: argmax (the first of equal maxima). Returns int64 of the input's kind.
+    """
+    if isinstance(probs, torch.Tensor):
+        if probs.shape[1] == 2:
+            return (probs[:, 1] >= threshold).long()
+        return probs.argmax(dim=1)
     probs = np.asarray(probs)
     if probs.shape[1] == 2:
         return (probs[:, 1] >= threshold).astype(np.int64)

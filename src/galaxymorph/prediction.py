@@ -20,7 +20,7 @@ import numpy as np
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, list_files, read_image_file
 from .data.scale import check_scale, inputs_scale
-from .errors import GalaxymorphError
+from .errors import GalaxymorphError, one_line
 from .fileio import atomic_path, check_output_file, printable_name, spreadsheet_safe
 from .inference import default_batch_size, predicted_positions
 from .progress import progress_bar
@@ -103,7 +103,7 @@ def _file_batches(files: list[Path], batch_size: int, report: PredictReport
             images.append(read_image_file(path, size=IMAGE_SHAPE[0]))  # resized as 'data import' does
             names.append(printable_name(path))
         except (GalaxymorphError, OSError, ValueError) as exc:
-            report.skipped.append((printable_name(path), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            report.skipped.append((printable_name(path), one_line(exc)))
         if len(images) == batch_size:
             yield names, [""] * len(names), np.stack(images)
             names, images = [], []

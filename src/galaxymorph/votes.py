@@ -102,8 +102,10 @@ def vote_confidence(data_path: str | os.PathLike, indices: np.ndarray, class_ids
 def accuracy_by_confidence(y: np.ndarray, p_positive: np.ndarray, confidence: np.ndarray,
                            levels: Sequence[float] = CONFIDENCE_LEVELS) -> list[dict]:
     """Accuracy (threshold 0.5) on the images whose vote confidence is >= each level."""
+    from .inference import predicted_positions  # torch: only when scoring
+
     y, p_positive, confidence = map(np.asarray, (y, p_positive, confidence))
-    correct = (p_positive >= 0.5).astype(int) == y
+    correct = predicted_positions(np.stack([1 - p_positive, p_positive], axis=1)) == y
     rows = []
     for level in levels:
         keep = confidence >= level

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import socket
 import ssl
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import DownloadError, GalaxymorphError
-from ..fileio import sha256_file
+from ..fileio import free_space, sha256_file
 from ..progress import progress_bar
 from .filehash import file_sha256, remember_sha256, user_cache_folder
 
@@ -283,7 +282,7 @@ class _StallWatch:
 
 
 def _check_space(folder: Path, needed: int) -> None:
-    free = shutil.disk_usage(folder).free
+    free = free_space(folder)
     if free < needed:
         raise DownloadError(
             f"not enough disk space in {folder}: need {needed / 1e9:.2f} GB, "

@@ -20,7 +20,7 @@ from pathlib import Path
 import platformdirs
 
 from ..errors import GalaxymorphError
-from ..fileio import sha256_file, write_json
+from ..fileio import file_stamp, sha256_file, write_json
 
 REMEMBER_FROM_BYTES = 64 << 20  # files this large or larger have their hash remembered
 MAX_ENTRIES = 64  # remembered files; the oldest records go first
@@ -39,11 +39,10 @@ def hash_record_path() -> Path:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's bytes; remembered for large files while their size and mtime hold."""
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    if stat.st_size < REMEMBER_FROM_BYTES:
+    real, size, mtime_ns = file_stamp(path)
+    if size < REMEMBER_FROM_BYTES:
         return sha256_file(real)
-    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    stamp = {"size": size, "mtime_ns": mtime_ns}
     records = _read_records()
     known = records.get(real)
     if isinstance(known, dict) and all(known.get(k) == v for k, v in stamp.items()) \
@@ -56,13 +55,12 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def remember_sha256(path: str | os.PathLike, digest: str, records: dict | None = None) -> None:
     """Record ``digest`` as the hash of ``path`` as it is now (a file just verified by hashing)."""
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    if stat.st_size < REMEMBER_FROM_BYTES:
+    real, size, mtime_ns = file_stamp(path)
+    if size < REMEMBER_FROM_BYTES:
         return
     records = _read_records() if records is None else records
     records.pop(real, None)  # re-inserted last: the newest record
-    records[real] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+    records[real] = {"size": size, "mtime_ns": mtime_ns, "sha256": digest}
     _write_records(records)
 
 

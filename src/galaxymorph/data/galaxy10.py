@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import interrupts
 from ..config import CLASS_NAMES, validate_classes
-from ..errors import DataError
+from ..errors import DataError, one_line
 from ..fileio import atomic_path
 from .filehash import file_sha256
 from .rechunk import is_large_selection, open_copy, worth_copying
@@ -102,7 +102,7 @@ class Galaxy10File:
             self.labels: np.ndarray | None = self._h5["ans"][()].astype(np.int64) if "ans" in self._h5 else None
         except OSError as exc:  # a damaged chunk of 'ans' or a column: "filter returned failure", ...
             self._h5.close()
-            reason = " ".join(str(exc).split())
+            reason = one_line(exc, None)
             raise DataError(f"{self.path}: cannot read its class ids, the file is corrupt or truncated "
                             f"({reason})") from None
         except BaseException:

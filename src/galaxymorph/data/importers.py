@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, one_line
 from ..fileio import printable_name
 from ..progress import progress_bar
 from .catalog import Catalog, check_pixel_scale, class_text_is_blank, read_catalog
@@ -510,7 +510,7 @@ def _read_pil(path: Path) -> np.ndarray:
     except Image.DecompressionBombError:  # Pillow's guard against a huge image (a memory bomb)
         raise DataError(f"image too large (over {2 * Image.MAX_IMAGE_PIXELS} pixels)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"unreadable image ({_short(exc)})") from None
+        raise DataError(f"unreadable image ({one_line(exc)})") from None
 
 
 def _pil_to_rgb(img) -> np.ndarray:
@@ -562,7 +562,7 @@ def _read_fits(path: Path) -> tuple[np.ndarray, int | None, float]:
     except DataError:
         raise
     except Exception as exc:  # astropy raises many kinds of errors for broken files
-        raise DataError(f"unreadable FITS file ({_short(exc)})") from None
+        raise DataError(f"unreadable FITS file ({one_line(exc)})") from None
     return fits_to_rgb(planes), header_class, scale
 
 
@@ -679,8 +679,3 @@ def fits_to_rgb(bands: dict[str, np.ndarray]) -> np.ndarray:
         r, g, b = (clean[k] / noise for k in ("z", "r", "g"))
     rgb = lupton_rgb(np.stack([r, g, b]), SKY_OFFSET, LUPTON_Q, LUPTON_STRETCH)
     return np.ascontiguousarray(np.flipud(rgb))
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]

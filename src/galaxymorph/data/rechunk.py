@@ -37,7 +37,6 @@ never the file. The copy may be deleted at any time; it is rebuilt when next nee
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,8 +45,8 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from ..errors import GalaxymorphError
-from ..fileio import atomic_path
+from ..errors import GalaxymorphError, one_line
+from ..fileio import atomic_path, file_stamp, free_space
 from ..progress import progress_bar, status
 from .filehash import user_cache_folder
 
@@ -112,7 +111,7 @@ def open_copy(path: str | os.PathLike, h5: h5py.File, build: bool) -> h5py.File 
             build_copy(h5, dest, stamp)
     except (OSError, GalaxymorphError) as exc:  # unwritable folder, disk full, ...
         _FAILED.add(stamp)
-        reason = " ".join(str(exc).split())
+        reason = one_line(exc, None)
         print(f"warning: cannot re-chunk {path} for fast selections into {dest.parent} ({reason}); "
               "reading the original file", file=sys.stderr, flush=True)
         return None
@@ -167,9 +166,7 @@ def remove_leftovers(dest: Path) -> None:
 
 def source_stamp(path: str | os.PathLike) -> tuple[str, int, int]:
     """(real path, size, modification time in ns): what a copy must match to stand for ``path``."""
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    return real, stat.st_size, stat.st_mtime_ns
+    return file_stamp(path)
 
 
 def copy_path(real_path: str) -> Path:
@@ -188,7 +185,7 @@ def build_copy(h5: h5py.File, dest: Path, stamp: tuple[str, int, int]) -> Path:
     names = [name for name in COPIED if name in h5]
     raw_bytes = sum(h5[name].size * h5[name].dtype.itemsize for name in names)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(dest.parent).free
+    free = free_space(dest.parent)
     if free < raw_bytes + FREE_SPACE_MARGIN_BYTES:
         raise OSError(f"{free / 2**30:.1f} GiB free, the copy needs up to "
                       f"{(raw_bytes + FREE_SPACE_MARGIN_BYTES) / 2**30:.1f} GiB")

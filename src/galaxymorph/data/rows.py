@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import h5py
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, one_line
 
 BUFFER_BYTES = 32 << 20  # most bytes of a partly wanted chunk block held at once (bands beyond)
 
@@ -203,7 +203,7 @@ class _BlockReader:
         try:
             self.dataset.read_direct(array, source_sel=source, dest_sel=dest)
         except OSError as exc:  # h5py's "filter returned failure", "wrong B-tree signature", ...
-            reason = " ".join(str(exc).split())
+            reason = one_line(exc, None)
             raise DataError(f"{_where(self.dataset)}: cannot read rows {r0}..{r1 - 1}, the file is "
                             f"corrupt or truncated ({reason})") from None
 

@@ -44,7 +44,8 @@ import scipy.fft as sfft
 from scipy import special
 
 from ..config import Config, check_class_id, check_difficulty, validate_classes
-from ..errors import DataError
+from ..errors import DataError, one_line
+from ..fileio import free_space
 from ..progress import progress_bar
 from ..workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context
 from .galaxy10 import (
@@ -816,7 +817,7 @@ def synthesize(out: str | os.PathLike, classes: Iterable[int] | None = None, n_p
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
             raise DataError(_disk_full(out)) from None
-        raise DataError(f"cannot write {out}: {' '.join(str(exc).split())[:200]}") from None
+        raise DataError(f"cannot write {out}: {one_line(exc)}") from None
     return out
 
 
@@ -827,8 +828,6 @@ def _disk_full(out: Path) -> str:
 def _check_free_space(out: Path, nbytes: int) -> None:
     """Refuse to write a batch that might not fit: HDF5 cannot recover from a full disk (it
     reports the failed writes late, and may crash the process at exit)."""
-    import shutil
-
     margin = 1 << 20  # metadata, and a batch that compresses worse than it should
-    if shutil.disk_usage(out.parent if str(out.parent) else ".").free < nbytes + margin:
+    if free_space(out) < nbytes + margin:
         raise DataError(_disk_full(out))

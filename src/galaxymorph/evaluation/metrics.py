@@ -25,6 +25,10 @@
   influence it.
 * Expected calibration error: 15 equal-width bins of the top-class confidence
   (:func:`calibration_bins`, shared by the metric, its bootstrap and the reliability figure).
+* Log loss clips p(true class) at ``LOG_LOSS_EPS`` (1e-7), the same for the point estimate, its
+  bootstrap and the benchmarks (:func:`log_losses`).
+* Two models on the same images: :func:`paired_bootstrap` gives the difference of each metric
+  with a percentile interval (resampled within each group and true class; the benchmarks use it).
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
+from ..inference import predicted_positions
+
 ECE_BINS = 15
 THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc_from_labels")
-EPS = np.finfo(np.float64).eps
+LOG_LOSS_EPS = 1e-7  # p(true class) is clipped to [LOG_LOSS_EPS, 1] before the log (0 would be infinite)
 WILSON, MOVER, BOOTSTRAP = "wilson", "mover-wilson", "bootstrap"
 INTERVAL_METHODS = {
     WILSON: "Wilson score interval of a proportion (scipy.stats.binomtest(...).proportion_ci)",
@@ -48,7 +54,7 @@ def calibration_bins(y: np.ndarray, probs: np.ndarray, n_bins: int = ECE_BINS
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bin (0..n_bins-1, equal width), correctness and confidence of each image's top class."""
     conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y
+    correct = predicted_positions(probs) == y
     return np.minimum((conf * n_bins).astype(int), n_bins - 1), correct, conf
 
 
@@ -87,9 +93,15 @@ def point_metrics(y: np.ndarray, probs: np.ndarray, pred: np.ndarray) -> dict[st
         out["roc_auc"] = skm.roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=labels)
         out["average_precision"] = skm.average_precision_score(onehot, probs, average="macro")
         out["brier"] = skm.brier_score_loss(y, probs, labels=labels)
-    out["log_loss"] = skm.log_loss(y, probs, labels=labels)
+    out["log_loss"] = log_losses(y, probs).mean()
     out["ece"] = expected_calibration_error(y, probs)
     return {name: float(v) for name, v in out.items()}
+
+
+def log_losses(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per image: -log p(true class), p clipped to [LOG_LOSS_EPS, 1] (the one log-loss rule)."""
+    p_true = np.asarray(probs, dtype=np.float64)[np.arange(len(y)), np.asarray(y)]
+    return -np.log(np.clip(p_true, LOG_LOSS_EPS, 1.0))
 
 
 def per_class_metrics(y: np.ndarray, probs: np.ndarray, pred: np.ndarray, names: list[str]) -> dict:
@@ -160,7 +172,6 @@ def weighted_metrics(W: np.ndarray, y: np.ndarray, probs: np.ndarray, pred: np.n
     f1_c = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=(support + predicted) > 0)
     out = {"accuracy": tp.sum(1) / total,
            "balanced_accuracy": recall_c[:, support.min(0) > 0].mean(1)}
-    p_true = np.clip(probs[np.arange(len(y)), y], EPS, 1 - EPS)
     if k == 2:
         out.update(precision=precision_c[:, 1], recall=recall_c[:, 1], f1=f1_c[:, 1])
         out["roc_auc"], out["average_precision"] = _weighted_auc_ap(W, y == 1, probs[:, 1])
@@ -171,9 +182,61 @@ def weighted_metrics(W: np.ndarray, y: np.ndarray, probs: np.ndarray, pred: np.n
         aucs, aps = zip(*(_weighted_auc_ap(W, y == c, probs[:, c]) for c in range(k)))
         out["roc_auc"], out["average_precision"] = np.mean(aucs, 0), np.mean(aps, 0)
         out["brier"] = W @ ((probs - np.eye(k)[y]) ** 2).sum(1) / total
-    out["log_loss"] = W @ -np.log(p_true) / total
+    out["log_loss"] = W @ log_losses(y, probs) / total
     out["ece"] = expected_calibration_error(y, probs, weights=W)
     return out
+
+
+def weighted_scores(W: np.ndarray, y: np.ndarray, probs: np.ndarray,
+                    subsets: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """:func:`weighted_metrics` at the decision rule (:func:`inference.predicted_positions`) for each
+    row of count weights ``W`` (b, n), plus the accuracy on each named subset of the images
+    (``subsets``: name -> boolean (n,); NaN for a row that holds none of the subset)."""
+    pred = predicted_positions(probs)
+    out = weighted_metrics(W, y, probs, pred)
+    for name, keep in (subsets or {}).items():
+        Wk = W * np.asarray(keep, dtype=bool)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = Wk @ (pred == y) / Wk.sum(1)
+    return out
+
+
+def paired_bootstrap(y: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, groups: np.ndarray | None = None,
+                     subsets: dict[str, np.ndarray] | None = None, names=None, n_boot: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, list[float]]:
+    """Model a minus model b on the same images: ``{metric: [difference, low, high]}``.
+
+    ``y`` (n,) true classes; ``probs_a`` and ``probs_b`` (n, k) the two models' probabilities of
+    the same images; ``groups`` (n,) optional labels of image sets scored separately (e.g. one test
+    split per seed): each metric is computed within each group and averaged over the groups;
+    ``subsets`` adds the accuracy on named subsets (:func:`weighted_scores`); ``names`` picks the
+    metrics (default: all). Each resample draws, within every (group, true class) stratum, as many
+    images as it holds, with replacement, and applies the same draw to both models; the interval
+    is the percentile interval of the differences (``level``).
+    """
+    y = np.asarray(y)
+    groups = np.zeros(len(y), dtype=np.int64) if groups is None else np.asarray(groups)
+    _, first = np.unique(groups, return_index=True)
+    members = [np.flatnonzero(groups == g) for g in groups[np.sort(first)]]  # in order of appearance
+    rng = np.random.default_rng(seed)
+    W = [np.zeros((n_boot, len(m))) for m in members]
+    for i in range(n_boot):
+        for w, m in zip(W, members):
+            yg = y[m]
+            draw = np.concatenate([rng.choice(np.flatnonzero(yg == c), (yg == c).sum()) for c in np.unique(yg)])
+            w[i] = np.bincount(draw, minlength=len(m))
+    point, draws = {}, {}
+    for w, m in zip(W, members):
+        part = {key: np.asarray(v)[m] for key, v in (subsets or {}).items()}
+        for probs, sign in ((probs_a, 1.0), (probs_b, -1.0)):
+            probs = np.asarray(probs)[m]
+            at_all = weighted_scores(np.ones((1, len(m))), y[m], probs, part)
+            resampled = weighted_scores(w, y[m], probs, part)
+            for key in names or at_all:
+                point[key] = point.get(key, 0.0) + sign * at_all[key][0] / len(members)
+                draws[key] = draws.get(key, 0.0) + sign * resampled[key] / len(members)
+    alpha = (1 - level) / 2 * 100
+    return {key: [float(point[key]), *map(float, np.percentile(draws[key], [alpha, 100 - alpha]))] for key in point}
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> list[float] | None:
@@ -275,4 +338,4 @@ def choose_threshold(y_val: np.ndarray, p_val: np.ndarray) -> dict:
     return {"default": 0.5, "tuned": float(candidates[pick]), "chosen_on": "val",
             "criterion": "max balanced accuracy on the validation split (= Youden's J)",
             "val_n": int(len(y_val)), "val_balanced_accuracy": float(balanced[pick]),
-            "val_balanced_accuracy_at_0.5": float(skm.balanced_accuracy_score(y_val, p_val >= 0.5))}
+            "val_balanced_accuracy_at_0.5": float(skm.balanced_accuracy_score(y_val, predicted_positions(np.stack([1 - p_val, p_val], axis=1))))}

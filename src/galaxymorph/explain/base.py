@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GalaxymorphError
+from ..inference import check_images, predicted_positions
 from ..progress import progress_bar
 
 
@@ -31,18 +32,6 @@ def class_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if logits.shape[1] == 1:
         return torch.cat([-logits, logits], dim=1)
     return logits
-
-
-def validate_images(images) -> np.ndarray | torch.Tensor:
-    """uint8 images (N, H, W, 3), numpy or torch; raise a one-line error otherwise."""
-    if not isinstance(images, torch.Tensor):
-        images = np.asarray(images)
-    dtype_ok = images.dtype == (torch.uint8 if isinstance(images, torch.Tensor) else np.uint8)
-    if not dtype_ok:
-        raise GalaxymorphError(f"images must be uint8 as stored (N, H, W, 3), got dtype {images.dtype}")
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise GalaxymorphError(f"images must have shape (N, H, W, 3), got {tuple(images.shape)}")
-    return images
 
 
 def validate_target(target, n_images: int, n_classes: int) -> np.ndarray | None:
@@ -63,8 +52,9 @@ def validate_target(target, n_images: int, n_classes: int) -> np.ndarray | None:
 
 
 def pick_targets(scores: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
-    """The given targets, or the predicted class (argmax of the signed scores)."""
-    return scores.argmax(dim=1) if targets is None else targets
+    """The given targets, or the predicted class: the decision rule of every stage
+    (:func:`inference.predicted_positions`) on the probabilities of the signed scores."""
+    return predicted_positions(torch.softmax(scores.float(), dim=1)) if targets is None else targets
 
 
 def minmax_scale(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -134,7 +124,7 @@ class Explainer:
         the predicted class. ``normalize`` scales each map to [0, 1]; otherwise the raw map.
         With ``return_targets`` also return the class positions explained, (N,) int64.
         """
-        images = validate_images(images)
+        images = check_images(images)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise GalaxymorphError(f"batch_size must be a positive integer, got {batch_size!r}")
         n, height, width = images.shape[0], images.shape[1], images.shape[2]

@@ -28,8 +28,9 @@ from scipy.stats import rankdata, ttest_rel
 from torch import nn
 
 from ..errors import GalaxymorphError
+from ..inference import check_images
 from ..progress import progress_bar
-from .base import gaussian_blur, validate_images
+from .base import gaussian_blur
 from .methods import explain
 
 FILLS = ("median", "blur")
@@ -67,7 +68,7 @@ def deletion_curves(model: nn.Module, images, maps: np.ndarray | None, targets, 
     ``mode="deletion"`` starts from the image and replaces pixels with the fill;
     ``mode="insertion"`` starts from the fill (the image's sky) and puts the image's pixels back.
     """
-    images = validate_images(images)
+    images = check_images(images)
     n, h, w = images.shape[:3]
     if mode not in MODES:
         raise GalaxymorphError(f"unknown mode {mode!r}; known modes: {', '.join(MODES)}")

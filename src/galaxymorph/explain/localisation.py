@@ -14,9 +14,8 @@ all-zero map has no share (NaN) and is left out of the medians.
 
 Where the footprints come from:
 
-* synthetic sky: the renderer's ``masks`` dataset (bit 1 galaxy footprint, 2 bulge, 4 disk,
-  8 bar, 16 arms, 32 field stars, 64 companions); for barred spirals also the share on bar
-  and arms (bits 8 | 16);
+* synthetic sky: the renderer's ``masks`` dataset (bits: ``data.galaxy10.MASK_BITS``), its
+  ``galaxy`` footprint; for barred spirals also the share on ``bar`` and ``arms``;
 * real images: the central source found by sep (:func:`galaxymorph.data.sources.central_source_masks`).
 """
 
@@ -24,14 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.galaxy10 import mask_of
 from ..errors import GalaxymorphError
 from .methods import explain
 
 BARRED_SPIRAL = 5  # the Galaxy10 class whose bar and arms the synthetic masks mark
-GALAXY_BIT = 1
-BAR_BIT = 8
-ARMS_BIT = 16
-MASK_BITS = {"galaxy": 1, "bulge": 2, "disk": 4, "bar": 8, "arms": 16, "field_stars": 32, "companions": 64}
 
 
 def energy_share(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -89,15 +85,15 @@ def meets_aim(summary: dict, min_share: float = 0.6, min_lift: float = 2.0) -> b
 def galaxy_masks(images: np.ndarray, mask_bits: np.ndarray | None) -> np.ndarray:
     """Footprints (N, H, W) of the central galaxy: the renderer's masks if given, else sep's."""
     if mask_bits is not None:
-        return (np.asarray(mask_bits) & GALAXY_BIT).astype(bool)
+        return mask_of(mask_bits, "galaxy")
     from ..data.sources import central_source_masks
 
     return central_source_masks(images)
 
 
 def bar_and_arm_masks(mask_bits: np.ndarray) -> np.ndarray:
-    """Bar and arms (bits 8 | 16) of the renderer's masks, (N, H, W) boolean."""
-    return (np.asarray(mask_bits) & (BAR_BIT | ARMS_BIT)).astype(bool)
+    """Bar and arms of the renderer's masks, (N, H, W) boolean."""
+    return mask_of(mask_bits, "bar") | mask_of(mask_bits, "arms")
 
 
 def localisation_scores(model, images: np.ndarray, labels: np.ndarray, method: str,

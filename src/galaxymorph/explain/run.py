@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path, check_writable_folder
 from ..models import load_model
-from ..inference import predict_selection
+from ..inference import predict_selection, predicted_positions
 from ..plotting import PHOTO_SUFFIX, FigurePool
 from ..rundir import RunFolder
 from ..run_names import resolve_run
@@ -60,7 +60,7 @@ def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0)
     confident: the n most confident correct predictions OF EACH CLASS (class by class);
     misclassified: the n most confidently wrong; random: n drawn with ``seed``.
     """
-    pred = probs.argmax(1)
+    pred = predicted_positions(probs)
     conf = probs.max(1)
     confident = []
     for c in range(probs.shape[1]):
@@ -180,7 +180,7 @@ def select_images(run_dir: Path, held_out, model, split: str, n: int, seed: int,
         chosen = np.unique(np.concatenate(list(galleries.values())))
         images = data.images(indices[chosen])
     return Selection(indices, labels, probs, probabilities_from, galleries, chosen, images,
-                     targets=probs[chosen].argmax(1), loc_pos=loc_pos, loc_images=loc_images, mask_bits=mask_bits)
+                     targets=predicted_positions(probs[chosen]), loc_pos=loc_pos, loc_images=loc_images, mask_bits=mask_bits)
 
 
 # 2. attribute: the maps, and localisation against the galaxy's footprint ------------------------------
@@ -297,7 +297,7 @@ def summarise(run_dir: Path, out: Path, model, method: str, split: str, s: Selec
         "model_input_size": model.input_size,
         "counts": {"split": int(len(s.indices)), "explained": int(len(s.chosen)),
                    **{g: int(len(p)) for g, p in s.galleries.items()}},
-        "accuracy": float(np.mean(s.probs.argmax(1) == s.labels)),
+        "accuracy": float(np.mean(predicted_positions(s.probs) == s.labels)),
         "probabilities_from": s.probabilities_from,
         "files": files,
         "localisation": a.localisation,

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import GalaxymorphError
+from ..errors import GalaxymorphError, one_line
 from ..models import read_checkpoint
 from ..rundir import RunFolder
 from ..run_names import init_run_dir
@@ -48,7 +48,7 @@ def load_encoder(model, init: str | os.PathLike) -> Path:
         missing, unexpected = model.load_state_dict(encoder, strict=False)
     except RuntimeError as exc:  # same names, other shapes
         raise GalaxymorphError(f"--init {init}: its weights do not fit model {model.name!r}: "
-                               f"{' '.join(str(exc).split())[:300]}") from None
+                               f"{one_line(exc, 300)}") from None
     missing = sorted(set(missing) - set(model.head_parameter_names()))
     if missing or unexpected:
         raise GalaxymorphError(f"--init {init}: its checkpoint does not fit model {model.name!r} (missing "

@@ -35,6 +35,7 @@ from ..config import Config
 from ..data.batches import Augmenter, BatchSampler, epoch_seed, iterate_batches, load_split, to_device
 from ..errors import GalaxymorphError
 from ..fileio import is_disk_full
+from ..inference import predicted_positions
 from ..models import Classifier, build_model, read_checkpoint, resolve_architecture, save_checkpoint
 from ..models.checkpoints import load_weights
 from ..progress import progress_bar, progress_enabled, status
@@ -439,9 +440,13 @@ def loss_and_correct(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> tup
     logits = logits.float()
     if binary:
         z = logits[:, 0]
-        # y: 0/1 labels, or soft targets in [0, 1] (counted right when on the same side of 0.5)
-        return F.binary_cross_entropy_with_logits(z, y.float(), reduction="none"), ((z > 0) == (y > 0.5)).sum()
-    return F.cross_entropy(logits, y, reduction="none"), (logits.argmax(1) == y).sum()
+        # y: 0/1 labels, or soft targets in [0, 1] (counted right when on the same side of 0.5);
+        # predicted as everywhere else (inference.predicted_positions: p >= 0.5, so z = 0 is positive)
+        p = torch.sigmoid(z)
+        pred = predicted_positions(torch.stack([1 - p, p], dim=1))
+        return F.binary_cross_entropy_with_logits(z, y.float(), reduction="none"), (pred == (y > 0.5).long()).sum()
+    pred = predicted_positions(torch.softmax(logits, dim=1))
+    return F.cross_entropy(logits, y, reduction="none"), (pred == y).sum()
 
 
 def balanced_weights(labels: np.ndarray, n_classes: int, device: torch.device) -> torch.Tensor:
