@@ -1,16 +1,11 @@
-"""The real benchmark's metrics and paired bootstrap (benchmarks/bench_real.py) come from
+"""The real benchmark's metrics and paired bootstrap (benchmarks/studies/common.py) come from
 galaxymorph.evaluation.metrics and give the numbers the benchmark's own copies gave."""
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import benchmarks.studies.common as bench_real
 from galaxymorph.evaluation.metrics import paired_bootstrap, point_metrics, weighted_metrics
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-bench_real = pytest.importorskip("bench_real")
 
 
 # -- the benchmark's own copies before they moved to evaluation.metrics (the reference) -----------
