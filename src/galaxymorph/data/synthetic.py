@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -827,8 +828,6 @@ def _disk_full(out: Path) -> str:
 def _check_free_space(out: Path, nbytes: int) -> None:
     """Refuse to write a batch that might not fit: HDF5 cannot recover from a full disk (it
     reports the failed writes late, and may crash the process at exit)."""
-    import shutil
-
     margin = 1 << 20  # metadata, and a batch that compresses worse than it should
     if shutil.disk_usage(out.parent if str(out.parent) else ".").free < nbytes + margin:
         raise DataError(_disk_full(out))

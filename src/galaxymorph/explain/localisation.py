@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.sources import central_source_masks
 from ..errors import GalaxymorphError
 from .methods import explain
 
@@ -90,8 +91,6 @@ def galaxy_masks(images: np.ndarray, mask_bits: np.ndarray | None) -> np.ndarray
     """Footprints (N, H, W) of the central galaxy: the renderer's masks if given, else sep's."""
     if mask_bits is not None:
         return (np.asarray(mask_bits) & GALAXY_BIT).astype(bool)
-    from ..data.sources import central_source_masks
-
     return central_source_masks(images)
 
 
