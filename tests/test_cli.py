@@ -241,6 +241,7 @@ def test_every_command_checks_first_that_it_can_write_and_says_so_in_one_line(tm
     monkeypatch.setattr("galaxymorph.report.build_html", no_work)
     monkeypatch.setattr("galaxymorph.data.synthetic._rendered_chunks", no_work)
     monkeypatch.setattr("galaxymorph.data.splits.prepare", no_work)
+    monkeypatch.setattr("galaxymorph.runs.prepare", no_work)  # train and run split the data through runs
 
     ro = tmp_path / "ro"  # below it, nothing can be written
     ro.mkdir()

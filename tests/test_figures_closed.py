@@ -13,6 +13,7 @@ import pytest
 
 import galaxymorph.explain.figures as explain_figures
 import galaxymorph.plotting as plotting
+import galaxymorph.training.curves as curves
 from galaxymorph.evaluation import figures as eval_figures
 from galaxymorph.training.curves import plot_curves
 
@@ -59,8 +60,8 @@ def _fail_before_saving(monkeypatch):
     def fail(fig, path, **kwargs):
         raise Failed("before saving")
 
-    monkeypatch.setattr(plotting, "save_figure", fail)
-    monkeypatch.setattr(explain_figures, "save_figure", fail)
+    for module in (plotting, explain_figures, eval_figures, curves):  # each module that draws figures
+        monkeypatch.setattr(module, "save_figure", fail)
 
 
 @pytest.mark.parametrize("where", ["saving", "before saving"])

@@ -114,10 +114,10 @@ def test_ctrl_c_during_training_then_run_resume(finished_run, tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_ctrl_c_during_evaluation_then_run_resume(finished_run, tmp_path, monkeypatch):
-    evaluate_module = importlib.import_module("galaxymorph.evaluation")
+    pipeline_module = importlib.import_module("galaxymorph.pipeline")  # where run looks evaluate up
 
     data, _ = finished_run
-    _interrupt_once(monkeypatch, evaluate_module, "evaluate")
+    _interrupt_once(monkeypatch, pipeline_module, "evaluate")
     with pytest.raises(KeyboardInterrupt):
         run(_config(data), out=tmp_path / "r", progress=False)
     assert not (tmp_path / "r" / "eval" / "metrics.json").exists()

@@ -268,7 +268,7 @@ def test_synthetic_data_is_rendered_once_into_the_cache(tiny_h5, tmp_path, monke
         return out
 
     monkeypatch.setenv("GALAXYMORPH_DATA", str(tmp_path / "cache"))  # the documented override
-    monkeypatch.setattr("galaxymorph.data.synthetic.synthesize", fake_synthesize)
+    monkeypatch.setattr(runs, "synthesize", fake_synthesize)
     config = Config(data="synthetic", n_per_class=20, seed=3, difficulty=0.25)
     path = runs.resolve_data(config)
     assert runs.resolve_data(config) == path and len(rendered) == 1

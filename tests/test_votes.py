@@ -115,6 +115,8 @@ def test_loss_counts_soft_targets_right_by_their_side_of_one_half():
 @pytest.mark.slow
 def test_train_on_votes_uses_the_soft_targets(tiny_h5, tmp_path, monkeypatch):
     """targets='votes' trains on the catalogue's vote shares (not the labels); no votes: a clear error."""
+    import galaxymorph.runs as runs
+    import galaxymorph.training.loop as loop
     import galaxymorph.votes as votes
 
     rng = np.random.default_rng(0)
@@ -131,7 +133,8 @@ def test_train_on_votes_uses_the_soft_targets(tiny_h5, tmp_path, monkeypatch):
     add_catalog(tiny_h5, columns)
     seen = []
     real = votes.split_soft_targets
-    monkeypatch.setattr(votes, "split_soft_targets", lambda *a: seen.append(real(*a)) or seen[-1])
+    for module in (runs, loop):  # the two readers: the check before the run folder, and training
+        monkeypatch.setattr(module, "split_soft_targets", lambda *a: seen.append(real(*a)) or seen[-1])
     run = gm.train(gm.Config(data=str(tiny_h5), targets="votes", **fast), out=tmp_path / "votes", progress=False)
     # read once to check the votes before the run folder is touched, once to train on them
     assert seen and all(((s > 0) & (s < 1)).all() for s in seen)  # graded votes: every target soft

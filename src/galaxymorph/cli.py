@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import traceback
 import warnings
 from pathlib import Path
 
 from . import __version__
-from .config import HELP, Config, check_seed
+from .config import HELP, Config, check_fractions, check_seed, load_mapping, validate_classes
 from .errors import GalaxymorphError
+from .fileio import WRITE_ERRNOS, check_output_file, is_disk_full, write_error
+from .interrupts import handling_interrupts, interrupted
+from .progress import set_quiet, status
 
 DEFAULTS = Config()  # the one place where default values live
 
@@ -68,7 +72,7 @@ def _add_device_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _use_threads(args: argparse.Namespace) -> None:
-    from .device import set_threads
+    from .device import set_threads  # lazy: keeps --help free of torch
 
     set_threads(args.threads)
 
@@ -81,8 +85,6 @@ def _config_from_args(args: argparse.Namespace) -> Config:
 def _resume_changes(args: argparse.Namespace) -> dict:
     """The settings given beside ``--resume`` (from ``--config`` and options): they apply on top
     of the run's saved config, which checks what may change (``runs.resume_config``)."""
-    from .config import load_mapping
-
     if args.out or args.overwrite:
         raise GalaxymorphError(f"--resume continues {args.resume} in place; it takes no --out or --overwrite")
     names = {f.name for f in dataclasses.fields(Config)}
@@ -97,8 +99,6 @@ def _add_overwrite(parser: argparse.ArgumentParser) -> None:
 
 def _check_out_file(args) -> None:
     """Refuse an existing --out file (unless --overwrite) before any work is done."""
-    from .fileio import check_output_file
-
     check_output_file(args.out, overwrite=args.overwrite)
 
 
@@ -292,7 +292,7 @@ def _add_run(sub) -> None:
 
 # -- handlers: each turns parsed arguments into one API call and prints a short result ------
 def cmd_data_fetch(args) -> None:
-    from .data import download
+    from .data import download  # lazy: keeps --help free of ssl and certifi
 
     kwargs = {"dest": args.dest}
     if args.url:
@@ -303,9 +303,7 @@ def cmd_data_fetch(args) -> None:
 
 
 def cmd_data_info(args) -> None:
-    from .data.info import describe, format_summary
-
-    from .fileio import check_output_file
+    from .data.info import describe, format_summary  # lazy: keeps --help free of numpy, h5py, matplotlib
 
     grid = args.grid or f"{Path(args.file).stem}_grid.png"  # the data's folder may be read-only
     check_output_file(grid)
@@ -313,7 +311,7 @@ def cmd_data_info(args) -> None:
 
 
 def cmd_data_synth(args) -> None:
-    from .data.synthetic import synthesize
+    from .data.synthetic import synthesize  # lazy: keeps --help free of numpy, scipy, h5py
 
     _check_out_file(args)
     check_seed(args.seed)
@@ -323,7 +321,7 @@ def cmd_data_synth(args) -> None:
 
 
 def cmd_data_import(args) -> None:
-    from .data.importers import import_images
+    from .data.importers import import_images  # lazy: keeps --help free of numpy, h5py, PIL
 
     _check_out_file(args)
     report = import_images(args.src, args.out, catalog=args.catalog, pixel_scale=args.pixel_scale,
@@ -332,18 +330,14 @@ def cmd_data_import(args) -> None:
 
 
 def cmd_data_merge(args) -> None:
-    from .data.merge import merge_files
+    from .data.merge import merge_files  # lazy: keeps --help free of numpy, h5py, scipy
 
     _check_out_file(args)
     print(merge_files(args.files, args.out, overwrite=args.overwrite))
 
 
 def cmd_data_prepare(args) -> None:
-    from .data.splits import describe_manifest, prepare
-    from .progress import status
-
-    from .data.galaxy10 import validate_classes
-    from .data.splits import check_fractions
+    from .data.splits import describe_manifest, prepare  # lazy: keeps --help free of numpy, h5py
 
     _check_out_file(args)
     validate_classes(args.classes)  # a bad id or fraction is told before the file is read
@@ -364,13 +358,13 @@ def _start_or_resume(stage, args) -> Path:
 
 
 def cmd_train(args) -> None:
-    from .training import train
+    from .training import train  # lazy: keeps --help free of torch
 
     print(f"run folder: {_start_or_resume(train, args)}")
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluation import evaluate, format_metrics
+    from .evaluation import evaluate, format_metrics  # lazy: keeps --help free of torch
 
     _use_threads(args)
     metrics = evaluate(args.run_dir, split=args.split, tta=args.tta, device=args.device, out=args.out)
@@ -378,7 +372,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    from .explain.run import explain_run
+    from .explain.run import explain_run  # lazy: keeps --help free of torch
 
     _use_threads(args)
     summary = explain_run(args.run_dir, split=args.split, n=args.n, method=args.method, device=args.device,
@@ -387,7 +381,7 @@ def cmd_explain(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from .prediction import check_not_an_input, collect_inputs, predict
+    from .prediction import check_not_an_input, collect_inputs, predict  # lazy: keeps --help free of torch
 
     files, h5_files = collect_inputs(args.inputs)
     check_not_an_input(args.out, files + h5_files)  # said first: --overwrite would not help
@@ -398,8 +392,7 @@ def cmd_predict(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .fileio import check_output_file
-    from .report import screenshot, write_report
+    from .report import screenshot, write_report  # lazy: keeps --help free of numpy, h5py
 
     if args.screenshot:
         check_output_file(args.screenshot)
@@ -410,10 +403,9 @@ def cmd_report(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from .evaluation import format_metrics
-    from .pipeline import run
-
-    from .rundir import RunFolder
+    from .evaluation import format_metrics  # lazy: keeps --help free of torch
+    from .pipeline import run  # lazy: keeps --help free of torch
+    from .rundir import RunFolder  # lazy: keeps --help free of numpy
 
     files = RunFolder(_start_or_resume(run, args))
     print(format_metrics(files.read_metrics()))
@@ -421,13 +413,9 @@ def cmd_run(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .interrupts import handling_interrupts
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.quiet:
-        from .progress import set_quiet
-
         set_quiet()
     with handling_interrupts(), warnings.catch_warnings():
         if not args.verbose:
@@ -439,8 +427,6 @@ def main(argv: list[str] | None = None) -> int:
 def _run_command(args) -> int:
     """The command's exit status: 0, 2 for a user error, 130 for Ctrl-C (also one that Python
     swallowed in a finalizer, see :mod:`galaxymorph.interrupts`)."""
-    from .interrupts import interrupted
-
     try:
         args.handler(args)
         if not interrupted():
@@ -457,8 +443,6 @@ def _run_command(args) -> int:
     except BrokenPipeError:
         return _closed_pipe_status()
     except OSError as exc:  # a write that did not go through fileio: still one line when the place is at fault
-        from .fileio import WRITE_ERRNOS, is_disk_full, write_error
-
         if interrupted():
             return _interrupted_status()
         if not (exc.errno in WRITE_ERRNOS or is_disk_full(exc)):
@@ -483,8 +467,6 @@ def _interrupted_status() -> int:
 def _closed_pipe_status() -> int:
     """The reader of stdout went away (``galaxymorph data info x.h5 | head -1``): stop quietly,
     as the Python docs recommend, with stdout pointed at devnull so the exit's flush is silent."""
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     return 1

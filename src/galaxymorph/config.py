@@ -396,7 +396,7 @@ def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+            import yaml  # lazy: --help imports config; PyYAML only for a YAML config file
 
             data = yaml.safe_load(text) or {}
         else:

@@ -195,7 +195,7 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 def _json_default(obj):
-    import numpy as np
+    import numpy as np  # lazy: --help imports fileio and loads no numpy
 
     if isinstance(obj, np.integer):
         return int(obj)

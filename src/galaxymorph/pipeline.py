@@ -15,11 +15,15 @@ from typing import Any, Callable, Mapping
 
 from .config import Config
 from .errors import GalaxymorphError
+from .evaluation import evaluate
+from .explain.run import explain_run
 from .fileio import read_json
 from .progress import status
+from .report import write_report
 from .rundir import RunFolder
 from .runs import (check_run_dir, claim_run_dir, needs_training, outdated_outputs, read_run_json, release_run_dir,
                    resume_config, update_run_json)
+from .training import train
 
 
 def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None = None,
@@ -46,11 +50,6 @@ def run(config: Config | Mapping[str, Any] | None, out: str | os.PathLike | None
 
 
 def _run_stages(config: Config, run_dir: Path, resume, overwrite: bool, progress: bool) -> Path:
-    from .evaluation import evaluate
-    from .explain.run import explain_run
-    from .report import write_report
-    from .training import train
-
     trained = True
     if resume is not None:
         trained = needs_training(run_dir, config)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Sequence
 
@@ -12,6 +14,8 @@ import matplotlib
 matplotlib.use("Agg")  # galaxymorph never opens windows; figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
 from .workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context  # noqa: E402
@@ -73,8 +77,6 @@ class FigurePool:
 
     def __enter__(self) -> "FigurePool":
         if self.workers > 1 and can_start_workers():
-            from concurrent.futures import ProcessPoolExecutor
-
             with deaf_to_ctrl_c():
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context())
         return self
@@ -90,8 +92,6 @@ class FigurePool:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._pool is None:
             return
-        from concurrent.futures.process import BrokenProcessPool
-
         try:
             if exc_type is None:
                 for future, draw, args, kwargs in self._futures:
@@ -162,9 +162,6 @@ def text_inches(text: str, size: float, dpi: float = FIGURE_DPI) -> float:
     """The width of ``text`` (its widest line) in matplotlib's default font at ``size`` points, as
     Agg draws it at ``dpi`` (hinting makes that a few per cent off the font's outline), measured
     without drawing anything."""
-    from matplotlib.backends.backend_agg import RendererAgg
-    from matplotlib.font_manager import FontProperties
-
     renderer, font = RendererAgg(1, 1, dpi), FontProperties(size=size)
     return max(renderer.get_text_width_height_descent(line, font, ismath=False)[0]
                for line in text.split("\n")) / dpi

@@ -20,10 +20,15 @@ import numpy as np
 from .data.galaxy10 import CLASS_NAMES, IMAGE_SHAPE, open_galaxy10
 from .data.importers import IMAGE_SUFFIXES, list_files, read_image_file
 from .data.scale import check_scale, inputs_scale
+from .data.tree import load_tree
 from .errors import GalaxymorphError, one_line
 from .fileio import atomic_path, check_output_file, printable_name, spreadsheet_safe
 from .inference import default_batch_size, predicted_positions
+from .models import load_model
+from .models.tree import expected_fractions
 from .progress import progress_bar
+from .run_names import resolve_run
+from .runs import read_run_json, run_device
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
@@ -157,10 +162,6 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     has it, else ``auto``); ``batch_size``: images per forward pass (default 64 on the CPU,
     512 on a GPU).
     """
-    from .models import load_model
-    from .run_names import resolve_run
-    from .runs import read_run_json, run_device
-
     run_dir = resolve_run(run_dir)  # "gz2": the shipped model
     if batch_size is not None and batch_size < 1:
         raise GalaxymorphError(f"--batch-size must be at least 1, got {batch_size}")
@@ -182,8 +183,6 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
 
     header = ["file", "index", "predicted", "predicted_name"] + [f"prob_{c}" for c in class_ids]
     if model.tree is not None:  # a decision-tree model: expected vote fractions and Dirichlet concentrations
-        from .data.tree import load_tree
-
         tree = load_tree(model.tree)
         header = ["file", "index"] + tree.fraction_columns() + [f"{a}_concentration" for a in tree.answers]
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -215,8 +214,6 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
 
 def _write_votes(writer, names: list[str], indices: list[str], conc: np.ndarray, tree) -> None:
     """Rows of a tree model's predictions: expected vote fraction, then concentration, of every answer."""
-    from .models.tree import expected_fractions
-
     fractions = expected_fractions(conc.astype(np.float64), tree)
     for name, index, f, c in zip(names, indices, fractions, conc):
         writer.writerow([spreadsheet_safe(name), index] + [f"{v:.6f}" for v in f] + [f"{v:.4f}" for v in c])

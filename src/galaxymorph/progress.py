@@ -39,7 +39,7 @@ def progress_bar(iterable=None, desc: str | None = None, total: int | None = Non
     or :func:`progress_enabled`."""
     quiet = disable or not progress_enabled()
     if not quiet and sys.stderr.isatty():
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # lazy: --help imports progress and loads no tqdm
 
         return tqdm(iterable, desc=desc, total=total, unit=unit, dynamic_ncols=True, leave=False, **kwargs)
     return LogLine(iterable, desc=desc, total=total, unit=unit, silent=quiet or not log_line,

@@ -22,9 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from .data.galaxy10 import CLASS_NAMES
 from .errors import GalaxymorphError
-from .fileio import check_output_file, read_json, write_text
+from .fileio import atomic_path, check_output_file, read_json, write_text
 from .rundir import RunFolder
 from .runs import not_a_run_folder, outdated_outputs
 
@@ -41,8 +43,6 @@ def _figure(path: Path, alt: str, caption: str | None = None) -> dict | None:
     and ``height`` its pixels, so the page keeps its layout while it loads), or None when absent."""
     if not path.is_file():
         return None
-    from PIL import Image  # reads the header only
-
     raw = path.read_bytes()
     try:
         with Image.open(path) as image:
@@ -329,7 +329,7 @@ def page_data(run_dir: str | os.PathLike) -> dict:
 
 def render(data: dict) -> str:
     """The page from :func:`page_data`'s dict, through the packaged Jinja2 template (autoescaped)."""
-    import jinja2  # here, not at the top: `import galaxymorph` and `--help` stay light
+    import jinja2  # lazy: Jinja2 loads only when a page is written, not with the modules that import report
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("galaxymorph", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -368,8 +368,6 @@ def screenshot(page: str | os.PathLike, out: str | os.PathLike, width: int = 128
     if browser is None:
         raise GalaxymorphError("a screenshot needs Chromium (e.g. 'apt-get install chromium'); none was found")
     page, out = Path(page).resolve(), Path(out)
-    from .fileio import atomic_path
-
     with tempfile.TemporaryDirectory() as profile, atomic_path(out) as tmp:
         done = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
                                f"--screenshot={tmp}", page.as_uri()], capture_output=True, text=True, timeout=180)

@@ -21,14 +21,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .config import Config
 from .errors import GalaxymorphError
 from .fileio import atomic_path, read_json, write_json, write_text
-
-if TYPE_CHECKING:
-    import numpy as np
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 
@@ -50,15 +48,11 @@ class Predictions:
     @property
     def labels(self) -> "np.ndarray":
         """The true classes as positions 0..k-1 in ``class_ids`` (the model's label encoding)."""
-        import numpy as np
-
         lookup = {c: i for i, c in enumerate(self.class_ids)}
         return np.array([lookup[int(c)] for c in self.true], dtype=np.int64)
 
     def sorted_by_index(self) -> "Predictions":
         """The same rows ordered by file index."""
-        import numpy as np
-
         order = np.argsort(self.index, kind="stable")
         return Predictions(self.index[order], self.true[order], self.predicted[order], self.probs[order],
                            self.class_ids)
@@ -265,8 +259,6 @@ class RunFolder:
 
     def read_predictions(self) -> Predictions:
         """eval/predictions.csv as written; a missing or damaged file is a one-line error."""
-        import numpy as np
-
         path = self.predictions_path
         if not path.is_file():
             raise GalaxymorphError(f"no {path}: run 'galaxymorph evaluate {self.path}' first")

@@ -27,16 +27,28 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
+import h5py
+import numpy as np
+
+from ._version import __version__
 from .config import Config
+from .data.download import default_data_dir, fetch
+from .data.galaxy10 import CLASS_NAMES, folder_given, label_positions, open_galaxy10
+from .data.scale import file_scale
+from .data.splits import check_manifest_matches, load_manifest, prepare, split_indices
+from .data.synthetic import GENERATOR_VERSION, synthesize
 from .errors import DataError, GalaxymorphError
 from .fileio import atomic_path, check_writable_folder, sha256_file, write_error, write_json
 from .run_names import SHIPPED_RUNS, not_a_run_folder
 from .rundir import RunFolder
+from .votes import split_soft_targets
 
-if TYPE_CHECKING:
-    import numpy as np
+try:
+    import fcntl
+except ImportError:  # no flock (Windows): a claim is not enforced there
+    fcntl = None
 
 RESUMABLE_CHANGES = ("epochs", "patience", "device", "threads", "tta", "compile")  # may differ on --resume
 
@@ -47,9 +59,6 @@ def synthetic_path(config: Config) -> Path:
 
     The generator's version is part of the name, so a changed renderer never serves old pixels.
     """
-    from .data.download import default_data_dir
-    from .data.synthetic import GENERATOR_VERSION
-
     version = GENERATOR_VERSION.rsplit("/", 1)[-1]
     classes = "-".join(str(c) for c in config.classes)
     name = f"sky-v{version}-c{classes}-n{config.n_per_class}-s{config.seed}-d{config.difficulty:g}.h5"
@@ -61,19 +70,13 @@ def resolve_data(config: Config, progress: bool = True) -> Path:
     if config.data == "synthetic":
         path = synthetic_path(config)
         if not path.is_file():
-            from .data.synthetic import synthesize
-
             synthesize(path, classes=config.classes, n_per_class=config.n_per_class, seed=config.seed,
                        difficulty=config.difficulty, progress=progress)
         return path
     if config.data == "galaxy10":
-        from .data.download import fetch
-
         return Path(fetch(progress=progress))
     path = Path(config.data).expanduser()
     if path.is_dir():
-        from .data.galaxy10 import folder_given
-
         raise folder_given(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path} (give a Galaxy10-layout HDF5 file, 'synthetic' or 'galaxy10')")
@@ -86,8 +89,6 @@ def resolve_manifest(config: Config, data_path: Path) -> tuple[dict, Path | None
     A given manifest must have been made from ``data_path`` (SHA-256) and hold exactly
     ``config.classes`` in the same order, since the label order decides the model's outputs.
     """
-    from .data.splits import load_manifest, prepare
-
     if config.manifest:
         source = Path(config.manifest)
         manifest = load_manifest(source, data_path)
@@ -263,13 +264,11 @@ def check_training_inputs(config: Config, data_path: Path, manifest: dict) -> No
     """What training reads besides the split, checked before a run folder is made or replaced:
     the --weights file fits the model, and vote targets exist for every training image."""
     if config.weights:
-        from .models import build_model
-        from .models.checkpoints import load_weights
+        from .models import build_model  # lazy: torch; `galaxymorph report` imports this module and needs none
+        from .models.checkpoints import load_weights  # lazy: torch, as above
 
         load_weights(build_model(config.model, config.classes), config.weights)
     if config.targets == "votes":
-        from .votes import split_soft_targets
-
         split_soft_targets(data_path, manifest, "train")
 
 
@@ -354,9 +353,7 @@ def _lock(run_dir: Path) -> int:
 
 def _try_lock(fd: int) -> bool:
     """An exclusive lock on ``fd`` without waiting: False when another process holds one."""
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): the claim is not enforced there
+    if fcntl is None:
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -368,9 +365,6 @@ def _try_lock(fd: int) -> bool:
 def _training_scale(data_path: Path, manifest: dict) -> dict:
     """The pixel scale and apparent galaxy size of the training split, kept in run.json so that
     evaluate and predict can warn about inputs at another scale without re-measuring it."""
-    from .data.scale import file_scale
-    from .data.splits import split_indices
-
     return file_scale(data_path, split_indices(manifest, "train"))
 
 
@@ -499,8 +493,6 @@ def open_run(run_dir: str | os.PathLike) -> TrainedRun:
     Errors name what is missing: the folder, run.json, the data file the run was trained on
     (moved or deleted), or a manifest that no longer matches that file.
     """
-    from .data.splits import check_manifest_matches, load_manifest
-
     run_dir = Path(run_dir)
     files = RunFolder(run_dir)
     if not run_dir.is_dir():
@@ -530,11 +522,7 @@ def open_run(run_dir: str | os.PathLike) -> TrainedRun:
 
 def environment_info(device, threads: int, amp_dtype: str | None, world_size: int = 1) -> dict:
     """Versions and hardware, so a run's numbers can be traced to what produced them."""
-    import h5py
-    import numpy as np
-    import torch
-
-    from ._version import __version__
+    import torch  # lazy: `galaxymorph report` imports this module and needs no torch
 
     info = {
         "galaxymorph": __version__,
@@ -588,20 +576,14 @@ class HeldOutSplit:
 
     @property
     def class_names(self) -> list[str]:
-        from .data.galaxy10 import CLASS_NAMES
-
         return [CLASS_NAMES[c] for c in self.class_ids]
 
     def open_data(self):
         """The run's data file, open (use as a context manager); pixels are read on demand."""
-        from .data.galaxy10 import open_galaxy10
-
         return open_galaxy10(self.folder.data_path)
 
     def images(self, positions=None) -> "np.ndarray":
         """uint8 pixels of the split's images (or of ``positions`` into the split), in order."""
-        import numpy as np
-
         chosen = self.indices if positions is None else self.indices[np.asarray(positions, dtype=np.int64)]
         with self.open_data() as data:
             return data.images(chosen)
@@ -613,11 +595,6 @@ def open_held_out(run: str | os.PathLike | TrainedRun, split: str = "test",
     images with it or is empty, a model whose classes (``class_ids``, e.g. the checkpoint's)
     differ from the manifest's, and a split that misses a class (ROC AUC and the per-class
     figures need every class)."""
-    import numpy as np
-
-    from .data.galaxy10 import CLASS_NAMES, label_positions, open_galaxy10
-    from .data.splits import split_indices
-
     folder = run if isinstance(run, TrainedRun) else open_run(run)
     manifest = folder.manifest
     if split == "train":
@@ -649,10 +626,6 @@ def open_held_out(run: str | os.PathLike | TrainedRun, split: str = "test",
 def held_out_indices(folder: RunFolder, split: str) -> np.ndarray:
     """Data-file indices of a held-out split of a tree run (refusing ``train``, an empty split, or
     one that shares images with the training split)."""
-    import numpy as np
-
-    from .data.splits import split_indices
-
     manifest = folder.manifest
     if manifest.get("targets") != "tree":
         raise GalaxymorphError(f"{folder.path} holds a decision-tree model but its split is not a tree split")
@@ -671,7 +644,7 @@ def held_out_indices(folder: RunFolder, split: str) -> np.ndarray:
 def run_device(run_dir: str | os.PathLike, device: str | None = None):
     """The torch device for scoring a run: ``device`` if given (a missing GPU is an error),
     else the device the run's config asked for when this machine has it, else ``auto``."""
-    from .device import select_device
+    from .device import select_device  # lazy: torch; `galaxymorph report` imports this module and needs none
 
     if device is not None:
         return select_device(str(device))

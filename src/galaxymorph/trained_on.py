@@ -136,8 +136,8 @@ def match_galaxies(ra: np.ndarray, dec: np.ndarray, sha: np.ndarray, record: dic
     ref_ra, ref_dec = np.asarray(record["ra"], np.float64), np.asarray(record["dec"], np.float64)
     theirs = np.isfinite(ref_ra) & np.isfinite(ref_dec)
     if mine.any() and theirs.any():
-        from astropy import units as u
-        from astropy.coordinates import SkyCoord
+        from astropy import units as u  # lazy: astropy (~0.6 s) only when both sides have sky positions
+        from astropy.coordinates import SkyCoord  # lazy: as above
 
         catalog = SkyCoord(ref_ra[theirs] * u.deg, ref_dec[theirs] * u.deg)
         _, separation, _ = SkyCoord(ra[mine] * u.deg, dec[mine] * u.deg).match_to_catalog_sky(catalog)

@@ -7,6 +7,7 @@ Shared by the two process pools of galaxymorph: the synthetic renderer
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import sys
@@ -31,8 +32,6 @@ def worker_context(preload: Sequence[str] = ()):
     """A multiprocessing context whose workers start clean, whatever this process holds (a CUDA
     context must not be forked): forkserver, where the server imports ``preload`` once for every
     worker forked from it; else spawn."""
-    import multiprocessing
-
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - not Linux
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")

@@ -43,12 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError, one_line
 from ..fileio import printable_name
 from ..progress import progress_bar
 from .catalog import Catalog, check_pixel_scale, class_text_is_blank, read_catalog
 from .galaxy10 import CLASS_NAMES, IMAGE_SHAPE, NO_CLASS, OPTIONAL_COLUMNS, Galaxy10Writer
+from .gz2_classes import SOURCES, WINDING_NOTE, classes_from_votes, needed_answers
+from .stretch import lupton_rgb
+from .tree import FRACTION_SUFFIX, load_tree
 
 PIL_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
@@ -303,9 +307,6 @@ def _file_class(rel: Path, header_class: int | None, table: Catalog | None, row:
 def _votes(table: Catalog | None, classes_from: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per catalogue row: whether it has gz2 tree votes (None when the catalogue lacks the vote
     count columns), and with ``classes_from`` the class its vote fractions give."""
-    from .gz2_classes import SOURCES, classes_from_votes, needed_answers
-    from .tree import FRACTION_SUFFIX, load_tree
-
     if classes_from is not None and classes_from not in SOURCES:
         raise DataError(f"unknown source of classes {classes_from!r}; known: {', '.join(SOURCES)}")
     tree = load_tree("gz2")
@@ -329,8 +330,6 @@ def _votes(table: Catalog | None, classes_from: str | None) -> tuple[np.ndarray 
 
 def _class_note(class_id: int, classes_from: str | None) -> str:
     """What a class means in the import report when the votes gave it (class 6: see gz2_classes)."""
-    from .gz2_classes import WINDING_NOTE
-
     return f" ({WINDING_NOTE})" if classes_from and class_id == 6 else ""
 
 
@@ -500,8 +499,6 @@ def _read(path: Path, size: int) -> ImageRead:
 
 
 def _read_pil(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     try:
         with Image.open(path) as img:
             img.load()
@@ -515,8 +512,6 @@ def _read_pil(path: Path) -> np.ndarray:
 
 def _pil_to_rgb(img) -> np.ndarray:
     """uint8 (H, W, 3) from any Pillow mode: alpha composited on black, 16-bit scaled."""
-    from PIL import Image
-
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         arr = np.asarray(img, dtype=np.float64)
         if img.mode == "F":
@@ -535,8 +530,6 @@ def _pil_to_rgb(img) -> np.ndarray:
 
 def _square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop to a square, then resize to ``size`` x ``size`` with Lanczos if needed."""
-    from PIL import Image
-
     h, w = rgb.shape[:2]
     side = min(h, w)
     if side < 1:
@@ -550,7 +543,7 @@ def _square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
 
 def _read_fits(path: Path) -> tuple[np.ndarray, int | None, float]:
     """(uint8 RGB, class from the header or None, arcsec/px from the WCS or NaN)."""
-    from astropy.io import fits
+    from astropy.io import fits  # lazy: astropy (~0.6 s) only for FITS files, not for every jpg/png import
 
     try:
         with warnings.catch_warnings():
@@ -569,9 +562,9 @@ def _read_fits(path: Path) -> tuple[np.ndarray, int | None, float]:
 def _wcs_scale(hdul) -> float:
     """arcsec/px of the first image HDU with a celestial WCS (mean of astropy's
     ``proj_plane_pixel_scales`` over the two axes), NaN when no header has one."""
-    import astropy.units as u
-    from astropy.wcs import WCS
-    from astropy.wcs.utils import proj_plane_pixel_scales
+    import astropy.units as u  # lazy: astropy only for FITS files, as in _read_fits
+    from astropy.wcs import WCS  # lazy: as above
+    from astropy.wcs.utils import proj_plane_pixel_scales  # lazy: as above
 
     for hdu in hdul:
         if not getattr(hdu, "is_image", False) or "CTYPE1" not in hdu.header:
@@ -656,8 +649,6 @@ def fits_to_rgb(bands: dict[str, np.ndarray]) -> np.ndarray:
     dark grey, and stretched with the project's one Lupton stretch (``stretch.lupton_rgb``, equal
     to astropy's ``make_lupton_rgb``; z -> R, r -> G, g -> B). FITS rows run bottom-up, so the result is flipped to the usual top-down order.
     """
-    from .stretch import lupton_rgb
-
     shapes = {b.shape for b in bands.values()}
     if len(shapes) != 1:
         raise DataError(f"FITS bands have different shapes: {sorted(shapes)}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..plotting import image_grid
 from .galaxy10 import CLASS_NAMES, NO_CLASS, open_galaxy10
 from .gz2_classes import WINDING_NOTE
 from .scale import file_scale
@@ -55,8 +56,6 @@ def describe(path: str | os.PathLike, grid: str | os.PathLike | None = None, per
                 pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
                 rows.append(list(data.images(pick)))
                 labels.append(f"{name}\n(n={len(members)})")
-            from ..plotting import image_grid
-
             image_grid(rows, labels, grid, title=f"{Path(path).name}: examples per class")
             summary["grid"] = str(grid)
     return summary

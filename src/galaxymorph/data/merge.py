@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..errors import DataError
 from ..fileio import check_output_file
@@ -124,8 +125,6 @@ def close_pairs(ra: np.ndarray, dec: np.ndarray, group: np.ndarray,
                 arcsec: float = DUPLICATE_ARCSEC) -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, of positions (degrees) within ``arcsec`` of each other whose
     ``group`` differs (e.g. images from different files); NaN positions are never paired."""
-    from scipy.spatial import cKDTree
-
     ra, dec = np.radians(np.asarray(ra, dtype=np.float64)), np.radians(np.asarray(dec, dtype=np.float64))
     known = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec))
     if len(known) < 2:

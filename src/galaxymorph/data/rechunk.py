@@ -36,6 +36,7 @@ never the file. The copy may be deleted at any time; it is rebuilt when next nee
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from contextlib import contextmanager
@@ -49,6 +50,11 @@ from ..errors import GalaxymorphError, one_line
 from ..fileio import atomic_path, file_stamp, free_space
 from ..progress import progress_bar, status
 from .filehash import user_cache_folder
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock
+    fcntl = None
 
 MAX_IMAGES_PER_CHUNK = 8  # files whose chunks span more images than this are worth a copy
 BUILD_FROM_SHARE = 0.05  # only a selection of at least this share of the file builds one
@@ -127,9 +133,7 @@ def _build_lock(dest: Path) -> Iterator[None]:
     on ``<copy>.lock``, released when the process ends however it ends; where ``fcntl`` does
     not exist (Windows), no lock.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    if fcntl is None:  # pragma: no cover - not POSIX
         yield
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -172,8 +176,6 @@ def source_stamp(path: str | os.PathLike) -> tuple[str, int, int]:
 def copy_path(real_path: str) -> Path:
     """The copy's file for a source: its name, then a short hash of its real path (two sources
     of the same name do not share a copy; a changed source replaces its own copy)."""
-    import hashlib
-
     digest = hashlib.sha256(real_path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return copy_folder() / f"{Path(real_path).stem}-{digest}.h5"
 

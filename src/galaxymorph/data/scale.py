@@ -30,7 +30,9 @@ import numpy as np
 from ..errors import GalaxymorphError
 from ..rundir import RunFolder
 from .galaxy10 import open_galaxy10
+from .importers import read_image
 from .splits import load_manifest, split_indices
+from .sources import apparent_size
 
 SIZE_SAMPLE = 32  # images measured for the median apparent size (sep takes ~20 ms each)
 MAX_RATIO = 1.5  # a clear difference: larger or smaller by more than this factor
@@ -49,8 +51,6 @@ def scale_summary(images: np.ndarray | None = None, pxscale: np.ndarray | None =
     summary = {"pxscale": round(float(np.median(known)), 4) if len(known) else None,
                "n_pxscale": int(len(known)), "galaxy_size_px": None, "n_size": 0}
     if images is not None and len(images):
-        from .sources import apparent_size
-
         sizes = apparent_size(np.asarray(images))
         sizes = sizes[np.isfinite(sizes)]
         if len(sizes):
@@ -128,8 +128,6 @@ def inputs_scale(files: list[Path], h5_files: list[Path], sample: int = SIZE_SAM
     """:func:`scale_summary` of ``predict``'s inputs: a fixed sample of the image files (pixel
     scale where a FITS WCS gives it) and of each Galaxy10-layout file (its ``pxscale`` column).
     Unreadable inputs are left out here; ``predict`` reports them."""
-    from .importers import read_image
-
     images, scales = [], []
     for i in sample_indices(len(files), sample):
         try:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator

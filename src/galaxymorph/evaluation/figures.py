@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from sklearn import metrics as skm
 
 from ..data.galaxy10 import CLASS_NAMES
+from ..plotting import closed_after, image_grid, plt, save_figure
 from .metrics import ECE_BINS, calibration_bins, expected_calibration_error
 
 
@@ -37,8 +39,6 @@ def _short(name: str, width: int = 14) -> str:
 
 def plot_confusion(path: Path, y, pred, names) -> Path:
     """Counts and row percentages; true class on rows, predicted on columns."""
-    from ..plotting import closed_after, plt, save_figure
-
     k = len(names)
     matrix = skm.confusion_matrix(y, pred, labels=list(range(k)))
     rows = matrix.sum(1, keepdims=True)
@@ -68,8 +68,6 @@ def _one_vs_rest(y, probs, names):
 
 
 def plot_roc(path: Path, y, probs, names, threshold: float | None = None) -> Path:
-    from ..plotting import closed_after, plt, save_figure
-
     fig, ax = plt.subplots(figsize=(5.2, 5))
     with closed_after(fig):
         for label, positive, score in _one_vs_rest(y, probs, names):
@@ -91,8 +89,6 @@ def plot_roc(path: Path, y, probs, names, threshold: float | None = None) -> Pat
 
 
 def plot_pr(path: Path, y, probs, names) -> Path:
-    from ..plotting import closed_after, plt, save_figure
-
     fig, ax = plt.subplots(figsize=(5.2, 5))
     with closed_after(fig):
         for label, positive, score in _one_vs_rest(y, probs, names):
@@ -110,10 +106,6 @@ def plot_pr(path: Path, y, probs, names) -> Path:
 
 def plot_reliability(path: Path, y, probs, n_bins: int = ECE_BINS) -> Path:
     """Accuracy against top-class confidence per bin, with the bin counts underneath."""
-    from matplotlib.ticker import MaxNLocator
-
-    from ..plotting import closed_after, plt, save_figure
-
     bins, correct, _ = calibration_bins(y, probs, n_bins)
     counts = np.bincount(bins, minlength=n_bins)
     acc = np.divide(np.bincount(bins, weights=correct, minlength=n_bins), counts,
@@ -139,10 +131,6 @@ def plot_reliability(path: Path, y, probs, n_bins: int = ECE_BINS) -> Path:
 
 def plot_probabilities(path: Path, y, probs, names, threshold: float | None = None) -> Path:
     """Binary: p(positive class) per true class. More classes: p(true class) per true class."""
-    from matplotlib.ticker import MaxNLocator
-
-    from ..plotting import closed_after, plt, save_figure
-
     binary = probs.shape[1] == 2
     fig, ax = plt.subplots(figsize=(6, 4))
     with closed_after(fig):
@@ -166,8 +154,6 @@ def plot_probabilities(path: Path, y, probs, names, threshold: float | None = No
 
 def write_examples(path: Path, data, manifest: dict, per_class: int = 6, seed: int = 0) -> Path:
     """A grid of ``per_class`` random training images of each class of ``manifest`` (seeded)."""
-    from ..plotting import image_grid
-
     rng = np.random.default_rng(seed)
     rows, labels = [], []
     train = np.asarray(manifest["splits"]["train"])

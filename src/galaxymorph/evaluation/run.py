@@ -22,10 +22,13 @@ from ..trained_on import check_test_images
 from ..votes import vote_summary
 from ..fileio import check_writable_folder
 from ..inference import predict_selection, predicted_positions
+from ..models import load_model
 from ..rundir import Predictions, RunFolder
+from ..runs import open_held_out, open_run, run_device
 from .figures import write_examples, write_plots
 from .metrics import (INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
                       point_metrics, stratified_bootstrap_weights, with_intervals)
+from .tree import evaluate_tree, format_tree_metrics
 
 EVAL_FORMAT = "galaxymorph-eval/1"
 
@@ -40,9 +43,6 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     device the run's config names when this machine has it, else ``auto``. ``batch_size``:
     images per forward pass (default: 64 on the CPU, 512 on a GPU).
     """
-    from ..models import load_model
-    from ..runs import open_held_out, open_run, run_device
-
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if n_boot < 0:
@@ -53,8 +53,6 @@ def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None =
     tta = folder.config.tta if tta is None else bool(tta)
     model = load_model(run_dir, device=run_device(run_dir, device))
     if model.tree is not None:  # a decision-tree model: scored question by question
-        from .tree import evaluate_tree
-
         return evaluate_tree(run_dir, folder, model, split, tta, progress, batch_size, plots, files)
     held_out = open_held_out(folder, split, class_ids=model.class_ids)
     class_ids, names, y = held_out.class_ids, held_out.class_names, held_out.labels
@@ -85,8 +83,6 @@ def _tuned_threshold(model, data, folder, split: str, class_ids: list[int], y: n
                      batch_size: int | None, tta: bool, progress: bool) -> dict:
     """Two classes: the threshold on p(positive) tuned on the validation split (predicted here
     unless ``split`` is "val" itself, which is then noted as optimistic)."""
-    from ..runs import open_held_out
-
     if split == "val":
         y_val, p_val = y, probs
     else:
@@ -162,8 +158,6 @@ def model_warnings(pred: np.ndarray, names: list[str]) -> list[str]:
 def format_metrics(metrics: dict) -> str:
     """A compact terminal table: metric, value, 95% interval (and at the tuned threshold)."""
     if "tree" in metrics:
-        from .tree import format_tree_metrics
-
         return format_tree_metrics(metrics)
     names = ", ".join(f"{n} {metrics['counts'][n]}" for n in metrics["class_names"])
     lines = [f"{metrics['model']} on {metrics['split']} (n={metrics['n']}: {names})"

@@ -30,6 +30,7 @@ from ..data.tree import DecisionTree, load_tree
 from ..fileio import atomic_path
 from ..inference import predict_selection
 from ..models.tree import expected_fractions
+from ..plotting import closed_after, plt, save_figure
 from ..rundir import RunFolder
 from ..runs import held_out_indices
 from ..trained_on import check_test_images
@@ -137,8 +138,6 @@ def write_tree_predictions(path: Path, indices, fractions: np.ndarray, conc: np.
 
 def plot_questions(path: Path, scores: dict, split: str = "test") -> Path:
     """Horizontal bars: accuracy against confident volunteers per question, with Wilson intervals."""
-    from ..plotting import closed_after, plt, save_figure
-
     names = list(scores["questions"])
     rows = [scores["questions"][q] for q in names]
     values = [r["accuracy"]["value"] if r["n"] else 0.0 for r in rows]

@@ -25,6 +25,7 @@ def _load() -> dict:
     """
     if "METHODS" in globals():
         return globals()["METHODS"]
+    # lazy: torch, on first use; the figure workers import this package and need none
     from .base import Explainer
     from .gradcam import BaseCAM, GradCAM, gradcam
     from .gradcampp import GradCAMPlusPlus, gradcampp
@@ -69,7 +70,7 @@ sys.modules[__name__].__class__ = _Package
 
 def explain_run(run_dir, **kwargs):
     """Explain a trained run folder; see :func:`galaxymorph.explain.run.explain_run`."""
-    from .run import explain_run as _explain_run  # here: `import galaxymorph.explain` stays free of torch
+    from .run import explain_run as _explain_run  # lazy: `import galaxymorph.explain` stays free of torch
 
     return _explain_run(run_dir, **kwargs)
 

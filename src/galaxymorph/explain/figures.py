@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib import colormaps
 
 from ..plotting import EDGE, LABEL_SPACE, bare, closed_after, line_count, plt, save_figure, tile_grid
 
@@ -66,8 +67,6 @@ def draw_overlay(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "", ti
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = MAX_ALPHA) -> np.ndarray:
     """uint8 RGB of the overlay (no contour): for places that need pixels rather than a figure."""
-    from matplotlib import colormaps
-
     m = scaled(heatmap)
     colour = colormaps[CMAP](m)[..., :3] * 255.0
     a = (alpha * m)[..., None]

@@ -39,7 +39,7 @@ class IntegratedGradientsExplainer(Explainer):
         return torch.zeros_like(x) if self.baseline == "black" else gaussian_blur(x, self.blur_sigma)
 
     def attribute_batch(self, x, targets):
-        from captum.attr import IntegratedGradients  # imported here: captum takes ~0.5 s to import
+        from captum.attr import IntegratedGradients  # lazy: captum takes seconds to import; only this method uses it
 
         forward = lambda inp: class_scores(self.model, inp)  # noqa: E731  (signed scores, see base)
         if targets is None:

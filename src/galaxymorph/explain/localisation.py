@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.galaxy10 import mask_of
+from ..data.sources import central_source_masks
 from ..errors import GalaxymorphError
 from .methods import explain
 
@@ -86,8 +87,6 @@ def galaxy_masks(images: np.ndarray, mask_bits: np.ndarray | None) -> np.ndarray
     """Footprints (N, H, W) of the central galaxy: the renderer's masks if given, else sep's."""
     if mask_bits is not None:
         return mask_of(mask_bits, "galaxy")
-    from ..data.sources import central_source_masks
-
     return central_source_masks(images)
 
 

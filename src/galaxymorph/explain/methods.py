@@ -23,6 +23,7 @@ _METHODS: dict[str, type[Explainer]] = {}
 def load_methods() -> dict[str, type[Explainer]]:
     """The explainer class of each method name (imported on first use: torch)."""
     if not _METHODS:
+        # lazy: torch, on first use; the figure workers import this package and need none
         from .gradcam import GradCAM
         from .gradcampp import GradCAMPlusPlus
         from .gradcampp_sky import SkyGradCAMPlusPlus

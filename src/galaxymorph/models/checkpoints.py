@@ -9,9 +9,12 @@ that would run code when loaded, is refused and never executed.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import pickletools
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -110,9 +113,6 @@ def check_declared_sizes(path: Path, what: str = "checkpoint") -> None:
     element counts (read from the pickles' persistent ids, at least a byte each, without
     unpickling anything) can honestly exceed the file's size. Both torch's zip format and its
     legacy format are read; anything else is left to ``torch.load``."""
-    import io
-    import zipfile
-
     size = os.path.getsize(path)
     try:
         if zipfile.is_zipfile(path):
@@ -141,8 +141,6 @@ def _declared_elements(stream, n_pickles: int) -> int:
     """The storages' element counts summed over the first ``n_pickles`` pickles of ``stream``,
     read opcode by opcode (nothing is unpickled): in each persistent id, ``('storage', type, key,
     location, numel[, view])``, the first integer of the tuple."""
-    import pickletools
-
     total = 0
     for _ in range(n_pickles):
         marks: list[list[int]] = []  # the integers pushed since each open MARK

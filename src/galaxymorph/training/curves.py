@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..plotting import closed_after, plt, save_figure
+
 
 def plot_curves(history: list[dict], path: Path, model, best_epoch: int) -> Path:
     """Plot ``history`` (rows of history.csv) to ``path``, the best epoch marked; title from ``model``."""
-    from ..plotting import closed_after, plt, save_figure
-
     epochs = [r["epoch"] for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     with closed_after(fig):

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 
 def start_distributed(device: torch.device) -> tuple[int, int, bool]:
@@ -17,8 +18,6 @@ def start_distributed(device: torch.device) -> tuple[int, int, bool]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, False
-    import torch.distributed as dist
-
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), False
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -29,17 +29,22 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import runs
 from ..config import Config
 from ..data.batches import Augmenter, BatchSampler, epoch_seed, iterate_batches, load_split, to_device
+from ..data.splits import load_manifest
 from ..errors import GalaxymorphError
 from ..fileio import is_disk_full
 from ..inference import predicted_positions
 from ..models import Classifier, build_model, read_checkpoint, resolve_architecture, save_checkpoint
 from ..models.checkpoints import load_weights
+from ..models.tree import tree_loss_and_correct
 from ..progress import progress_bar, progress_enabled, status
 from ..trained_on import record_training_galaxies
+from ..votes import split_soft_targets
 from .curves import plot_curves
 from ..device import dtype_name, is_out_of_memory, mixed_precision, select_device, set_threads, tuned_backends
 from .distributed import barrier, local_device, reduce_mean, share, start_distributed, sync_buffers
@@ -214,15 +219,11 @@ def open_run_dir(config: Config, out, resume, overwrite: bool, proc: Process,
 def load_data(config: Config, run_dir: Path, data_path: Path, proc: Process) -> TrainData:
     """The train and val splits in memory (uint8 pixels) on the device; rank 0 also records which
     galaxies they are (for evaluate's check of test images)."""
-    from ..data.splits import load_manifest
-
     manifest = load_manifest(runs.RunFolder(run_dir).manifest_path)
     train_x, train_y = load_split(data_path, manifest, "train", progress=proc.show)
     class_weights = balanced_weights(train_y, len(config.classes), proc.device) \
         if config.class_weight == "balanced" else None
     if config.targets == "votes":  # soft targets: p(second class) from the catalogue's vote fractions
-        from ..votes import split_soft_targets
-
         train_y = split_soft_targets(data_path, manifest, "train")
     val_x, val_y = load_split(data_path, manifest, "val", progress=proc.show)
     if proc.rank == 0:  # the galaxies these weights learn from, for evaluate's check of test images
@@ -255,8 +256,6 @@ def build_or_resume(config: Config, tree: dict | None, last_path: Path | None, p
     state = TrainState(model, Optimizer(groups, lr=config.lr, **fused),
                        torch.amp.GradScaler(proc.device.type, enabled=proc.amp_dtype == torch.float16))
     if config.ema:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
         state.ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     if last_path is not None:  # continue from the last finished epoch
         resume_state(state, last_path)
@@ -292,8 +291,6 @@ def distributed(model: torch.nn.Module, proc: Process) -> torch.nn.Module:
     """The model itself, or wrapped in DistributedDataParallel when there are several ranks."""
     if proc.world == 1:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     return DistributedDataParallel(model, device_ids=[proc.device.index] if proc.device.type == "cuda" else None)
 
 
@@ -434,8 +431,6 @@ def loss_and_correct(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> tup
     """Per-image losses (fp32) and the number right: one logit + BCE for two classes, else softmax + CE;
     for vote counts (2-d ``y``), the Dirichlet-multinomial loss of :func:`models.tree.tree_loss_and_correct`."""
     if y.ndim == 2:  # vote counts (n, answers): a decision-tree model (--targets tree, models/tree.py)
-        from ..models.tree import tree_loss_and_correct
-
         return tree_loss_and_correct(logits, y)
     logits = logits.float()
     if binary:
