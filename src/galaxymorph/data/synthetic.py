@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
