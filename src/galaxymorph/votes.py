@@ -102,7 +102,7 @@ def vote_confidence(data_path: str | os.PathLike, indices: np.ndarray, class_ids
 def accuracy_by_confidence(y: np.ndarray, p_positive: np.ndarray, confidence: np.ndarray,
                            levels: Sequence[float] = CONFIDENCE_LEVELS) -> list[dict]:
     """Accuracy (threshold 0.5) on the images whose vote confidence is >= each level."""
-    from .inference import predicted_positions  # torch: only when scoring
+    from .inference import predicted_positions  # lazy: inference loads torch; votes is imported without it
 
     y, p_positive, confidence = map(np.asarray, (y, p_positive, confidence))
     correct = predicted_positions(np.stack([1 - p_positive, p_positive], axis=1)) == y
