@@ -132,7 +132,7 @@ def prepare_tree(path: str | os.PathLike, fractions: Sequence[float], seed: int,
         majority[sizes[majority] < len(fractions)] = sizes.argmax()
         parts = stratified_split(majority, fractions, seed)
         splits = {name: indices[p] for name, p in zip(SPLITS, parts)}
-        return _tree_manifest(data, splits, seed, fractions, tree, check_duplicates)
+        return _tree_manifest(data, counts, splits, seed, fractions, tree, check_duplicates)
 
 
 def tree_manifest_from(path: str | os.PathLike, splits: dict[str, Sequence[int]], seed: int = 0,
@@ -140,19 +140,20 @@ def tree_manifest_from(path: str | os.PathLike, splits: dict[str, Sequence[int]]
                        check_duplicates: bool = True) -> dict:
     """A decision-tree split manifest of ``path`` with the given train/val/test index lists (for
     benchmarks that choose which galaxies a model may see); checked like any manifest."""
+    tree = load_tree(tree_name)
     with open_galaxy10(path, labelled=False) as data:
         parts = {name: np.asarray(splits[name], dtype=np.int64) for name in SPLITS}
         fractions = [len(parts[n]) / max(1, sum(map(len, parts.values()))) for n in SPLITS]
-        manifest = _tree_manifest(data, parts, seed, fractions, load_tree(tree_name), check_duplicates)
+        manifest = _tree_manifest(data, tree.read_counts(data), parts, seed, fractions, tree, check_duplicates)
     check_manifest(manifest, out or "(tree split)")
     if out is not None:
         write_json(out, manifest)
     return manifest
 
 
-def _tree_manifest(data: Galaxy10File, splits: dict[str, np.ndarray], seed: int, fractions, tree,
-                   check_duplicates: bool) -> dict:
-    counts = tree.read_counts(data)
+def _tree_manifest(data: Galaxy10File, counts: np.ndarray, splits: dict[str, np.ndarray], seed: int, fractions,
+                   tree, check_duplicates: bool) -> dict:
+    """The manifest of a decision-tree split (``counts``: the file's vote counts, read once by the caller)."""
     first = tree.slices[0]
     duplicates = find_cross_split_duplicates(data, splits) if check_duplicates else []
     answers = tree.questions[0].answers
