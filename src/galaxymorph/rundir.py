@@ -211,8 +211,7 @@ class RunFolder:
 
     def read_environment(self) -> dict:
         """environment.json ({} when absent or unreadable)."""
-        environment = read_json(self.environment_path)
-        return environment if isinstance(environment, dict) else {}
+        return _json_object(self.environment_path) or {}
 
     # -- history.csv -------------------------------------------------------------------------------
     def write_history(self, history: list[dict]) -> Path:
@@ -241,8 +240,7 @@ class RunFolder:
 
     def read_metrics(self) -> dict | None:
         """eval/metrics.json, or None when evaluate has not written it (or it is unreadable)."""
-        metrics = read_json(self.metrics_path)
-        return metrics if isinstance(metrics, dict) else None
+        return _json_object(self.metrics_path)
 
     # -- eval/predictions.csv ----------------------------------------------------------------------
     def write_predictions(self, predictions: Predictions) -> Path:
@@ -284,5 +282,10 @@ class RunFolder:
 
     def read_explain(self) -> dict | None:
         """explain/explain.json, or None when explain has not written it (or it is unreadable)."""
-        summary = read_json(self.explain_json_path)
-        return summary if isinstance(summary, dict) else None
+        return _json_object(self.explain_json_path)
+
+
+def _json_object(path: Path) -> dict | None:
+    """An optional JSON file of the run folder as a dict; None when absent, damaged or not an object."""
+    value = read_json(path)
+    return value if isinstance(value, dict) else None
