@@ -44,11 +44,13 @@ class SeedCNN(nn.Module):
         (``pool_first=False``, the reference's order): with it on, the ReLU modules are not called,
         so explain's hooks on them would see nothing. benchmarks/speed/bench_train.py compares the two.
         """
+        if not self.pool_first:
+            return self.features(x)
         layers = list(self.features)
         i = 0
         while i < len(layers):
             pair = layers[i:i + 2]
-            if self.pool_first and len(pair) == 2 and isinstance(pair[0], nn.ReLU) and isinstance(pair[1], nn.MaxPool2d):
+            if len(pair) == 2 and isinstance(pair[0], nn.ReLU) and isinstance(pair[1], nn.MaxPool2d):
                 x = F.relu(pair[1](x))
                 i += 2
             else:
