@@ -106,7 +106,7 @@ def voted(path: Path) -> np.ndarray:
     from galaxymorph.data.tree import load_tree
 
     with open_galaxy10(path, labelled=False) as data:
-        return np.flatnonzero(load_tree().read_counts(data).sum(axis=1) > 0)
+        return load_tree().voted(data)
 
 
 def tree_manifest(path: Path, pool: Path, train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int) -> Path:

@@ -66,7 +66,7 @@ def _votes(data) -> dict | None:
     tree = load_tree("gz2")
     if tree.missing_columns(data.catalog_columns()):
         return None
-    n = int(np.sum(tree.read_counts(data).sum(axis=1) > 0))
+    n = len(tree.voted(data))
     return {"tree": tree.name, "answers": len(tree.answers), "n_images": n}
 
 

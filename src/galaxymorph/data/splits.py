@@ -20,7 +20,7 @@ from ..errors import DataError
 from ..fileio import check_input_file, write_json
 from .filehash import file_sha256
 from .galaxy10 import CLASS_NAMES, DEFAULT_CLASSES, Galaxy10File, open_galaxy10
-from .tree import load_tree
+from .tree import load_tree, with_votes
 
 MANIFEST_FORMAT = "galaxymorph-split/1"
 SPLITS = ("train", "val", "test")
@@ -122,7 +122,7 @@ def prepare_tree(path: str | os.PathLike, fractions: Sequence[float], seed: int,
     tree = load_tree(tree_name)
     with open_galaxy10(path, labelled=False) as data:
         counts = tree.read_counts(data)
-        indices = np.flatnonzero(counts.sum(1) > 0)
+        indices = with_votes(counts)
         if len(indices) < len(fractions):
             raise DataError(f"{Path(path).name} has {len(indices)} image(s) with {tree.name} votes; "
                             f"need at least {len(fractions)} to give every split one")

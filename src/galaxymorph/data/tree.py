@@ -69,6 +69,11 @@ class DecisionTree:
         have = set(columns)
         return [c for c in self.count_columns() if c not in have]
 
+    def voted(self, data) -> np.ndarray:
+        """Indices of the images of an open file with at least one vote on this tree: the images a
+        decision-tree model trains and is scored on."""
+        return with_votes(self.read_counts(data))
+
     def read_counts(self, data, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Vote counts (n, n_answers) float32 from an open Galaxy10-layout file's ``catalog/``;
         a missing value (NaN) counts as no vote."""
@@ -82,6 +87,11 @@ class DecisionTree:
         if (counts < 0).any():
             raise DataError(f"{data.path.name}: negative vote counts in the catalogue")
         return counts
+
+
+def with_votes(counts: np.ndarray) -> np.ndarray:
+    """Indices of the rows of vote ``counts`` (n, n_answers) with at least one vote."""
+    return np.flatnonzero(np.asarray(counts).sum(axis=1) > 0)
 
 
 def load_tree(name: str = "gz2") -> DecisionTree:
