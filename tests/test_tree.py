@@ -43,3 +43,10 @@ def test_read_counts_turns_missing_votes_into_zero_and_names_missing_columns():
     del cols[tree.count_columns()[5]]
     with pytest.raises(DataError, match="lacks 1 vote-count"):
         tree.read_counts(_Data(cols))
+
+
+def test_with_votes_keeps_the_rows_with_any_vote():
+    from galaxymorph.data.tree import with_votes
+
+    counts = np.array([[0, 0, 0], [0, 1, 0], [2, 0, 3], [0, 0, 0]], dtype=np.float32)
+    assert with_votes(counts).tolist() == [1, 2]
