@@ -357,3 +357,14 @@ def test_tree_manifest_from_given_lists_is_checked_like_any_manifest(tmp_path):
     assert manifest["targets"] == "tree" and manifest["splits"]["val"] == [4, 5] and manifest["seed"] == 3
     with pytest.raises(DataError, match="in both the train and the val split"):
         tree_manifest_from(data, {"train": [0, 1], "val": [1], "test": [6]})
+
+
+def test_a_tree_run_may_start_from_a_tree_checkpoints_weights(tree_run, tmp_path, capsys):
+    """--weights is checked against the model training builds: for --targets tree, a tree model
+    (the check used to build a class model, and refused every tree checkpoint)."""
+    run, data = tree_run
+    out = tmp_path / "again"
+    assert main(["train", "--data", str(data), "--targets", "tree", "--out", str(out), "--epochs", "1",
+                 "--batch-size", "8", "--device", "cpu", "--no-amp", "--patience", "0",
+                 "--fractions", "0.5", "0.25", "0.25",
+                 "--weights", str(run / "checkpoints" / "best.pt")]) == 0, capsys.readouterr().err

@@ -267,7 +267,8 @@ def check_training_inputs(config: Config, data_path: Path, manifest: dict) -> No
         from .models import build_model  # lazy: torch; `galaxymorph report` imports this module and needs none
         from .models.checkpoints import load_weights  # lazy: torch, as above
 
-        load_weights(build_model(config.model, config.classes), config.weights)
+        # the model training builds (a decision-tree model for --targets tree: the manifest names its tree)
+        load_weights(build_model(config.model, config.classes, tree=manifest.get("tree")), config.weights)
     if config.targets == "votes":
         split_soft_targets(data_path, manifest, "train")
 
