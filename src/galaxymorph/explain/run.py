@@ -44,14 +44,13 @@ from .figures import METHOD_TITLES, caption, save_gallery, save_localisation, sa
 from .localisation import localisation_scores, meets_aim
 from .localisation import percent as _share
 from .methods import DEFAULT_METHOD, METHODS, make_explainer
-from .summary import read_summary as _read_summary
+from .summary import record_entry
 from .tree import check_answer, explain_tree
 
 N_OVERLAYS = 4          # single original | overlay figures
 N_FAITHFULNESS = 24     # images in the deletion and insertion checks (enough for a useful interval)
 N_RANDOMISATION = 8     # images in the randomisation check
 N_LOCALISATION = 256    # images of the split scored for localisation (all of a smaller split)
-GALLERIES = ("confident", "misclassified", "random")  # what pick_galleries picks
 
 
 def pick_galleries(labels: np.ndarray, probs: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -306,10 +305,7 @@ def summarise(run_dir: Path, out: Path, model, method: str, split: str, s: Selec
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "best_epoch": read_run_json(run_dir).get("best_epoch"),  # which best.pt: runs.outdated_outputs
     }
-    summary = _read_summary(RunFolder(run_dir))
-    summary["latest"] = method
-    summary["methods"][method] = entry
-    RunFolder(run_dir).write_explain(summary)
+    record_entry(RunFolder(run_dir), method, entry)
     return {**entry, "out": str(out), "text": _text(entry, out)}
 
 

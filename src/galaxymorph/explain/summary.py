@@ -14,3 +14,11 @@ def read_summary(files: RunFolder) -> dict:
             and isinstance(summary.get("methods"), dict):
         return summary
     return {"format": EXPLAIN_FORMAT, "latest": None, "methods": {}}
+
+
+def record_entry(files: RunFolder, key: str, entry: dict) -> None:
+    """Add (or replace) one method's or answer's entry in explain.json and mark it the latest."""
+    summary = read_summary(files)
+    summary["latest"] = key
+    summary["methods"][key] = entry
+    files.write_explain(summary)

@@ -33,7 +33,7 @@ from .figures import METHOD_TITLES, save_gallery, save_localisation
 from .localisation import galaxy_masks, localisation_summary, meets_aim
 from .localisation import percent as _share
 from .methods import make_explainer
-from .summary import read_summary
+from .summary import record_entry
 
 
 def check_answer(model, answer: str | None) -> int | None:
@@ -110,10 +110,7 @@ def explain_tree(run_dir: Path, model, answer: str, split: str, n: int, method: 
         "seconds": round(time.perf_counter() - started, 2),
         "best_epoch": read_run_json(run_dir).get("best_epoch"),
     }
-    summary = read_summary(RunFolder(run_dir))
-    summary["latest"] = f"{method} {answer}"
-    summary["methods"][f"{method} {answer}"] = entry
-    RunFolder(run_dir).write_explain(summary)
+    record_entry(RunFolder(run_dir), f"{method} {answer}", entry)
     return {**entry, "out": str(out), "text": _text(entry, label, out)}
 
 
