@@ -52,7 +52,7 @@ from .catalog import Catalog, check_pixel_scale, class_text_is_blank, read_catal
 from .galaxy10 import CLASS_NAMES, IMAGE_SHAPE, NO_CLASS, OPTIONAL_COLUMNS, Galaxy10Writer
 from .gz2_classes import SOURCES, WINDING_NOTE, classes_from_votes, needed_answers
 from .stretch import lupton_rgb
-from .tree import FRACTION_SUFFIX, load_tree
+from .tree import FRACTION_SUFFIX, has_votes, load_tree
 
 PIL_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
@@ -290,12 +290,12 @@ def _file_class(rel: Path, header_class: int | None, table: Catalog | None, row:
     """The image's class: from its folder or name, else its FITS header; checked against (or taken
     from) the catalogue's class column; with gz2 votes, the votes' class (``classes_from``) or
     NO_CLASS for a voted image with none. None: no class found."""
-    has_votes, vote_classes = votes
+    voted, vote_classes = votes
     label = class_from_path(rel)
     if label is None:
         label = header_class
     label = _catalog_class(table, row, rel, label)
-    if has_votes is not None and row is not None and has_votes[row]:
+    if voted is not None and row is not None and voted[row]:
         if vote_classes is not None:
             report.disagreements += int(label is not None and label != vote_classes[row])
             label = int(vote_classes[row])
@@ -318,14 +318,14 @@ def _votes(table: Catalog | None, classes_from: str | None) -> tuple[np.ndarray 
         raise DataError(f"--classes-from {classes_from} needs a catalogue of Galaxy Zoo 2 vote counts "
                         f"and fractions ({what})")
     counts = np.stack([table.extra[c] for c in tree.count_columns()], axis=1)
-    has_votes = np.nansum(counts, axis=1) > 0
+    voted = has_votes(counts)
     if classes_from is None:
-        return has_votes, None
+        return voted, None
     missing = [a + FRACTION_SUFFIX for a in needed_answers() if a + FRACTION_SUFFIX not in table.extra]
     if missing:
         raise DataError(f"--classes-from {classes_from}: {table.path.name} lacks the vote fraction column "
                         f"{missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
-    return has_votes, classes_from_votes({a: table.extra[a + FRACTION_SUFFIX] for a in needed_answers()})
+    return voted, classes_from_votes({a: table.extra[a + FRACTION_SUFFIX] for a in needed_answers()})
 
 
 def _class_note(class_id: int, classes_from: str | None) -> str:

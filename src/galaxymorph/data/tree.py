@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from typing import Sequence
 
@@ -89,13 +90,19 @@ class DecisionTree:
         return counts
 
 
+def has_votes(counts: np.ndarray) -> np.ndarray:
+    """Per row of vote ``counts`` (n, n_answers; NaN = no value): whether it holds at least one vote."""
+    return np.nansum(np.asarray(counts, dtype=np.float64), axis=1) > 0
+
+
 def with_votes(counts: np.ndarray) -> np.ndarray:
-    """Indices of the rows of vote ``counts`` (n, n_answers) with at least one vote."""
-    return np.flatnonzero(np.asarray(counts).sum(axis=1) > 0)
+    """Indices of the rows of vote ``counts`` with at least one vote."""
+    return np.flatnonzero(has_votes(counts))
 
 
+@lru_cache(maxsize=None)
 def load_tree(name: str = "gz2") -> DecisionTree:
-    """The decision tree ``name`` shipped with the package."""
+    """The decision tree ``name`` shipped with the package (read once per process; it is frozen)."""
     if name not in TREES:
         raise DataError(f"unknown decision tree {name!r}; known: {', '.join(TREES)}")
     text = resources.files(__package__).joinpath("trees", f"{name}.json").read_text(encoding="utf-8")

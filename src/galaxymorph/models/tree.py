@@ -24,11 +24,6 @@ MIN_CONCENTRATION, MAX_CONCENTRATION = 1.0, 100.0
 
 
 @lru_cache(maxsize=None)
-def _tree(name: str) -> DecisionTree:
-    return load_tree(name)
-
-
-@lru_cache(maxsize=None)
 def _question_index(tree: DecisionTree) -> tuple[int, ...]:
     return tuple(q for q, s in enumerate(tree.slices) for _ in range(s.stop - s.start))
 
@@ -53,7 +48,7 @@ def _per_question(values: torch.Tensor, tree: DecisionTree) -> torch.Tensor:
 def expected_fractions(conc: torch.Tensor | np.ndarray, tree: DecisionTree | str = TREE):
     """Expected vote fraction of every answer: its concentration over its question's total.
     Takes and returns a torch tensor or a numpy array (N, n_answers)."""
-    tree = _tree(tree) if isinstance(tree, str) else tree
+    tree = load_tree(tree) if isinstance(tree, str) else tree
     as_numpy = isinstance(conc, np.ndarray)
     c = torch.as_tensor(conc, dtype=torch.float64 if as_numpy else None)
     index = torch.as_tensor(question_of_answer(tree), device=c.device)
@@ -70,7 +65,7 @@ def dirichlet_multinomial_nll(counts: torch.Tensor, conc: torch.Tensor,
     log p = lgamma(n+1) - sum lgamma(k_i+1) + lgamma(A) - lgamma(n+A) + sum [lgamma(k_i+a_i) - lgamma(a_i)].
     A question with no votes has log p = 0 exactly, and is masked to 0 as well.
     """
-    tree = _tree(tree) if isinstance(tree, str) else tree
+    tree = load_tree(tree) if isinstance(tree, str) else tree
     counts, conc = counts.to(conc.dtype), conc
     per_answer = torch.lgamma(counts + conc) - torch.lgamma(conc) - torch.lgamma(counts + 1)
     n, total = _per_question(counts, tree), _per_question(conc, tree)
@@ -83,7 +78,7 @@ def tree_loss_and_correct(logits: torch.Tensor, counts: torch.Tensor,
     """The training step's per-image losses and a number "right" for the history's accuracy:
     the images whose most likely answer to the first question is the volunteers' majority
     answer (images without votes on it count as wrong)."""
-    tree = _tree(tree) if isinstance(tree, str) else tree
+    tree = load_tree(tree) if isinstance(tree, str) else tree
     conc = concentrations(logits)
     first = tree.slices[0]
     c0 = counts[:, first].float()
