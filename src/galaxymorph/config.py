@@ -146,7 +146,7 @@ class Config:
 
     def to_toml(self) -> str:
         """TOML text of every field; reading it back gives an equal Config."""
-        lines = ["# galaxymorph run configuration", ""]
+        lines = [CONFIG_HEADER, ""]
         for key, value in self.to_dict().items():
             lines.append(f"{key} = {json.dumps(value)}")
         return "\n".join(lines) + "\n"
@@ -336,6 +336,8 @@ HELP: dict[str, str] = {
                "data file's catalog/ group; two classes only) or 'tree' (every Galaxy Zoo 2 vote on every "
                "question, one output per answer; the classes are then unused: docs/votes.md)",
 }
+
+CONFIG_HEADER = "# galaxymorph run configuration"  # the first line of every config.toml (runs.is_run_folder reads it)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The reference Keras notebook: Adam 1e-3, batch 8, 30 epochs, flip/rotate 0.1 turn/zoom 20%.

@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 
 from ._version import __version__
-from .config import Config
+from .config import CONFIG_HEADER, Config
 from .data.download import default_data_dir, fetch
 from .data.galaxy10 import CLASS_NAMES, folder_given, label_positions, open_galaxy10
 from .data.scale import file_scale
@@ -141,7 +141,6 @@ def default_run_dir(config: Config) -> Path:
 
 
 LOCK_NAME = RunFolder.LOCK  # held (flock) by the process that trains a run folder
-CONFIG_HEADER = "# galaxymorph run configuration"  # the first line of every config.toml a run holds
 
 
 def check_run_dir(out: str | os.PathLike | None, config: Config, overwrite: bool = False) -> Path:
@@ -296,7 +295,7 @@ def claim_run_dir(run_dir: str | os.PathLike) -> bool:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise write_error(run_dir / LOCK_NAME, exc) from exc
+            raise write_error(RunFolder(run_dir).lock_path, exc) from exc
         raise
     _CLAIMS[key] = [fd, 1, created]
     return created
@@ -317,8 +316,8 @@ def release_run_dir(run_dir: str | os.PathLike) -> None:
     fd, _, created = claim
     try:
         with contextlib.suppress(OSError):
-            if os.fstat(fd).st_ino == os.stat(run_dir / LOCK_NAME).st_ino:
-                os.unlink(run_dir / LOCK_NAME)  # while still locked: no one can hold a removed file
+            if os.fstat(fd).st_ino == os.stat(RunFolder(run_dir).lock_path).st_ino:
+                os.unlink(RunFolder(run_dir).lock_path)  # while still locked: no one can hold a removed file
         if created:
             with contextlib.suppress(OSError):
                 run_dir.rmdir()  # only when empty
@@ -328,7 +327,7 @@ def release_run_dir(run_dir: str | os.PathLike) -> None:
 
 def _lock(run_dir: Path) -> int:
     """An open descriptor of RUN_DIR's lock file, locked by this process, with its pid inside."""
-    path = run_dir / LOCK_NAME
+    path = RunFolder(run_dir).lock_path
     for _ in range(10):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -481,11 +480,6 @@ class TrainedRun:
     config: Config
     data_path: Path
     manifest: dict  # verified against the data file's SHA-256
-
-    @property
-    def files(self) -> RunFolder:
-        """Where the run folder's artefacts lie, and their readers and writers."""
-        return RunFolder(self.path)
 
 
 def open_run(run_dir: str | os.PathLike) -> TrainedRun:
