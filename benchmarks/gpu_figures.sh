@@ -123,7 +123,7 @@ tree() {  # the vote benchmark: three seeds, the 8-class benchmark and the shipp
         --multiclass --seeds 0 1 2 --pretrain-epochs 25
     tar -cf "$OUT/gz2.tar" -C src/galaxymorph/pretrained gz2 2>/dev/null
     (cd "$TREE_OUT" && tar -cf "$OUT/tree_runs.tar" bench_tree.md splits \
-        $(ls -d runs/*/seed*/eval/metrics.json runs/*/seed*/run.json runs/*/seed*/bench_time.json \
+        $(ls -d runs/*/seed*/eval/metrics.json runs/*/seed*/run.json \
         runs/*/seed*/eval/predictions.csv 2>/dev/null)) 2>/dev/null
 }
 

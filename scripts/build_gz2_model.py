@@ -47,12 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build(args) -> Path:
+    from benchmarks.studies.common import outside_repo
     from benchmarks.studies.tree import IMPORTS, imported, merged, tree_manifest, voted
 
     import galaxymorph as gm
 
-    work = Path(args.work).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    work = outside_repo(args.work, "build_gz2_model", "--work")  # its data files are hundreds of MB
     shared = Path(args.shared)
     parts = [imported(work, shared / IMPORTS[name][0], name, *IMPORTS[name][1:]) for name in ("gz2_tree", "sdss_gz2-votes")]
     pool = merged(work, "pool", parts)  # the same files as benchmarks.studies.tree's, when --work is its --out

@@ -80,11 +80,11 @@ def study_parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
-def outside_repo(out: str, study: str) -> Path:
-    """``--out`` resolved and created; run folders are big, so never inside the repository."""
+def outside_repo(out: str, study: str, option: str = "--out") -> Path:
+    """``--out`` (or ``option``) resolved and created; run folders are big, so never inside the repository."""
     path = Path(out).resolve()
     if path == REPO or REPO in path.parents:
-        raise SystemExit(f"{study}: --out must be outside the repository (run folders are big)")
+        raise SystemExit(f"{study}: {option} must be outside the repository (run folders are big)")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -20,7 +20,7 @@ public API, so the numbers are what users get:
     python -m benchmarks.studies.tree --out /tmp/gm-tree --device cuda          # everything
     python -m benchmarks.studies.tree --out /tmp/gm-tree --quick                # a smoke test (minutes, CPU)
 
-Output: OUT/bench_tree.md (the tables) and OUT/bench_tree.json.
+Output: OUT/bench_tree.md (the tables).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -124,19 +123,21 @@ def tree_manifest(path: Path, pool: Path, train: np.ndarray, val: np.ndarray, te
 def trained(run_dir: Path, **overrides) -> Path:
     """Train (or reuse) one run; score its test split; return the folder."""
     import galaxymorph as gm
-    from galaxymorph.fileio import write_json
 
     files = RunFolder(run_dir)
     if files.read_run_json().get("status") != "complete":
         config = gm.Config.resolve(overrides=overrides)
         print(f"--- {run_dir.relative_to(run_dir.parents[2])}: {config.targets}, init={config.init or '-'}",
               file=sys.stderr, flush=True)
-        start = time.perf_counter()
         gm.train(config, out=run_dir, overwrite=True, progress=False)
-        write_json(run_dir / "bench_time.json", {"train_wall_seconds": round(time.perf_counter() - start, 2)})
     if not files.metrics_path.is_file():
         gm.evaluate(run_dir, split="test", progress=False, plots=False, n_boot=200)
     return run_dir
+
+
+def train_seconds(run_dir: Path) -> float:
+    """The run's training wall seconds, as training recorded them in run.json."""
+    return float(RunFolder(run_dir).read_run_json()["train_seconds"])
 
 
 def common(args, seed: int) -> dict:
@@ -206,9 +207,9 @@ def finetune_seed(out: Path, d: dict, args, seed: int, train: bool = True) -> di
             runs[(arm, size)] = (classifier(out, name, d["sdss"], sub, (2, 5), args, seed, init, arm) if train
                                  else out / "runs" / name / f"seed{seed}")
     scores = {key: {**scored_predictions(RunFolder(run), d["sdss"]),
-                    "seconds": read_json(run / "bench_time.json")["train_wall_seconds"]} for key, run in runs.items()}
+                    "seconds": train_seconds(run)} for key, run in runs.items()}
     scores[("pretrain", 0)] = {"tree": RunFolder(init).read_metrics().get("tree"),
-                               "seconds": read_json(init / "bench_time.json")["train_wall_seconds"]}
+                               "seconds": train_seconds(init)}
     return scores
 
 
