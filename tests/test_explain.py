@@ -14,7 +14,7 @@ from conftest import make_blobs
 
 from galaxymorph.errors import GalaxymorphError
 from galaxymorph.explain import make_explainer, METHODS, GradCAM, explain, gradcam
-from galaxymorph.inference import predicted_positions
+from galaxymorph.decision import predicted_positions
 from galaxymorph.explain.faithfulness import deletion_check, insertion_check, paired_margin, randomisation_check
 from galaxymorph.data.galaxy10 import open_galaxy10
 from galaxymorph.models import build_model, save_checkpoint

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from galaxymorph.errors import GalaxymorphError
+from galaxymorph.decision import predicted_positions
 from galaxymorph.inference import (d4, d4_transform, d4_views, default_batch_size, predict_proba,
-                                   predict_selection, predicted_positions, to_float_nchw)
+                                   predict_selection, to_float_nchw)
 from galaxymorph.models import build_model
 from helpers_runs import SMALL, write_data
 

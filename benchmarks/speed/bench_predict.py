@@ -71,7 +71,7 @@ def evaluation_overhead() -> None:
     """Seconds for the metrics with 1000 bootstrap resamples, and for the five figures."""
     from galaxymorph.evaluation.figures import write_plots
     from galaxymorph.evaluation.metrics import point_metrics, stratified_bootstrap_weights, with_intervals
-    from galaxymorph.inference import predicted_positions
+    from galaxymorph.decision import predicted_positions
 
     rng = np.random.default_rng(0)
     for k, n in ((2, 600), (10, 2660)):

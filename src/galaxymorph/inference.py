@@ -183,20 +183,3 @@ def predict_selection(model, data, indices: np.ndarray, batch_size: int | None =
             out.append(predict_proba(model, images, batch_size=batch_size, tta=tta))
             bar.update(len(idx))
     return np.concatenate(out)
-
-
-def predicted_positions(probs, threshold: float = 0.5):
-    """The decision rule of every stage (evaluate, predict, train's accuracy, explain's target,
-    the benchmarks): class positions 0..k-1 from class probabilities (N, k), numpy or torch.
-
-    Two classes: the positive class iff p(positive) >= ``threshold``, so a tie at 0.5 (logit 0) is
-    positive; more classes: argmax (the first of equal maxima). Returns int64 of the input's kind.
-    """
-    if isinstance(probs, torch.Tensor):
-        if probs.shape[1] == 2:
-            return (probs[:, 1] >= threshold).long()
-        return probs.argmax(dim=1)
-    probs = np.asarray(probs)
-    if probs.shape[1] == 2:
-        return (probs[:, 1] >= threshold).astype(np.int64)
-    return probs.argmax(axis=1).astype(np.int64)

@@ -23,7 +23,8 @@ from .data.scale import check_scale, inputs_scale
 from .data.tree import load_tree
 from .errors import GalaxymorphError, one_line
 from .fileio import atomic_path, check_output_file, printable_name, spreadsheet_safe
-from .inference import default_batch_size, predicted_positions
+from .decision import predicted_positions
+from .inference import default_batch_size
 from .models import load_model
 from .models.tree import expected_fractions
 from .progress import progress_bar

@@ -26,6 +26,7 @@ import numpy as np
 
 from .data.galaxy10 import CATALOG_GROUP, open_galaxy10
 from .data.splits import split_indices
+from .decision import predicted_positions
 from .errors import DataError
 
 DECIDING_VOTES: dict[int, tuple[str, ...]] = {
@@ -102,7 +103,6 @@ def vote_confidence(data_path: str | os.PathLike, indices: np.ndarray, class_ids
 def accuracy_by_confidence(y: np.ndarray, p_positive: np.ndarray, confidence: np.ndarray,
                            levels: Sequence[float] = CONFIDENCE_LEVELS) -> list[dict]:
     """Accuracy (threshold 0.5) on the images whose vote confidence is >= each level."""
-    from .inference import predicted_positions  # lazy: inference loads torch; votes is imported without it
 
     y, p_positive, confidence = map(np.asarray, (y, p_positive, confidence))
     correct = predicted_positions(np.stack([1 - p_positive, p_positive], axis=1)) == y

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
-from ..inference import predicted_positions
+from ..decision import predicted_positions
 
 ECE_BINS = 15
 THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc_from_labels")
@@ -189,7 +189,7 @@ def weighted_metrics(W: np.ndarray, y: np.ndarray, probs: np.ndarray, pred: np.n
 
 def weighted_scores(W: np.ndarray, y: np.ndarray, probs: np.ndarray,
                     subsets: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """:func:`weighted_metrics` at the decision rule (:func:`inference.predicted_positions`) for each
+    """:func:`weighted_metrics` at the decision rule (:func:`decision.predicted_positions`) for each
     row of count weights ``W`` (b, n), plus the accuracy on each named subset of the images
     (``subsets``: name -> boolean (n,); NaN for a row that holds none of the subset)."""
     pred = predicted_positions(probs)

@@ -21,7 +21,8 @@ from ..errors import GalaxymorphError
 from ..trained_on import check_test_images
 from ..votes import vote_summary
 from ..fileio import check_writable_folder
-from ..inference import predict_selection, predicted_positions
+from ..decision import predicted_positions
+from ..inference import predict_selection
 from ..models import load_model
 from ..rundir import Predictions, RunFolder
 from ..runs import open_held_out, open_run, run_device

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GalaxymorphError
-from ..inference import check_images, predicted_positions
+from ..decision import predicted_positions
+from ..inference import check_images
 from ..progress import progress_bar
 
 
@@ -53,7 +54,7 @@ def validate_target(target, n_images: int, n_classes: int) -> np.ndarray | None:
 
 def pick_targets(scores: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
     """The given targets, or the predicted class: the decision rule of every stage
-    (:func:`inference.predicted_positions`) on the probabilities of the signed scores."""
+    (:func:`decision.predicted_positions`) on the probabilities of the signed scores."""
     return predicted_positions(torch.softmax(scores.float(), dim=1)) if targets is None else targets
 
 

@@ -34,7 +34,8 @@ import numpy as np
 from ..errors import GalaxymorphError
 from ..fileio import atomic_path, check_writable_folder
 from ..models import load_model
-from ..inference import predict_selection, predicted_positions
+from ..decision import predicted_positions
+from ..inference import predict_selection
 from ..plotting import PHOTO_SUFFIX, FigurePool
 from ..rundir import RunFolder
 from ..run_names import resolve_run

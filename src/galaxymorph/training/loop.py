@@ -38,7 +38,7 @@ from ..data.batches import Augmenter, BatchSampler, epoch_seed, iterate_batches,
 from ..data.splits import load_manifest
 from ..errors import GalaxymorphError
 from ..fileio import is_disk_full
-from ..inference import predicted_positions
+from ..decision import predicted_positions
 from ..models import Classifier, build_model, read_checkpoint, resolve_architecture, save_checkpoint
 from ..models.checkpoints import load_weights
 from ..models.tree import tree_loss_and_correct
@@ -436,7 +436,7 @@ def loss_and_correct(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> tup
     if binary:
         z = logits[:, 0]
         # y: 0/1 labels, or soft targets in [0, 1] (counted right when on the same side of 0.5);
-        # predicted as everywhere else (inference.predicted_positions: p >= 0.5, so z = 0 is positive)
+        # predicted as everywhere else (decision.predicted_positions: p >= 0.5, so z = 0 is positive)
         p = torch.sigmoid(z)
         pred = predicted_positions(torch.stack([1 - p, p], dim=1))
         return F.binary_cross_entropy_with_logits(z, y.float(), reduction="none"), (pred == (y > 0.5).long()).sum()
