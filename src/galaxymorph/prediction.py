@@ -26,7 +26,7 @@ from .fileio import atomic_path, check_output_file, printable_name, spreadsheet_
 from .decision import predicted_positions
 from .inference import default_batch_size
 from .models import load_model
-from .models.tree import expected_fractions
+from .models.tree import expected_fractions, vote_cells, vote_columns
 from .progress import progress_bar
 from .run_names import resolve_run
 from .runs import read_run_json, run_device
@@ -185,7 +185,7 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     header = ["file", "index", "predicted", "predicted_name"] + [f"prob_{c}" for c in class_ids]
     if model.tree is not None:  # a decision-tree model: expected vote fractions and Dirichlet concentrations
         tree = load_tree(model.tree)
-        header = ["file", "index"] + tree.fraction_columns() + [f"{a}_concentration" for a in tree.answers]
+        header = ["file", "index"] + vote_columns(tree)
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
@@ -216,5 +216,5 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
 def _write_votes(writer, names: list[str], indices: list[str], conc: np.ndarray, tree) -> None:
     """Rows of a tree model's predictions: expected vote fraction, then concentration, of every answer."""
     fractions = expected_fractions(conc.astype(np.float64), tree)
-    for name, index, f, c in zip(names, indices, fractions, conc):
-        writer.writerow([spreadsheet_safe(name), index] + [f"{v:.6f}" for v in f] + [f"{v:.4f}" for v in c])
+    for name, index, cells in zip(names, indices, vote_cells(fractions, conc)):
+        writer.writerow([spreadsheet_safe(name), index] + cells)

@@ -39,6 +39,8 @@ from sklearn import metrics as skm
 
 from ..decision import predicted_positions
 
+EVAL_FORMAT = "galaxymorph-eval/1"  # eval/metrics.json of a class model or a decision-tree model
+
 ECE_BINS = 15
 THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc_from_labels")
 LOG_LOSS_EPS = 1e-7  # p(true class) is clipped to [LOG_LOSS_EPS, 1] before the log (0 would be infinite)

@@ -27,11 +27,10 @@ from ..models import load_model
 from ..rundir import Predictions, RunFolder
 from ..runs import open_held_out, open_run, run_device
 from .figures import write_examples, write_plots
-from .metrics import (INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
+from .metrics import (EVAL_FORMAT, INTERVAL_METHODS, THRESHOLD_METRICS, choose_threshold, confusion, per_class_metrics,
                       point_metrics, stratified_bootstrap_weights, with_intervals)
 from .tree import evaluate_tree, format_tree_metrics
 
-EVAL_FORMAT = "galaxymorph-eval/1"
 
 
 def evaluate(run_dir: str | os.PathLike, split: str = "test", tta: bool | None = None, n_boot: int = 1000,

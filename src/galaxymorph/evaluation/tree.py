@@ -29,12 +29,12 @@ from ..data.splits import split_indices
 from ..data.tree import DecisionTree, load_tree
 from ..fileio import atomic_path
 from ..inference import predict_selection
-from ..models.tree import expected_fractions
+from ..models.tree import expected_fractions, vote_cells, vote_columns
 from ..plotting import closed_after, plt, save_figure
 from ..rundir import RunFolder
 from ..runs import held_out_indices
 from ..trained_on import check_test_images
-from .metrics import WILSON, wilson_interval
+from .metrics import EVAL_FORMAT, WILSON, wilson_interval
 
 CONFIDENT_SHARE = 0.8  # an answer with at least this share of a question's votes is the volunteers' verdict
 MIN_VOTES = 5  # ... when the question has at least this many votes
@@ -102,7 +102,7 @@ def evaluate_tree(run_dir: Path, folder, model, split: str, tta: bool, progress:
         conc = predict_selection(model, data, indices, batch_size, tta, progress, desc=f"evaluate {split}")
     fractions = expected_fractions(conc.astype(np.float64), tree)
     result = {
-        "format": "galaxymorph-eval/1",
+        "format": EVAL_FORMAT,
         "split": split,
         "n": int(len(indices)),
         "targets": "tree",
@@ -131,9 +131,9 @@ def write_tree_predictions(path: Path, indices, fractions: np.ndarray, conc: np.
     """One row per scored image: its file index, expected fractions and concentrations."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["index"] + tree.fraction_columns() + [a + "_concentration" for a in tree.answers])
-        for i, f, c in zip(indices, fractions, conc):
-            writer.writerow([int(i)] + [f"{v:.6f}" for v in f] + [f"{v:.4f}" for v in c])
+        writer.writerow(["index"] + vote_columns(tree))
+        for i, cells in zip(indices, vote_cells(fractions, conc)):
+            writer.writerow([int(i)] + cells)
 
 
 def plot_questions(path: Path, scores: dict, split: str = "test") -> Path:

@@ -56,6 +56,17 @@ def expected_fractions(conc: torch.Tensor | np.ndarray, tree: DecisionTree | str
     return out.numpy() if as_numpy else out
 
 
+def vote_columns(tree: DecisionTree) -> list[str]:
+    """The columns of predicted votes (predict's CSV, evaluate's tree_predictions.csv): every
+    answer's expected fraction, then every answer's concentration."""
+    return tree.fraction_columns() + [f"{a}_concentration" for a in tree.answers]
+
+
+def vote_cells(fractions: np.ndarray, conc: np.ndarray) -> list[list[str]]:
+    """Per image, the cells of :func:`vote_columns`: fractions to 6 decimals, concentrations to 4."""
+    return [[f"{v:.6f}" for v in f] + [f"{v:.4f}" for v in c] for f, c in zip(fractions, conc)]
+
+
 def dirichlet_multinomial_nll(counts: torch.Tensor, conc: torch.Tensor,
                               tree: DecisionTree | str = TREE) -> torch.Tensor:
     """Per image (N,): minus the log-likelihood of the vote ``counts`` (N, n_answers) under a
