@@ -84,8 +84,7 @@ class Config:
                     f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         self.difficulty = check_difficulty(self.difficulty)
         check_augmentation(self.rotation, self.zoom, self.shift)
-        for name, meaning in (("patience", " (0 = no early stopping)"), ("seed", ""),
-                              ("threads", " (0 = one per core)"), ("weight_decay", " (0 = none)")):
+        for name, meaning in (("patience", " (0 = no early stopping)"), ("weight_decay", " (0 = none)")):
             if not getattr(self, name) >= 0:  # 'not >=' also refuses NaN
                 raise GalaxymorphError(f"--{name.replace('_', '-')} must be >= 0{meaning}, got {getattr(self, name)}")
         check_seed(self.seed)
@@ -187,14 +186,18 @@ MAX_THREADS = 1024  # far above any useful count; torch crashes (not an error) a
 def check_seed(seed: int) -> int:
     """The seed, or a one-line error when it is negative or too large for config.toml (TOML integers
     are signed 64-bit): the one check of --seed for every command."""
-    if not 0 <= seed <= MAX_SEED:
+    if not seed >= 0:
+        raise GalaxymorphError(f"--seed must be >= 0, got {seed}")
+    if seed > MAX_SEED:
         raise GalaxymorphError(f"--seed must be between 0 and 2**63 - 1, got {seed}")
     return seed
 
 
 def check_threads(threads: int) -> int:
     """The thread count, or a one-line error: 0 (one per core) up to MAX_THREADS."""
-    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= MAX_THREADS:
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise GalaxymorphError(f"--threads must be >= 0 (0 = one per core), got {threads}")
+    if threads > MAX_THREADS:
         raise GalaxymorphError(f"--threads must be between 0 (one per core) and {MAX_THREADS}, got {threads}")
     return threads
 

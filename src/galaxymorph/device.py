@@ -32,8 +32,6 @@ def set_threads(threads: int) -> None:
 
     Config checks the value for training; ``evaluate``, ``explain`` and ``predict --threads``
     come here directly, so the rule is checked here too."""
-    if not isinstance(threads, int) or threads < 0:
-        raise GalaxymorphError(f"--threads must be >= 0 (0 = one per core), got {threads}")
     check_threads(threads)
     if threads > 0:
         torch.set_num_threads(threads)
