@@ -592,16 +592,7 @@ def open_held_out(run: str | os.PathLike | TrainedRun, split: str = "test",
     figures need every class)."""
     folder = run if isinstance(run, TrainedRun) else open_run(run)
     manifest = folder.manifest
-    if split == "train":
-        raise GalaxymorphError("refusing to score the training split: results on it say nothing about new "
-                               "images (use --split test or val)")
-    indices = split_indices(manifest, split)
-    shared = np.intersect1d(indices, split_indices(manifest, "train"))
-    if shared.size:
-        raise GalaxymorphError(f"refusing to score: {shared.size} image(s) of the {split} split are also "
-                               f"in the training split (e.g. index {int(shared[0])}); make a new split")
-    if indices.size == 0:
-        raise DataError(f"the {split} split of the manifest is empty")
+    indices = _held_out_split(manifest, split)
     classes = [int(c) for c in manifest["classes"]]
     if class_ids is not None and [int(c) for c in class_ids] != classes:
         raise GalaxymorphError(f"the checkpoint's classes {list(class_ids)} differ from the manifest's {classes}")
@@ -618,21 +609,28 @@ def open_held_out(run: str | os.PathLike | TrainedRun, split: str = "test",
     return HeldOutSplit(folder, split, indices, labels, classes)
 
 
-def held_out_indices(folder: RunFolder, split: str) -> np.ndarray:
+def held_out_indices(folder: TrainedRun, split: str) -> np.ndarray:
     """Data-file indices of a held-out split of a tree run (refusing ``train``, an empty split, or
     one that shares images with the training split)."""
     manifest = folder.manifest
     if manifest.get("targets") != "tree":
         raise GalaxymorphError(f"{folder.path} holds a decision-tree model but its split is not a tree split")
+    return _held_out_split(manifest, split)
+
+
+def _held_out_split(manifest: dict, split: str) -> np.ndarray:
+    """Data-file indices of a held-out split: refuses the training split, a split that shares
+    images with it, and an empty one (the one copy of these checks, for classes and trees)."""
     if split == "train":
-        raise GalaxymorphError("refusing to use the training split: use --split test or val")
+        raise GalaxymorphError("refusing to score the training split: results on it say nothing about new "
+                               "images (use --split test or val)")
     indices = split_indices(manifest, split)
-    if indices.size == 0:
-        raise DataError(f"the {split} split of the manifest is empty")
     shared = np.intersect1d(indices, split_indices(manifest, "train"))
     if shared.size:
-        raise GalaxymorphError(f"refusing: {shared.size} image(s) of the {split} split are also "
+        raise GalaxymorphError(f"refusing to score: {shared.size} image(s) of the {split} split are also "
                                f"in the training split (e.g. index {int(shared[0])}); make a new split")
+    if indices.size == 0:
+        raise DataError(f"the {split} split of the manifest is empty")
     return indices
 
 
