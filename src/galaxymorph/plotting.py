@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +17,7 @@ from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
-from .workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context  # noqa: E402
+from .workers import WorkerPool, can_start_workers, usable_cores, worker_context  # noqa: E402
 
 
 # Photo-like figures (galaxy images under heatmaps) are written as JPEG: as PNG a gallery of
@@ -77,16 +76,14 @@ class FigurePool:
 
     def __enter__(self) -> "FigurePool":
         if self.workers > 1 and can_start_workers():
-            with deaf_to_ctrl_c():
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context())
+            self._pool = WorkerPool(max_workers=self.workers, mp_context=worker_context())
         return self
 
     def submit(self, draw, *args, **kwargs) -> None:
         if self._pool is None:
             draw(*args, **kwargs)
         else:
-            with deaf_to_ctrl_c():  # may start a worker
-                future = self._pool.submit(draw, *args, **kwargs)
+            future = self._pool.submit(draw, *args, **kwargs)
             self._futures.append((future, draw, args, kwargs))
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from typing import Iterator, Sequence
 
 
@@ -55,3 +56,16 @@ def deaf_to_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class WorkerPool(ProcessPoolExecutor):
+    """A process pool whose workers start deaf to Ctrl-C (:func:`deaf_to_ctrl_c`): made and fed
+    inside that block, since a submit may start a worker. The one pool of both pools' users."""
+
+    def __init__(self, *args, **kwargs):
+        with deaf_to_ctrl_c():
+            super().__init__(*args, **kwargs)
+
+    def submit(self, *args, **kwargs):
+        with deaf_to_ctrl_c():  # may start a worker
+            return super().submit(*args, **kwargs)

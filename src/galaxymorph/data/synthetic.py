@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import errno
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -47,7 +46,7 @@ from ..config import Config, check_class_id, check_difficulty, validate_classes
 from ..errors import DataError, one_line
 from ..fileio import free_space
 from ..progress import progress_bar
-from ..workers import can_start_workers, deaf_to_ctrl_c, usable_cores, worker_context
+from ..workers import WorkerPool, can_start_workers, usable_cores, worker_context
 from .galaxy10 import (
     CLASS_NAMES, DECALS_PIXEL_SCALE, IMAGE_SHAPE, MASK_BITS, Galaxy10Writer,
 )
@@ -750,14 +749,11 @@ def _rendered_chunks(chunks: list[list[tuple[int, int]]], seed: int, difficulty:
     # the server may not see the parent's sys.path (Python 3.11's forkserver ignores it), and
     # the workers must run this very file. No astropy: the stretch is written out here
     context = worker_context(["numpy", "scipy.fft", "scipy.special", "h5py"])
-    with deaf_to_ctrl_c():
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    with pool:
+    with WorkerPool(max_workers=workers, mp_context=context) as pool:
         pending = []
         try:
             for chunk in chunks:
-                with deaf_to_ctrl_c():  # may start a worker
-                    pending.append(pool.submit(render_chunk, chunk, seed, difficulty))
+                pending.append(pool.submit(render_chunk, chunk, seed, difficulty))
                 if len(pending) >= 2 * workers:
                     yield pending.pop(0).result()
             while pending:
