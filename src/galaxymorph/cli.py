@@ -381,14 +381,11 @@ def cmd_explain(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from .prediction import check_not_an_input, collect_inputs, predict  # lazy: keeps --help free of torch
+    from .prediction import predict  # lazy: keeps --help free of torch
 
-    files, h5_files = collect_inputs(args.inputs)
-    check_not_an_input(args.out, files + h5_files)  # said first: --overwrite would not help
-    _check_out_file(args)
     _use_threads(args)
     print(predict(args.run_dir, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size,
-                  device=args.device))
+                  device=args.device, overwrite=args.overwrite))
 
 
 def cmd_report(args) -> None:

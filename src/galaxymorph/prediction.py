@@ -145,7 +145,7 @@ def _count_images(files: list[Path], h5_files: list[Path]) -> int:
 # -- the command ---------------------------------------------------------------------------
 def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | str | os.PathLike,
             out: str | os.PathLike, tta: bool = False, batch_size: int | None = None,
-            progress: bool = True, device: str | None = None) -> PredictReport:
+            progress: bool = True, device: str | None = None, overwrite: bool = True) -> PredictReport:
     """Classify new images with a run's best model; write a CSV; return a summary.
 
     ``inputs``: JPG/PNG files, folders of them (searched recursively, in sorted order), FITS
@@ -161,14 +161,15 @@ def predict(run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike] | st
     (``<answer>_concentration``) instead (docs/votes.md).
     ``device``: where the model runs (default: the run's configured device when this machine
     has it, else ``auto``); ``batch_size``: images per forward pass (default 64 on the CPU,
-    512 on a GPU).
+    512 on a GPU). ``out`` is never one of the inputs; an existing ``out`` is replaced only with
+    ``overwrite`` (the API's default; the CLI's ``--overwrite``).
     """
     run_dir = resolve_run(run_dir)  # "gz2": the shipped model
     if batch_size is not None and batch_size < 1:
         raise GalaxymorphError(f"--batch-size must be at least 1, got {batch_size}")
-    check_output_file(out)  # before any work, not after it
     files, h5_files = collect_inputs(inputs)
-    check_not_an_input(out, files + h5_files)
+    check_not_an_input(out, files + h5_files)  # said first: --overwrite would not help
+    check_output_file(out, overwrite=overwrite)  # before any work, not after it
     target = run_device(run_dir, device)
     batch_size = batch_size or default_batch_size(target)
     model = load_model(run_dir, device=target)
