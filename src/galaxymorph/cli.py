@@ -332,7 +332,6 @@ def cmd_data_import(args) -> None:
 def cmd_data_merge(args) -> None:
     from .data.merge import merge_files  # lazy: keeps --help free of numpy, h5py, scipy
 
-    _check_out_file(args)
     print(merge_files(args.files, args.out, overwrite=args.overwrite))
 
 
