@@ -93,26 +93,23 @@ def merge_files(inputs, out: str | os.PathLike, overwrite: bool = False, progres
         derived = sorted({str(f.attrs["classes_from"]) for f in files if "classes_from" in f.attrs})
         if derived:  # some classes came from votes: 'data info' says what class 6 means then
             attrs["classes_from"] = ", ".join(derived)
+        labels = [f.labels if f.labels is not None else np.full(len(f), NO_CLASS, dtype=np.int64) for f in files]
+        values = {k: np.concatenate([_column(f, k) for f in files]) for k in columns}  # read once: written, matched
         with Galaxy10Writer(out, attrs=attrs) as writer, \
                 progress_bar(total=report.n_written, desc="merging", unit="img", disable=not progress) as bar:
-            for f in files:
-                labels = f.labels if f.labels is not None else np.full(len(f), NO_CLASS, dtype=np.int64)
+            for f, ans in zip(files, labels):
                 for chunk, images in f.iter_images(np.arange(len(f)), batch_size=BATCH):
-                    writer.append(images, labels[chunk])
+                    writer.append(images, ans[chunk])
                     bar.update(len(chunk))
-            writer.write_columns(
-                catalog={c: np.concatenate([f.catalog(c) for f in files]) for c in common},
-                **{k: np.concatenate([_column(f, k) for f in files]) for k in columns})
-        ans = np.concatenate([f.labels if f.labels is not None else np.full(len(f), NO_CLASS) for f in files])
+            writer.write_columns(catalog={c: np.concatenate([f.catalog(c) for f in files]) for c in common}, **values)
+        ans = np.concatenate(labels)
         ids, counts = np.unique(ans, return_counts=True)
         report.counts = {int(i): int(n) for i, n in zip(ids, counts) if int(i) != NO_CLASS}
         report.no_class = int(np.sum(ans == NO_CLASS))
         report.columns, report.catalog_columns = columns, common
-        if "ra" in columns and "dec" in columns:
+        if "ra" in values and "dec" in values:
             source = np.concatenate([np.full(len(f), i) for i, f in enumerate(files)])
-            ra = np.concatenate([_column(f, "ra") for f in files])
-            dec = np.concatenate([_column(f, "dec") for f in files])
-            report.duplicates = close_pairs(ra, dec, source)
+            report.duplicates = close_pairs(values["ra"], values["dec"], source)
     return report
 
 
