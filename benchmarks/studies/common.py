@@ -100,6 +100,16 @@ def set_up(args, study: str) -> tuple[Path, Path, dict[int, Path]]:
     return out, data, make_splits(out, data, args.seeds, args.fractions)
 
 
+def study_main(argv, doc: str, study: str, add_options, run) -> int:
+    """A study script's main: the shared options plus the study's own (``add_options(parser)``),
+    then ``run(out, data, splits, args)`` on the prepared folder, data and splits."""
+    p = study_parser(doc)
+    add_options(p)
+    args = p.parse_args(argv)
+    out, data, splits = set_up(args, study)
+    return run(out, data, splits, args)
+
+
 # ---------------------------------------------------------------------------------------- data
 def import_data(out: Path, source: Path) -> Path:
     """``data import SOURCE --catalog SOURCE/catalog.csv`` into OUT/sdss_gz2.h5 (once)."""

@@ -27,7 +27,7 @@ import numpy as np
 from galaxymorph.rundir import RunFolder
 
 from benchmarks.studies.common import (LONG, collect, paired_bootstrap, scored_predictions, seed_pooled_interval,
-                                       set_up, study_parser, subset_manifest)
+                                       study_main, subset_manifest)
 
 FULL = "narrow-30"  # the default recipe on all training images: the main benchmark's run
 SHARES = (0.25, 0.5, 0.75)
@@ -118,11 +118,7 @@ def plot(rows: list[dict], path: Path, n_seeds: int) -> Path:
 
 
 def main(argv=None) -> int:
-    p = study_parser(__doc__)
-    add_options(p)
-    args = p.parse_args(argv)
-    out, data, splits = set_up(args, "curve")
-    return curve_study(out, data, splits, args)
+    return study_main(argv, __doc__, "curve", add_options, curve_study)
 
 
 if __name__ == "__main__":

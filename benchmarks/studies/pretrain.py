@@ -23,7 +23,7 @@ import numpy as np
 from galaxymorph.rundir import RunFolder
 
 from benchmarks.studies.common import (CANDIDATES, LONG, paired_bootstrap, run_folder, scored_predictions,
-                                       seed_pooled_interval, set_up, study_parser, subset_manifest)
+                                       seed_pooled_interval, study_main, subset_manifest)
 
 ARMS = ("scratch", "pretrained")
 SIZES = (50, 100, 200, 0)  # real training images per class; 0 = all
@@ -131,11 +131,7 @@ def plot(summary: list[dict], path: Path, n_seeds: int) -> Path:
 
 
 def main(argv=None) -> int:
-    p = study_parser(__doc__)
-    add_options(p)
-    args = p.parse_args(argv)
-    out, data, splits = set_up(args, "pretrain")
-    return pretrain_study(out, data, splits, args)
+    return study_main(argv, __doc__, "pretrain", add_options, pretrain_study)
 
 
 if __name__ == "__main__":
